@@ -1,0 +1,176 @@
+//! Backends: for each, how a read becomes an HTTP request and how the answer
+//! becomes a value or a classified failure. Pure functions, no I/O.
+
+pub mod gcp;
+pub mod vault;
+
+use std::fmt;
+
+use crate::config::{BackendSpec, EnvironmentSpec};
+use crate::error::Error;
+use crate::http::{HttpRequest, HttpResponse};
+use crate::secret::SecretBytes;
+use crate::validate::{self, VersionSel};
+
+/// The field read when a request names none.
+pub const DEFAULT_FIELD: &str = "value";
+
+/// A failed attempt, judged: what to tell the caller, and whether trying
+/// again (and counting it against the breaker) makes sense.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub error: Error,
+    /// Timeouts, connection errors, 5xx and 429: worth a retry, and a sign
+    /// the backend is unhealthy.
+    pub transient: bool,
+    /// The backend's own `Retry-After`, in milliseconds.
+    pub retry_after_ms: Option<u64>,
+}
+
+impl Failure {
+    /// A failure that retrying cannot fix.
+    pub fn permanent(error: Error) -> Failure {
+        Failure { error, transient: false, retry_after_ms: None }
+    }
+
+    /// A failure that may pass.
+    pub fn transient(error: Error, retry_after_ms: Option<u64>) -> Failure {
+        Failure { error, transient: true, retry_after_ms }
+    }
+}
+
+/// What one successful fetch returned: a version and its content.
+pub struct Fetched {
+    /// The concrete version.
+    pub version: String,
+    content: Content,
+}
+
+enum Content {
+    /// Vault: a map of fields (non-string JSON values kept as their JSON text).
+    Fields(Vec<(String, SecretBytes)>),
+    /// GCP: one opaque payload.
+    Bytes(SecretBytes),
+}
+
+impl Fetched {
+    /// A map of fields.
+    pub fn fields(version: String, fields: Vec<(String, SecretBytes)>) -> Fetched {
+        Fetched { version, content: Content::Fields(fields) }
+    }
+
+    /// An opaque payload.
+    pub fn bytes(version: String, bytes: SecretBytes) -> Fetched {
+        Fetched { version, content: Content::Bytes(bytes) }
+    }
+
+    /// The value of one field.
+    pub fn select(&self, field: &str) -> Result<SecretBytes, Error> {
+        match &self.content {
+            Content::Fields(fields) => fields
+                .iter()
+                .find(|(name, _)| name == field)
+                .map(|(_, value)| value.clone())
+                .ok_or_else(|| Error::NotFound(format!("field {:?} is not in the secret", validate::shorten(field)))),
+            Content::Bytes(bytes) if field == DEFAULT_FIELD => Ok(bytes.clone()),
+            Content::Bytes(_) => Err(Error::NotFound(format!("field {:?} is not in the secret", validate::shorten(field)))),
+        }
+    }
+}
+
+impl fmt::Debug for Fetched {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = match &self.content {
+            Content::Fields(fields) => fields.iter().map(|(n, _)| n.as_str()).collect(),
+            Content::Bytes(_) => vec![DEFAULT_FIELD],
+        };
+        f.debug_struct("Fetched").field("version", &self.version).field("fields", &names).finish()
+    }
+}
+
+/// Checks a request against the backend's grammar before anything is sent.
+pub fn validate(spec: &BackendSpec, name: &str, field: &str) -> Result<(), Error> {
+    validate::field(field)?;
+    match spec {
+        BackendSpec::Vault { .. } => validate::vault_path(name),
+        BackendSpec::Gcp { .. } => {
+            validate::gcp_secret_id(name)?;
+            if field != DEFAULT_FIELD {
+                return Err(Error::InvalidRequest(format!(
+                    "GCP secrets have no fields; only `{DEFAULT_FIELD}` can be read"
+                )));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The HTTP request reading `name` at `version`. The name must be validated.
+pub fn request(env: &EnvironmentSpec, token: &SecretBytes, name: &str, version: VersionSel) -> HttpRequest {
+    match &env.backend {
+        BackendSpec::Vault { mount, namespace } => vault::request(&env.url, mount, namespace.as_deref(), token, name, version),
+        BackendSpec::Gcp { project } => gcp::request(&env.url, project, token, name, version),
+    }
+}
+
+/// Judges a complete response.
+pub fn response(spec: &BackendSpec, name: &str, response: &HttpResponse) -> Result<Fetched, Failure> {
+    match spec {
+        BackendSpec::Vault { .. } => vault::response(name, response),
+        BackendSpec::Gcp { .. } => gcp::response(name, response),
+    }
+}
+
+/// Classification shared by both backends for statuses their error bodies
+/// did not settle: 429 throttles, 5xx and 408 pass, the rest is permanent.
+pub fn by_status(status: u16, reason: String, retry_after_ms: Option<u64>) -> Failure {
+    match status {
+        429 => Failure::transient(Error::RateLimited { retry_after_ms }, retry_after_ms),
+        408 | 500..=599 => Failure::transient(Error::backend(Some(status), reason), retry_after_ms),
+        _ => Failure::permanent(Error::backend(Some(status), reason)),
+    }
+}
+
+/// A `not-found` message naming the secret.
+pub fn not_found(name: &str) -> Error {
+    Error::NotFound(format!("secret {:?} (or that version) does not exist", validate::shorten(name)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fetched_debug_shows_field_names_not_values() {
+        let f = Fetched::fields("3".into(), vec![("password".into(), SecretBytes::new(b"pa55w0rd".to_vec()))]);
+        let shown = format!("{f:?}");
+        assert!(shown.contains("password") && !shown.contains("pa55w0rd"), "{shown}");
+    }
+
+    #[test]
+    fn select_reads_fields_and_rejects_missing_ones() {
+        let f = Fetched::fields("1".into(), vec![("user".into(), SecretBytes::new(b"u".to_vec()))]);
+        assert_eq!(f.select("user").unwrap().expose(), b"u");
+        assert!(matches!(f.select("value"), Err(Error::NotFound(_))));
+        let g = Fetched::bytes("1".into(), SecretBytes::new(vec![0, 1]));
+        assert_eq!(g.select("value").unwrap().expose(), &[0, 1]);
+    }
+
+    #[test]
+    fn gcp_requests_accept_only_the_default_field() {
+        let gcp = BackendSpec::Gcp { project: "p".into() };
+        validate(&gcp, "db", "value").unwrap();
+        assert!(matches!(validate(&gcp, "db", "user"), Err(Error::InvalidRequest(_))));
+        assert!(matches!(validate(&gcp, "a/b", "value"), Err(Error::InvalidRequest(_))));
+    }
+
+    #[test]
+    fn status_classification() {
+        assert!(by_status(503, "x".into(), None).transient);
+        assert!(by_status(408, "x".into(), None).transient);
+        let throttled = by_status(429, "x".into(), Some(2_000));
+        assert!(throttled.transient);
+        assert_eq!(throttled.error, Error::RateLimited { retry_after_ms: Some(2_000) });
+        assert!(!by_status(400, "x".into(), None).transient);
+    }
+}

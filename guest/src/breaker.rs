@@ -1,0 +1,205 @@
+//! A circuit breaker per environment/backend.
+//!
+//! The states carry their own data (failsafe-rs style); the clock is a
+//! parameter. Only transient failures (timeouts, connection errors, 5xx, 429)
+//! are reported as failures; a 403 or 404 proves the backend is up and is
+//! reported as a success.
+
+/// Validated breaker settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerSettings {
+    /// Consecutive failures that open the breaker.
+    pub failure_threshold: u32,
+    /// How long it stays open.
+    pub open_ms: u64,
+    /// Probes allowed in flight while half-open.
+    pub half_open_probes: u32,
+    /// Probe successes that close it.
+    pub success_threshold: u32,
+}
+
+impl BreakerSettings {
+    /// Rejects settings that would make the breaker meaningless.
+    pub fn new(failure_threshold: u32, open_ms: u64, half_open_probes: u32, success_threshold: u32) -> Result<Self, String> {
+        if failure_threshold == 0 {
+            return Err("failure_threshold must be at least 1".into());
+        }
+        if open_ms == 0 {
+            return Err("open_ms must be at least 1".into());
+        }
+        if half_open_probes == 0 {
+            return Err("half_open_probes must be at least 1".into());
+        }
+        if success_threshold == 0 {
+            return Err("success_threshold must be at least 1".into());
+        }
+        Ok(BreakerSettings { failure_threshold, open_ms, half_open_probes, success_threshold })
+    }
+}
+
+/// The breaker's state; each carries what it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Closed { consecutive_failures: u32 },
+    Open { until_ms: u64 },
+    HalfOpen { in_flight: u32, successes: u32 },
+}
+
+/// The public shape of a state, for stats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Closed,
+    Open,
+    HalfOpen,
+}
+
+/// A circuit breaker.
+#[derive(Debug, Clone)]
+pub struct Breaker {
+    settings: BreakerSettings,
+    state: State,
+}
+
+impl Breaker {
+    /// A closed breaker.
+    pub fn new(settings: BreakerSettings) -> Breaker {
+        Breaker { settings, state: State::Closed { consecutive_failures: 0 } }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The state as seen at `now_ms` (an open breaker whose time is up reads
+    /// as half-open), and the milliseconds left while open.
+    pub fn phase(&self, now_ms: u64) -> (Phase, Option<u64>) {
+        match self.state {
+            State::Closed { .. } => (Phase::Closed, None),
+            State::Open { until_ms } if now_ms < until_ms => (Phase::Open, Some(until_ms - now_ms)),
+            State::Open { .. } | State::HalfOpen { .. } => (Phase::HalfOpen, None),
+        }
+    }
+
+    /// Asks to send one request. `Err(ms)` means fail fast: nothing may be
+    /// sent for `ms` milliseconds. Every `Ok` must be followed by exactly one
+    /// `on_success` or `on_failure`.
+    pub fn permit(&mut self, now_ms: u64) -> Result<(), u64> {
+        match self.state {
+            State::Closed { .. } => Ok(()),
+            State::Open { until_ms } if now_ms < until_ms => Err(until_ms - now_ms),
+            State::Open { .. } => {
+                self.state = State::HalfOpen { in_flight: 1, successes: 0 };
+                Ok(())
+            }
+            State::HalfOpen { in_flight, successes } => {
+                if in_flight < self.settings.half_open_probes {
+                    self.state = State::HalfOpen { in_flight: in_flight + 1, successes };
+                    Ok(())
+                } else {
+                    // Probes are out; the caller should come back shortly.
+                    Err(1)
+                }
+            }
+        }
+    }
+
+    /// The permitted request succeeded (or failed non-transiently).
+    pub fn on_success(&mut self) {
+        self.state = match self.state {
+            State::Closed { .. } => State::Closed { consecutive_failures: 0 },
+            State::HalfOpen { in_flight, successes } => {
+                let successes = successes + 1;
+                if successes >= self.settings.success_threshold {
+                    State::Closed { consecutive_failures: 0 }
+                } else {
+                    State::HalfOpen { in_flight: in_flight.saturating_sub(1), successes }
+                }
+            }
+            // A late success from before the breaker opened changes nothing.
+            open @ State::Open { .. } => open,
+        };
+    }
+
+    /// The permitted request failed transiently.
+    pub fn on_failure(&mut self, now_ms: u64) {
+        let open = State::Open { until_ms: now_ms.saturating_add(self.settings.open_ms) };
+        self.state = match self.state {
+            State::Closed { consecutive_failures } => {
+                let failures = consecutive_failures + 1;
+                if failures >= self.settings.failure_threshold {
+                    open
+                } else {
+                    State::Closed { consecutive_failures: failures }
+                }
+            }
+            // A failed probe re-opens for a full period.
+            State::HalfOpen { .. } => open,
+            // Late failures while open do not extend the period.
+            state @ State::Open { .. } => state,
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn breaker(threshold: u32, probes: u32, successes: u32) -> Breaker {
+        Breaker::new(BreakerSettings::new(threshold, 1_000, probes, successes).unwrap())
+    }
+
+    #[test]
+    fn opens_after_n_consecutive_failures() {
+        let mut b = breaker(3, 1, 1);
+        for _ in 0..2 {
+            b.permit(0).unwrap();
+            b.on_failure(0);
+        }
+        assert_eq!(b.phase(0).0, Phase::Closed);
+        b.permit(0).unwrap();
+        b.on_failure(10);
+        assert_eq!(b.state(), State::Open { until_ms: 1_010 });
+        assert_eq!(b.permit(500), Err(510));
+    }
+
+    #[test]
+    fn a_success_resets_the_count() {
+        let mut b = breaker(2, 1, 1);
+        b.on_failure(0);
+        b.on_success();
+        b.on_failure(0);
+        assert_eq!(b.phase(0).0, Phase::Closed);
+    }
+
+    #[test]
+    fn half_open_limits_probes_and_closes_after_m_successes() {
+        let mut b = breaker(1, 2, 2);
+        b.on_failure(0);
+        assert!(b.permit(999).is_err());
+        b.permit(1_000).unwrap();
+        b.permit(1_000).unwrap();
+        assert!(b.permit(1_000).is_err(), "only two probes in flight");
+        b.on_success();
+        assert!(matches!(b.state(), State::HalfOpen { successes: 1, .. }));
+        b.on_success();
+        assert_eq!(b.state(), State::Closed { consecutive_failures: 0 });
+    }
+
+    #[test]
+    fn a_failed_probe_reopens() {
+        let mut b = breaker(1, 1, 1);
+        b.on_failure(0);
+        b.permit(1_000).unwrap();
+        b.on_failure(1_200);
+        assert_eq!(b.state(), State::Open { until_ms: 2_200 });
+    }
+
+    #[test]
+    fn invalid_settings_are_rejected() {
+        assert!(BreakerSettings::new(0, 1, 1, 1).is_err());
+        assert!(BreakerSettings::new(1, 0, 1, 1).is_err());
+        assert!(BreakerSettings::new(1, 1, 0, 1).is_err());
+        assert!(BreakerSettings::new(1, 1, 1, 0).is_err());
+    }
+}

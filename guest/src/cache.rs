@@ -1,0 +1,211 @@
+//! A TTL + LRU cache of resolved secrets for one environment.
+//!
+//! Each environment owns its own `Cache`, so one environment can never read
+//! another's entries: isolation comes from ownership, not from key prefixes.
+//! Time is passed in (`now_ms`), never read here.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::secret::SecretBytes;
+use crate::validate::VersionSel;
+
+/// What a cache entry answers: one field of one version of one secret.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CacheKey {
+    pub name: String,
+    pub version: VersionSel,
+    pub field: String,
+}
+
+/// A cached answer.
+#[derive(Debug, Clone)]
+pub struct Cached {
+    pub value: SecretBytes,
+    /// The concrete version it resolved to.
+    pub version: String,
+}
+
+struct Entry {
+    cached: Cached,
+    expires_at_ms: u64,
+    /// Position in the recency order; larger is more recent.
+    stamp: u64,
+}
+
+/// The cache. All operations are O(log n).
+pub struct Cache {
+    max_entries: usize,
+    entries: HashMap<CacheKey, Entry>,
+    /// stamp → key, oldest first: the eviction order.
+    recency: BTreeMap<u64, CacheKey>,
+    next_stamp: u64,
+}
+
+impl Cache {
+    /// A cache holding at most `max_entries` (at least 1).
+    pub fn new(max_entries: usize) -> Cache {
+        Cache {
+            max_entries: max_entries.max(1),
+            entries: HashMap::new(),
+            recency: BTreeMap::new(),
+            next_stamp: 0,
+        }
+    }
+
+    /// A fresh entry, marked as recently used. An expired entry is dropped
+    /// and reported as a miss.
+    pub fn get(&mut self, key: &CacheKey, now_ms: u64) -> Option<&Cached> {
+        let expired = self.entries.get(key)?.expires_at_ms <= now_ms;
+        if expired {
+            self.remove(key);
+            return None;
+        }
+        let stamp = self.bump();
+        let entry = self.entries.get_mut(key)?;
+        self.recency.remove(&entry.stamp);
+        entry.stamp = stamp;
+        self.recency.insert(stamp, key.clone());
+        Some(&entry.cached)
+    }
+
+    /// Stores an answer for `ttl_ms`. A zero TTL stores nothing. Evicts the
+    /// least recently used entry when full.
+    pub fn insert(&mut self, key: CacheKey, cached: Cached, ttl_ms: u64, now_ms: u64) {
+        if ttl_ms == 0 {
+            return;
+        }
+        self.remove(&key);
+        while self.entries.len() >= self.max_entries {
+            let Some((_, oldest)) = self.recency.pop_first() else {
+                break;
+            };
+            self.entries.remove(&oldest);
+        }
+        let stamp = self.bump();
+        self.recency.insert(stamp, key.clone());
+        self.entries.insert(
+            key,
+            Entry {
+                cached,
+                expires_at_ms: now_ms.saturating_add(ttl_ms),
+                stamp,
+            },
+        );
+    }
+
+    /// Drops every entry; returns how many there were.
+    pub fn clear(&mut self) -> u32 {
+        let n = self.entries.len();
+        self.entries.clear();
+        self.recency.clear();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// Drops every entry of secret `name` (all versions and fields).
+    pub fn remove_name(&mut self, name: &str) -> u32 {
+        let doomed: Vec<CacheKey> = self.entries.keys().filter(|k| k.name == name).cloned().collect();
+        for key in &doomed {
+            self.remove(key);
+        }
+        u32::try_from(doomed.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Entries held (fresh or not yet swept).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn remove(&mut self, key: &CacheKey) {
+        if let Some(entry) = self.entries.remove(key) {
+            self.recency.remove(&entry.stamp);
+        }
+    }
+
+    fn bump(&mut self) -> u64 {
+        self.next_stamp += 1;
+        self.next_stamp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str) -> CacheKey {
+        CacheKey { name: name.into(), version: VersionSel::Latest, field: "value".into() }
+    }
+
+    fn val(v: &str) -> Cached {
+        Cached { value: SecretBytes::new(v.as_bytes().to_vec()), version: "1".into() }
+    }
+
+    #[test]
+    fn hit_until_ttl_then_miss() {
+        let mut c = Cache::new(10);
+        c.insert(key("a"), val("x"), 100, 1_000);
+        assert_eq!(c.get(&key("a"), 1_099).unwrap().value.expose(), b"x");
+        assert!(c.get(&key("a"), 1_100).is_none());
+        assert_eq!(c.len(), 0, "expired entry is dropped");
+    }
+
+    #[test]
+    fn zero_ttl_caches_nothing() {
+        let mut c = Cache::new(10);
+        c.insert(key("a"), val("x"), 0, 0);
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn evicts_least_recently_used() {
+        let mut c = Cache::new(2);
+        c.insert(key("a"), val("1"), 1_000, 0);
+        c.insert(key("b"), val("2"), 1_000, 0);
+        assert!(c.get(&key("a"), 1).is_some()); // a is now more recent than b
+        c.insert(key("c"), val("3"), 1_000, 2);
+        assert!(c.get(&key("b"), 3).is_none(), "b was least recently used");
+        assert!(c.get(&key("a"), 3).is_some());
+        assert!(c.get(&key("c"), 3).is_some());
+        assert_eq!(c.len(), 2);
+    }
+
+    #[test]
+    fn reinsert_replaces_without_growing() {
+        let mut c = Cache::new(2);
+        c.insert(key("a"), val("1"), 1_000, 0);
+        c.insert(key("a"), val("2"), 1_000, 0);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.get(&key("a"), 1).unwrap().value.expose(), b"2");
+    }
+
+    #[test]
+    fn fields_and_versions_are_distinct_entries() {
+        let mut c = Cache::new(10);
+        let mut user = key("db");
+        user.field = "user".into();
+        let mut pinned = key("db");
+        pinned.version = VersionSel::Pinned(3);
+        c.insert(key("db"), val("p"), 1_000, 0);
+        c.insert(user.clone(), val("u"), 1_000, 0);
+        assert_eq!(c.get(&user, 1).unwrap().value.expose(), b"u");
+        assert!(c.get(&pinned, 1).is_none());
+    }
+
+    #[test]
+    fn remove_name_drops_all_versions_and_fields_of_that_name_only() {
+        let mut c = Cache::new(10);
+        let mut pinned = key("db");
+        pinned.version = VersionSel::Pinned(3);
+        c.insert(key("db"), val("1"), 1_000, 0);
+        c.insert(pinned, val("2"), 1_000, 0);
+        c.insert(key("other"), val("3"), 1_000, 0);
+        assert_eq!(c.remove_name("db"), 2);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.clear(), 1);
+        assert!(c.is_empty());
+    }
+}

@@ -1,0 +1,198 @@
+//! Configuration: the policy document (JSON, under `secrets_policy`) plus
+//! credential keys it names, all read through a [`ConfigSource`] — under
+//! `wasi:config` in the component, a map in tests.
+//!
+//! Parsed and validated once. Every error names the key it is about.
+//! See `docs/configuration.md` for the document and its defaults.
+
+mod policy;
+mod reader;
+
+use std::fmt;
+
+use serde_json::Value;
+
+pub use policy::Policy;
+use reader::Obj;
+
+use crate::http::BaseUrl;
+use crate::secret::SecretBytes;
+
+/// The config key holding the policy document.
+pub const POLICY_KEY: &str = "secrets_policy";
+
+/// Where configuration values come from (`wasi:config/store` in the
+/// component). `Err` carries the store's own message.
+pub trait ConfigSource {
+    fn get(&self, key: &str) -> Result<Option<String>, String>;
+}
+
+impl ConfigSource for std::collections::BTreeMap<String, String> {
+    fn get(&self, key: &str) -> Result<Option<String>, String> {
+        Ok(std::collections::BTreeMap::get(self, key).cloned())
+    }
+}
+
+/// Which backend an environment reads from, with its settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendSpec {
+    /// HashiCorp Vault, KV v2 engine.
+    Vault { mount: String, namespace: Option<String> },
+    /// Google Cloud Secret Manager.
+    Gcp { project: String },
+}
+
+impl BackendSpec {
+    /// `vault` or `gcp`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BackendSpec::Vault { .. } => "vault",
+            BackendSpec::Gcp { .. } => "gcp",
+        }
+    }
+}
+
+/// One environment as written in the policy (credential not yet resolved).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvironmentSpec {
+    pub name: String,
+    pub backend: BackendSpec,
+    pub url: BaseUrl,
+    /// The config key that holds the credential.
+    pub token_key: String,
+    pub policy: Policy,
+}
+
+/// One environment, ready to use.
+pub struct Environment {
+    pub spec: EnvironmentSpec,
+    pub token: SecretBytes,
+}
+
+impl fmt::Debug for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Environment").field("spec", &self.spec).field("token", &"<redacted>").finish()
+    }
+}
+
+/// Reads the whole configuration: the policy, then each environment's
+/// credential. `Err` is a message naming the offending key.
+pub fn load(source: &dyn ConfigSource) -> Result<Vec<Environment>, String> {
+    let text = source
+        .get(POLICY_KEY)
+        .map_err(|e| format!("{POLICY_KEY}: config store error: {}", crate::error::sanitize_reason(&e)))?
+        .ok_or_else(|| format!("{POLICY_KEY}: is not set"))?;
+    let specs = parse_policy(&text)?;
+    specs
+        .into_iter()
+        .map(|spec| {
+            let token_path = format!("environments.{}.token_key", spec.name);
+            let token = source
+                .get(&spec.token_key)
+                .map_err(|e| format!("{token_path}: config store error for `{}`: {}", spec.token_key, crate::error::sanitize_reason(&e)))?
+                .ok_or_else(|| format!("{token_path}: config key `{}` is not set", spec.token_key))?;
+            if token.is_empty() || token.bytes().any(|b| b.is_ascii_control()) {
+                return Err(format!("{token_path}: config key `{}` is empty or has control characters", spec.token_key));
+            }
+            Ok(Environment { spec, token: SecretBytes::from(token) })
+        })
+        .collect()
+}
+
+/// Parses and validates the policy document alone (no credentials needed):
+/// hosts call this to check a configuration before starting the component.
+pub fn parse_policy(text: &str) -> Result<Vec<EnvironmentSpec>, String> {
+    let doc: Value = serde_json::from_str(text).map_err(|e| {
+        // serde_json's message for syntax errors names only the position.
+        format!("{POLICY_KEY}: invalid JSON at line {} column {}", e.line(), e.column())
+    })?;
+    let mut root = Obj::new(&doc, "")?;
+    let defaults = match root.object("defaults")? {
+        Some(obj) => Policy::read(obj, &Policy::default())?,
+        None => Policy::default(),
+    };
+    let entries = root.entries("environments")?;
+    root.finish()?;
+    if entries.is_empty() {
+        return Err("environments: at least one environment is required".into());
+    }
+    entries
+        .into_iter()
+        .map(|(name, value)| parse_environment(&name, value, &defaults))
+        .collect()
+}
+
+fn parse_environment(name: &str, value: &Value, defaults: &Policy) -> Result<EnvironmentSpec, String> {
+    let path = format!("environments.{}", crate::validate::shorten(name));
+    if !is_environment_name(name) {
+        return Err(format!("{path}: environment names must match [a-z0-9][a-z0-9_-]{{0,62}}"));
+    }
+    let mut obj = Obj::new(value, &path)?;
+    let kind = obj.required_string("backend")?;
+    let url_text = obj.required_string("url")?;
+    let url = BaseUrl::parse(url_text).map_err(|why| format!("{}: {why}", obj.path_of("url")))?;
+    let token_key = obj.required_string("token_key")?.to_string();
+    if !is_config_key(&token_key) {
+        return Err(format!("{}: must be a config key matching [a-z][a-z0-9_]*", obj.path_of("token_key")));
+    }
+    let mount = obj.string("mount")?;
+    let namespace = obj.string("namespace")?;
+    let project = obj.string("project")?;
+    let backend = match kind {
+        "vault" => {
+            if project.is_some() {
+                return Err(format!("{}: only applies to the gcp backend", obj.path_of("project")));
+            }
+            let mount = mount.unwrap_or("secret");
+            crate::validate::vault_path(mount).map_err(|_| format!("{}: must be a Vault path like `secret`", obj.path_of("mount")))?;
+            if let Some(ns) = namespace {
+                crate::validate::vault_path(ns).map_err(|_| format!("{}: must be a Vault namespace path like `team-a`", obj.path_of("namespace")))?;
+            }
+            BackendSpec::Vault { mount: mount.to_string(), namespace: namespace.map(str::to_string) }
+        }
+        "gcp" => {
+            if mount.is_some() || namespace.is_some() {
+                return Err(format!("{path}: `mount` and `namespace` only apply to the vault backend"));
+            }
+            let project = project.ok_or_else(|| format!("{}: is required for the gcp backend", obj.path_of("project")))?;
+            if !is_gcp_project(project) {
+                return Err(format!("{}: must match [a-z0-9][a-z0-9-]{{0,62}}", obj.path_of("project")));
+            }
+            BackendSpec::Gcp { project: project.to_string() }
+        }
+        other => {
+            return Err(format!(
+                "{}: must be `vault` or `gcp`, got {:?}",
+                obj.path_of("backend"),
+                crate::validate::shorten(other)
+            ))
+        }
+    };
+    let policy = Policy::read_inline(&mut obj, defaults)?;
+    obj.finish()?;
+    Ok(EnvironmentSpec { name: name.to_string(), backend, url, token_key, policy })
+}
+
+/// Environment names: `[a-z0-9][a-z0-9_-]{0,62}` (safe in URLs and metric labels).
+pub fn is_environment_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_' || *b == b'-')
+}
+
+/// Config keys: valid Spin variable names, `[a-z][a-z0-9_]*`.
+pub fn is_config_key(key: &str) -> bool {
+    let bytes = key.as_bytes();
+    !bytes.is_empty()
+        && bytes[0].is_ascii_lowercase()
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_')
+}
+
+fn is_gcp_project(project: &str) -> bool {
+    is_environment_name(project) && !project.contains('_')
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,96 @@
+//! Per-environment policy values: cache, timeouts, retry, breaker, body cap.
+//! Defaults come first, then `defaults` in the document, then the
+//! environment's own values; each is range-checked where it is read.
+
+use super::reader::Obj;
+use crate::breaker::BreakerSettings;
+use crate::retry::RetryPolicy;
+
+const DAY_MS: u64 = 86_400_000;
+
+/// The resolved policy of one environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub cache_ttl_ms: u64,
+    pub cache_pinned_ttl_ms: u64,
+    pub cache_max_entries: usize,
+    pub attempt_timeout_ms: u64,
+    pub deadline_ms: u64,
+    pub retry: RetryPolicy,
+    pub breaker: BreakerSettings,
+    pub max_body_bytes: usize,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            cache_ttl_ms: 60_000,
+            cache_pinned_ttl_ms: 600_000,
+            cache_max_entries: 1024,
+            attempt_timeout_ms: 2_000,
+            deadline_ms: 5_000,
+            // Both constructors accept these constants; see the tests.
+            retry: RetryPolicy::new(3, 50, 1_000).unwrap_or_else(|_| unreachable!()),
+            breaker: BreakerSettings::new(5, 30_000, 1, 1).unwrap_or_else(|_| unreachable!()),
+            max_body_bytes: 1 << 20,
+        }
+    }
+}
+
+impl Policy {
+    /// Reads a `defaults` object (groups and `max_body_bytes` only).
+    pub fn read(mut obj: Obj<'_>, base: &Policy) -> Result<Policy, String> {
+        let policy = Policy::read_inline(&mut obj, base)?;
+        obj.finish()?;
+        Ok(policy)
+    }
+
+    /// Reads the policy keys of `obj` over `base`, leaving other keys of
+    /// `obj` for the caller.
+    pub fn read_inline(obj: &mut Obj<'_>, base: &Policy) -> Result<Policy, String> {
+        let mut p = *base;
+        if let Some(mut cache) = obj.object("cache")? {
+            p.cache_ttl_ms = cache.integer("ttl_ms", 0..=DAY_MS)?.unwrap_or(p.cache_ttl_ms);
+            p.cache_pinned_ttl_ms = cache.integer("pinned_ttl_ms", 0..=DAY_MS)?.unwrap_or(p.cache_pinned_ttl_ms);
+            if let Some(n) = cache.integer("max_entries", 1..=1_000_000)? {
+                p.cache_max_entries = n as usize;
+            }
+            cache.finish()?;
+        }
+        if let Some(mut t) = obj.object("timeouts")? {
+            p.attempt_timeout_ms = t.integer("attempt_ms", 1..=600_000)?.unwrap_or(p.attempt_timeout_ms);
+            p.deadline_ms = t.integer("deadline_ms", 1..=600_000)?.unwrap_or(p.deadline_ms);
+            t.finish()?;
+        }
+        if p.deadline_ms < p.attempt_timeout_ms {
+            return Err(format!(
+                "{}: deadline_ms ({}) must be at least attempt_ms ({})",
+                obj.path_of("timeouts"),
+                p.deadline_ms,
+                p.attempt_timeout_ms
+            ));
+        }
+        if let Some(mut r) = obj.object("retry")? {
+            let attempts = r.integer("attempts", 1..=10)?.map_or(p.retry.attempts(), |n| n as u32);
+            let base = r.integer("base_delay_ms", 1..=60_000)?.unwrap_or(p.retry.ceiling_ms(0));
+            let cap = r.integer("max_delay_ms", 1..=600_000)?.unwrap_or(p.retry.ceiling_ms(u32::MAX));
+            let path = r.path().to_string();
+            r.finish()?;
+            p.retry = RetryPolicy::new(attempts, base, cap).map_err(|why| format!("{path}: {why}"))?;
+        }
+        if let Some(mut b) = obj.object("breaker")? {
+            let s = p.breaker;
+            let threshold = b.integer("failure_threshold", 1..=1_000)?.map_or(s.failure_threshold, |n| n as u32);
+            let open_ms = b.integer("open_ms", 1..=3_600_000)?.unwrap_or(s.open_ms);
+            let probes = b.integer("half_open_probes", 1..=100)?.map_or(s.half_open_probes, |n| n as u32);
+            let successes = b.integer("success_threshold", 1..=100)?.map_or(s.success_threshold, |n| n as u32);
+            let path = b.path().to_string();
+            b.finish()?;
+            p.breaker = BreakerSettings::new(threshold, open_ms, probes, successes).map_err(|why| format!("{path}: {why}"))?;
+        }
+        if let Some(n) = obj.integer("max_body_bytes", 1024..=64 << 20)? {
+            p.max_body_bytes = n as usize;
+        }
+        Ok(p)
+    }
+}

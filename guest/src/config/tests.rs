@@ -1,0 +1,134 @@
+use std::collections::BTreeMap;
+
+use super::*;
+
+fn source(policy: &str, creds: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    m.insert(POLICY_KEY.to_string(), policy.to_string());
+    for (k, v) in creds {
+        m.insert(k.to_string(), v.to_string());
+    }
+    m
+}
+
+const VAULT: &str = r#"{"environments":{"prod":{"backend":"vault","url":"http://127.0.0.1:8200","token_key":"prod_token"}}}"#;
+
+#[test]
+fn minimal_vault_environment_gets_defaults() {
+    let envs = load(&source(VAULT, &[("prod_token", "s.abc")])).unwrap();
+    assert_eq!(envs.len(), 1);
+    let env = &envs[0];
+    assert_eq!(env.spec.name, "prod");
+    assert_eq!(env.spec.backend, BackendSpec::Vault { mount: "secret".into(), namespace: None });
+    assert_eq!(env.spec.policy, Policy::default());
+    assert_eq!(env.token.expose(), b"s.abc");
+}
+
+#[test]
+fn defaults_then_environment_values_override() {
+    let doc = r#"{
+        "defaults": {"cache": {"ttl_ms": 10}, "retry": {"attempts": 5}},
+        "environments": {
+            "a": {"backend":"gcp","url":"https://sm.example","token_key":"t","project":"p-1",
+                  "retry": {"attempts": 2}, "breaker": {"failure_threshold": 9}, "max_body_bytes": 2048}
+        }}"#;
+    let envs = parse_policy(doc).unwrap();
+    let p = envs[0].policy;
+    assert_eq!(p.cache_ttl_ms, 10);
+    assert_eq!(p.retry.attempts(), 2);
+    assert_eq!(p.breaker.failure_threshold, 9);
+    assert_eq!(p.max_body_bytes, 2048);
+    assert_eq!(envs[0].backend, BackendSpec::Gcp { project: "p-1".into() });
+}
+
+#[test]
+fn environments_are_sorted_by_name() {
+    let doc = r#"{"environments":{
+        "zeta":{"backend":"vault","url":"http://a","token_key":"t"},
+        "alpha":{"backend":"vault","url":"http://b","token_key":"t"}}}"#;
+    let names: Vec<String> = parse_policy(doc).unwrap().into_iter().map(|e| e.name).collect();
+    assert_eq!(names, ["alpha", "zeta"]);
+}
+
+fn policy_error(doc: &str) -> String {
+    parse_policy(doc).unwrap_err()
+}
+
+#[test]
+fn every_bad_value_is_named_by_its_key() {
+    let env = |extra: &str| {
+        format!(r#"{{"environments":{{"prod":{{"backend":"vault","url":"http://h","token_key":"t"{extra}}}}}}}"#)
+    };
+    let cases = [
+        (env(r#","retry":{"attempts":0}"#), "environments.prod.retry.attempts: must be between 1 and 10, got 0"),
+        (env(r#","retry":{"base_delay_ms":500,"max_delay_ms":100}"#), "environments.prod.retry: max_delay_ms (100) must be at least base_delay_ms (500)"),
+        (env(r#","timeouts":{"attempt_ms":3000,"deadline_ms":1000}"#), "environments.prod.timeouts: deadline_ms (1000) must be at least attempt_ms (3000)"),
+        (env(r#","cache":{"max_entries":0}"#), "environments.prod.cache.max_entries: must be between 1 and 1000000, got 0"),
+        (env(r#","breaker":{"open_ms":"5s"}"#), "environments.prod.breaker.open_ms: must be a non-negative integer"),
+        (env(r#","max_body_bytes":1"#), "environments.prod.max_body_bytes: must be between 1024 and 67108864, got 1"),
+        (env(r#","ttl":5"#), "environments.prod.ttl: unknown key"),
+        (env(r#","project":"p""#), "environments.prod.project: only applies to the gcp backend"),
+        (env(r#","mount":"../sys""#), "environments.prod.mount: must be a Vault path"),
+    ];
+    for (doc, expected) in cases {
+        let err = policy_error(&doc);
+        assert!(err.starts_with(expected), "{doc}\n got: {err}\nwant: {expected}");
+    }
+}
+
+#[test]
+fn structural_errors_are_named() {
+    assert_eq!(policy_error("{"), "secrets_policy: invalid JSON at line 1 column 1");
+    assert_eq!(policy_error("[]"), "policy: must be an object");
+    assert_eq!(policy_error("{}"), "environments: is required");
+    assert_eq!(policy_error(r#"{"environments":{}}"#), "environments: at least one environment is required");
+    assert!(policy_error(r#"{"environments":{"Prod":{}}}"#).starts_with("environments.Prod: environment names must match"));
+    assert_eq!(
+        policy_error(r#"{"environments":{"p":{"backend":"s3","url":"http://h","token_key":"t"}}}"#),
+        r#"environments.p.backend: must be `vault` or `gcp`, got "s3""#
+    );
+    assert_eq!(
+        policy_error(r#"{"environments":{"p":{"backend":"gcp","url":"http://h","token_key":"t"}}}"#),
+        "environments.p.project: is required for the gcp backend"
+    );
+    assert!(policy_error(r#"{"environments":{"p":{"backend":"vault","url":"ftp://h","token_key":"t"}}}"#)
+        .starts_with("environments.p.url: must start with http"));
+    assert!(policy_error(r#"{"environments":{"p":{"backend":"vault","url":"http://h","token_key":"Bad-Key"}}}"#)
+        .starts_with("environments.p.token_key: must be a config key"));
+    assert!(policy_error(r#"{"defaults":{"backend":"vault"},"environments":{"p":{}}}"#).starts_with("defaults.backend: unknown key"));
+}
+
+#[test]
+fn missing_policy_and_credentials_name_the_key_without_values() {
+    let err = load(&BTreeMap::new()).unwrap_err();
+    assert_eq!(err, "secrets_policy: is not set");
+    let err = load(&source(VAULT, &[])).unwrap_err();
+    assert_eq!(err, "environments.prod.token_key: config key `prod_token` is not set");
+    let err = load(&source(VAULT, &[("prod_token", "zq\nxw")])).unwrap_err();
+    assert!(err.contains("control characters") && !err.contains("zq"), "{err}");
+}
+
+struct FailingStore;
+impl ConfigSource for FailingStore {
+    fn get(&self, _: &str) -> Result<Option<String>, String> {
+        Err("store offline".into())
+    }
+}
+
+#[test]
+fn store_errors_are_config_errors() {
+    assert_eq!(load(&FailingStore).unwrap_err(), "secrets_policy: config store error: store offline");
+}
+
+#[test]
+fn debug_of_an_environment_hides_the_token() {
+    let envs = load(&source(VAULT, &[("prod_token", "s.very-secret")])).unwrap();
+    let shown = format!("{:?}", envs[0]);
+    assert!(!shown.contains("very-secret"), "{shown}");
+}
+
+#[test]
+fn key_grammars() {
+    assert!(is_config_key("prod_vault_token") && !is_config_key("1abc") && !is_config_key("a-b") && !is_config_key(""));
+    assert!(is_environment_name("prod-eu_1") && !is_environment_name("-x") && !is_environment_name(&"a".repeat(64)));
+}

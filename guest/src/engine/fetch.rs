@@ -1,0 +1,189 @@
+//! Fetching cache misses: parallel attempts, retries with backoff, the
+//! breaker, deadlines.
+//!
+//! All misses of one call are scheduled together. Each round sends every
+//! fetch whose time has come as one parallel batch, then judges the answers;
+//! a fetch that should be retried waits for its backoff (or the backend's
+//! `Retry-After`). Identical reads (same environment, name and version) share
+//! one request even when they ask for different fields.
+
+use super::{Job, Outbound, Provider, Secret, Source};
+use crate::backend::{self, Failure, Fetched};
+use crate::cache::{CacheKey, Cached};
+use crate::error::Error;
+use crate::http::HttpRequest;
+use crate::validate::VersionSel;
+
+/// One backend read in flight, and the callers waiting for it.
+struct Fetch {
+    env: usize,
+    name: String,
+    version: VersionSel,
+    request: HttpRequest,
+    /// (result slot, field).
+    waiters: Vec<(usize, String)>,
+    attempts: u32,
+    ready_at_ms: u64,
+    deadline_ms: u64,
+    last_error: Option<Error>,
+}
+
+type Slots = Vec<Option<Result<Secret, Error>>>;
+
+impl Provider {
+    /// Fetches `jobs`; one result per job, in order.
+    pub(super) fn fetch(&mut self, jobs: Vec<Job>, io: &mut super::Io<'_>) -> Vec<Result<Secret, Error>> {
+        let mut slots: Slots = jobs.iter().map(|_| None).collect();
+        let start = io.clock.now_ms();
+        let mut pending: Vec<Fetch> = Vec::new();
+        for (slot, job) in jobs.into_iter().enumerate() {
+            let same = |f: &&mut Fetch| f.env == job.env && f.name == job.name && f.version == job.version;
+            if let Some(existing) = pending.iter_mut().find(same) {
+                existing.waiters.push((slot, job.field));
+                continue;
+            }
+            let env = &self.envs[job.env].env;
+            pending.push(Fetch {
+                request: backend::request(&env.spec, &env.token, &job.name, job.version),
+                deadline_ms: start.saturating_add(env.spec.policy.deadline_ms),
+                env: job.env,
+                name: job.name,
+                version: job.version,
+                waiters: vec![(slot, job.field)],
+                attempts: 0,
+                ready_at_ms: start,
+                last_error: None,
+            });
+        }
+
+        while !pending.is_empty() {
+            let now = io.clock.now_ms();
+            let mut batch: Vec<(Fetch, Outbound)> = Vec::new();
+            let mut waiting: Vec<Fetch> = Vec::new();
+            for fetch in pending.drain(..) {
+                if fetch.ready_at_ms > now {
+                    waiting.push(fetch);
+                    continue;
+                }
+                match self.admit(&fetch, now) {
+                    Ok(outbound) => batch.push((fetch, outbound)),
+                    Err(error) => self.fail(fetch, error, &mut slots),
+                }
+            }
+            if batch.is_empty() {
+                if let Some(next) = waiting.iter().map(|f| f.ready_at_ms).min() {
+                    io.clock.sleep_ms(next.saturating_sub(now));
+                }
+                pending = waiting;
+                continue;
+            }
+            let (fetches, outbound): (Vec<Fetch>, Vec<Outbound>) = batch.into_iter().unzip();
+            let mut responses = io.transport.send(outbound).into_iter();
+            let now = io.clock.now_ms();
+            for mut fetch in fetches {
+                fetch.attempts += 1;
+                let state = &self.envs[fetch.env];
+                let policy = state.env.spec.policy;
+                let outcome = match responses.next() {
+                    Some(Ok(response)) => backend::response(&state.env.spec.backend, &fetch.name, &response),
+                    Some(Err(error)) => Err(Failure {
+                        transient: error.is_transient(),
+                        error: error.into_error(policy.deadline_ms),
+                        retry_after_ms: None,
+                    }),
+                    None => Err(Failure::permanent(Error::backend(None, "transport returned too few responses"))),
+                };
+                let failure = match outcome {
+                    Ok(fetched) => {
+                        self.envs[fetch.env].breaker.on_success();
+                        self.deliver(fetch, &fetched, now, &mut slots);
+                        continue;
+                    }
+                    Err(failure) => failure,
+                };
+                let breaker = &mut self.envs[fetch.env].breaker;
+                if failure.transient {
+                    breaker.on_failure(now);
+                } else {
+                    // A 403/404/malformed answer still proves the backend is up.
+                    breaker.on_success();
+                }
+                let delay = if failure.transient {
+                    policy.retry.next_delay(fetch.attempts, failure.retry_after_ms, now, fetch.deadline_ms, io.random.next_u64())
+                } else {
+                    None
+                };
+                match delay {
+                    Some(delay) => {
+                        fetch.ready_at_ms = now.saturating_add(delay);
+                        fetch.last_error = Some(failure.error);
+                        waiting.push(fetch);
+                    }
+                    None => self.fail(fetch, failure.error, &mut slots),
+                }
+            }
+            pending = waiting;
+        }
+        slots
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::backend(None, "internal: fetch left no result"))))
+            .collect()
+    }
+
+    /// Checks the deadline and the breaker before an attempt, and counts it.
+    fn admit(&mut self, fetch: &Fetch, now: u64) -> Result<Outbound, Error> {
+        let state = &mut self.envs[fetch.env];
+        let policy = state.env.spec.policy;
+        if now >= fetch.deadline_ms {
+            return Err(fetch.last_error.clone().unwrap_or(Error::Timeout { deadline_ms: policy.deadline_ms }));
+        }
+        state.breaker.permit(now).map_err(|retry_after_ms| Error::Unavailable { retry_after_ms })?;
+        state.counters.backend_calls += 1;
+        if fetch.attempts > 0 {
+            state.counters.retries += 1;
+        }
+        Ok(Outbound {
+            request: fetch.request.clone(),
+            timeout_ms: policy.attempt_timeout_ms.min(fetch.deadline_ms - now),
+            max_body_bytes: policy.max_body_bytes,
+        })
+    }
+
+    /// Hands the fetched version to every waiter and caches each field.
+    fn deliver(&mut self, fetch: Fetch, fetched: &Fetched, now: u64, slots: &mut Slots) {
+        let state = &mut self.envs[fetch.env];
+        let policy = state.env.spec.policy;
+        // A `latest` read also answers later reads pinned to the version it
+        // resolved to; pinned versions never change, so they live longer.
+        let pinned_too = match fetch.version {
+            VersionSel::Latest => fetched.version.parse().ok().map(VersionSel::Pinned),
+            VersionSel::Pinned(_) => None,
+        };
+        for (slot, field) in fetch.waiters {
+            let result = fetched.select(&field).map(|value| {
+                let cached = Cached { value, version: fetched.version.clone() };
+                if let Some(pinned) = pinned_too {
+                    let key = CacheKey { name: fetch.name.clone(), version: pinned, field: field.clone() };
+                    state.cache.insert(key, cached.clone(), policy.cache_pinned_ttl_ms, now);
+                }
+                let ttl = if fetch.version.is_pinned() { policy.cache_pinned_ttl_ms } else { policy.cache_ttl_ms };
+                let key = CacheKey { name: fetch.name.clone(), version: fetch.version, field };
+                state.cache.insert(key, cached.clone(), ttl, now);
+                Secret { value: cached.value, version: cached.version, source: Source::Backend }
+            });
+            if let Err(error) = &result {
+                state.counters.error(error.kind());
+            }
+            slots[slot] = Some(result);
+        }
+    }
+
+    /// Gives every waiter the same error.
+    fn fail(&mut self, fetch: Fetch, error: Error, slots: &mut Slots) {
+        let counters = &mut self.envs[fetch.env].counters;
+        for (slot, _) in fetch.waiters {
+            counters.error(error.kind());
+            slots[slot] = Some(Err(error.clone()));
+        }
+    }
+}

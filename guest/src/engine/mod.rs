@@ -1,0 +1,238 @@
+//! The provider: environments with their caches, breakers and counters, and
+//! the read path (validate → cache → fetch). Pure: the clock, randomness and
+//! HTTP transport come in through [`Io`].
+
+mod fetch;
+pub mod stats;
+#[cfg(test)]
+mod tests;
+
+use crate::breaker::{Breaker, Phase};
+use crate::cache::{Cache, CacheKey};
+use crate::config::Environment;
+use crate::error::Error;
+use crate::http::{HttpRequest, HttpResponse, TransportError};
+use crate::secret::SecretBytes;
+use crate::validate::VersionSel;
+use crate::{backend, validate};
+use stats::{Counters, EnvironmentHealth, EnvironmentStats};
+
+/// Monotonic time in milliseconds, and sleeping.
+pub trait Clock {
+    fn now_ms(&self) -> u64;
+    fn sleep_ms(&mut self, ms: u64);
+}
+
+/// Uniform random numbers (for backoff jitter).
+pub trait Random {
+    fn next_u64(&mut self) -> u64;
+}
+
+/// One request for the transport, with its limits.
+#[derive(Debug)]
+pub struct Outbound {
+    pub request: HttpRequest,
+    /// The whole exchange (connect, headers, body) must finish within this.
+    pub timeout_ms: u64,
+    /// Bodies above this are cut off with `BodyTooLarge`.
+    pub max_body_bytes: usize,
+}
+
+/// Sends requests; all of one batch are in flight at once. Returns one
+/// result per request, in order.
+pub trait Transport {
+    fn send(&mut self, batch: Vec<Outbound>) -> Vec<Result<HttpResponse, TransportError>>;
+}
+
+/// The effects the provider may use.
+pub struct Io<'a> {
+    pub clock: &'a mut dyn Clock,
+    pub random: &'a mut dyn Random,
+    pub transport: &'a mut dyn Transport,
+}
+
+/// A read request, as received from a caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRequest {
+    pub environment: String,
+    pub name: String,
+    pub version: Option<String>,
+    pub field: Option<String>,
+}
+
+/// Where an answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Backend,
+    Cache,
+}
+
+/// A successful read.
+#[derive(Debug, Clone)]
+pub struct Secret {
+    pub value: SecretBytes,
+    pub version: String,
+    pub source: Source,
+}
+
+/// One configured environment and its live state.
+struct EnvState {
+    env: Environment,
+    cache: Cache,
+    breaker: Breaker,
+    counters: Counters,
+}
+
+/// A read that missed the cache, validated and ready to fetch.
+struct Job {
+    env: usize,
+    name: String,
+    version: VersionSel,
+    field: String,
+}
+
+/// The provider.
+pub struct Provider {
+    /// Sorted by name, for binary search.
+    envs: Vec<EnvState>,
+    unknown_environment_errors: u64,
+}
+
+impl Provider {
+    /// A provider over loaded environments.
+    pub fn new(mut environments: Vec<Environment>) -> Provider {
+        environments.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+        let envs = environments
+            .into_iter()
+            .map(|env| EnvState {
+                cache: Cache::new(env.spec.policy.cache_max_entries),
+                breaker: Breaker::new(env.spec.policy.breaker),
+                counters: Counters::default(),
+                env,
+            })
+            .collect();
+        Provider { envs, unknown_environment_errors: 0 }
+    }
+
+    /// Reads one secret.
+    pub fn get(&mut self, request: &SecretRequest, io: &mut Io<'_>) -> Result<Secret, Error> {
+        let now = io.clock.now_ms();
+        match self.lookup(request, now) {
+            Lookup::Done(result) => result,
+            Lookup::Miss(job) => {
+                let mut results = self.fetch(vec![job], io);
+                results.pop().unwrap_or_else(|| Err(Error::backend(None, "internal: no result")))
+            }
+        }
+    }
+
+    /// Reads several secrets; misses are fetched in parallel. Results are in
+    /// request order.
+    pub fn get_many(&mut self, requests: &[SecretRequest], io: &mut Io<'_>) -> Vec<Result<Secret, Error>> {
+        let now = io.clock.now_ms();
+        let mut done: Vec<Option<Result<Secret, Error>>> = Vec::with_capacity(requests.len());
+        let mut jobs = Vec::new();
+        for (slot, request) in requests.iter().enumerate() {
+            match self.lookup(request, now) {
+                Lookup::Done(result) => done.push(Some(result)),
+                Lookup::Miss(job) => {
+                    done.push(None);
+                    jobs.push((slot, job));
+                }
+            }
+        }
+        if !jobs.is_empty() {
+            let (slots, jobs): (Vec<usize>, Vec<Job>) = jobs.into_iter().unzip();
+            for (slot, result) in slots.into_iter().zip(self.fetch(jobs, io)) {
+                done[slot] = Some(result);
+            }
+        }
+        done.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::backend(None, "internal: no result"))))
+            .collect()
+    }
+
+    /// Drops cached entries of an environment (all, or one secret's).
+    pub fn invalidate(&mut self, environment: &str, name: Option<&str>) -> Result<u32, Error> {
+        let Some(i) = self.find(environment) else {
+            self.unknown_environment_errors += 1;
+            return Err(Error::UnknownEnvironment(validate::shorten(environment)));
+        };
+        let cache = &mut self.envs[i].cache;
+        Ok(match name {
+            Some(name) => cache.remove_name(name),
+            None => cache.clear(),
+        })
+    }
+
+    /// Counters per environment, sorted by name.
+    pub fn stats(&self, now_ms: u64) -> Vec<EnvironmentStats> {
+        self.envs
+            .iter()
+            .map(|s| EnvironmentStats {
+                environment: s.env.spec.name.clone(),
+                backend: s.env.spec.backend.kind(),
+                counters: s.counters,
+                breaker: s.breaker.phase(now_ms).0,
+                cache_entries: u32::try_from(s.cache.len()).unwrap_or(u32::MAX),
+            })
+            .collect()
+    }
+
+    /// Breaker health per environment, sorted by name.
+    pub fn health(&self, now_ms: u64) -> Vec<EnvironmentHealth> {
+        self.envs
+            .iter()
+            .map(|s| {
+                let (breaker, retry_after_ms) = s.breaker.phase(now_ms);
+                EnvironmentHealth { environment: s.env.spec.name.clone(), breaker, retry_after_ms }
+            })
+            .collect()
+    }
+
+    /// Whether every breaker is closed.
+    pub fn all_closed(&self, now_ms: u64) -> bool {
+        self.envs.iter().all(|s| s.breaker.phase(now_ms).0 == Phase::Closed)
+    }
+
+    /// Requests that named an unconfigured environment.
+    pub fn unknown_environment_errors(&self) -> u64 {
+        self.unknown_environment_errors
+    }
+
+    fn find(&self, environment: &str) -> Option<usize> {
+        self.envs.binary_search_by(|s| s.env.spec.name.as_str().cmp(environment)).ok()
+    }
+
+    /// Validates a request and answers it from the cache if it can.
+    fn lookup(&mut self, request: &SecretRequest, now_ms: u64) -> Lookup {
+        let Some(env) = self.find(&request.environment) else {
+            self.unknown_environment_errors += 1;
+            return Lookup::Done(Err(Error::UnknownEnvironment(validate::shorten(&request.environment))));
+        };
+        let state = &mut self.envs[env];
+        let field = request.field.as_deref().unwrap_or(backend::DEFAULT_FIELD);
+        let checked = VersionSel::parse(request.version.as_deref())
+            .and_then(|version| backend::validate(&state.env.spec.backend, &request.name, field).map(|()| version));
+        let version = match checked {
+            Ok(version) => version,
+            Err(error) => {
+                state.counters.error(error.kind());
+                return Lookup::Done(Err(error));
+            }
+        };
+        let key = CacheKey { name: request.name.clone(), version, field: field.to_string() };
+        if let Some(hit) = state.cache.get(&key, now_ms) {
+            let secret = Secret { value: hit.value.clone(), version: hit.version.clone(), source: Source::Cache };
+            state.counters.hits += 1;
+            return Lookup::Done(Ok(secret));
+        }
+        state.counters.misses += 1;
+        Lookup::Miss(Job { env, name: key.name, version, field: key.field })
+    }
+}
+
+enum Lookup {
+    Done(Result<Secret, Error>),
+    Miss(Job),
+}

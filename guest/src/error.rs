@@ -1,0 +1,111 @@
+//! The core's one error type. It mirrors the WIT `error` variant and is
+//! converted to it in exactly one place (`wasi::exports`).
+//!
+//! No variant ever carries secret bytes or credentials: messages are built
+//! from names, statuses and fixed reasons only.
+
+/// Why a secret read failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed; nothing was sent.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// The environment is not configured; nothing was sent.
+    #[error("unknown environment `{0}`")]
+    UnknownEnvironment(String),
+    /// The backend says the secret, version or field does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The backend rejected the credentials.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    /// The breaker is open; nothing was sent.
+    #[error("backend unavailable (circuit open), retry in {retry_after_ms} ms")]
+    Unavailable { retry_after_ms: u64 },
+    /// The call did not finish within its deadline.
+    #[error("timed out (deadline {deadline_ms} ms)")]
+    Timeout { deadline_ms: u64 },
+    /// The backend throttled the call.
+    #[error("rate limited by the backend")]
+    RateLimited { retry_after_ms: Option<u64> },
+    /// The backend failed after retries or sent an unacceptable answer.
+    #[error("backend failure (status {}): {reason}", status.map_or("none".to_string(), |s| s.to_string()))]
+    Backend { status: Option<u16>, reason: String },
+    /// The configuration is missing or invalid.
+    #[error("config: {0}")]
+    Config(String),
+}
+
+/// The kind of an [`Error`], for counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    InvalidRequest,
+    UnknownEnvironment,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+    Timeout,
+    RateLimited,
+    Backend,
+    Config,
+}
+
+impl Error {
+    /// The error's kind.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidRequest(_) => ErrorKind::InvalidRequest,
+            Error::UnknownEnvironment(_) => ErrorKind::UnknownEnvironment,
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::PermissionDenied(_) => ErrorKind::PermissionDenied,
+            Error::Unavailable { .. } => ErrorKind::Unavailable,
+            Error::Timeout { .. } => ErrorKind::Timeout,
+            Error::RateLimited { .. } => ErrorKind::RateLimited,
+            Error::Backend { .. } => ErrorKind::Backend,
+            Error::Config(_) => ErrorKind::Config,
+        }
+    }
+
+    /// A backend failure with a reason.
+    pub fn backend(status: Option<u16>, reason: impl Into<String>) -> Error {
+        Error::Backend {
+            status,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Keeps text that came from a backend short and printable, so an upstream
+/// message cannot flood logs or smuggle control characters into them.
+pub fn sanitize_reason(text: &str) -> String {
+    const MAX: usize = 160;
+    let mut out = String::new();
+    for c in text.chars() {
+        if out.len() >= MAX {
+            out.push('…');
+            break;
+        }
+        out.push(if c.is_control() { ' ' } else { c });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_strips_control_characters_and_bounds_length() {
+        assert_eq!(sanitize_reason("a\r\nb"), "a  b");
+        let long = "x".repeat(1000);
+        assert!(sanitize_reason(&long).chars().count() <= 161);
+    }
+
+    #[test]
+    fn backend_display_names_status_and_reason() {
+        let e = Error::backend(Some(503), "vault is sealed");
+        assert_eq!(e.to_string(), "backend failure (status 503): vault is sealed");
+        let e = Error::backend(None, "connection refused");
+        assert_eq!(e.to_string(), "backend failure (status none): connection refused");
+    }
+}

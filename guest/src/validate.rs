@@ -1,0 +1,190 @@
+//! Input validation, run before any request leaves the component.
+//!
+//! Each backend has its own name grammar; anything outside it is rejected
+//! with `invalid-request` and zero requests sent. The grammars are
+//! deliberately narrower than what the backends accept where the extra
+//! characters would need URL escaping: a name that needs escaping is far more
+//! often an injection attempt (`../`, `?`, `#`, CR/LF) than a real secret.
+
+use crate::error::Error;
+
+/// Longest Vault path accepted.
+pub const VAULT_PATH_MAX: usize = 512;
+/// Longest Vault path segment accepted.
+pub const VAULT_SEGMENT_MAX: usize = 255;
+/// Longest field name accepted.
+pub const FIELD_MAX: usize = 256;
+
+/// Which version a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum VersionSel {
+    /// The newest version.
+    Latest,
+    /// A pinned version (a positive integer).
+    Pinned(u64),
+}
+
+impl VersionSel {
+    /// Parses `latest` or a positive decimal integer without sign or leading
+    /// zeros (so each version has one spelling and one cache key).
+    pub fn parse(text: Option<&str>) -> Result<VersionSel, Error> {
+        let Some(text) = text else {
+            return Ok(VersionSel::Latest);
+        };
+        if text == "latest" {
+            return Ok(VersionSel::Latest);
+        }
+        let digits_only = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+        if !digits_only || text.starts_with('0') || text.len() > 19 {
+            return Err(Error::InvalidRequest(format!(
+                "version must be a positive integer or `latest`, got {:?}",
+                shorten(text)
+            )));
+        }
+        text.parse::<u64>()
+            .map(VersionSel::Pinned)
+            .map_err(|_| Error::InvalidRequest("version is out of range".into()))
+    }
+
+    /// Whether a version is pinned.
+    pub fn is_pinned(self) -> bool {
+        matches!(self, VersionSel::Pinned(_))
+    }
+}
+
+/// Checks a GCP secret id: `[A-Za-z0-9_-]{1,255}`.
+pub fn gcp_secret_id(name: &str) -> Result<(), Error> {
+    let ok = (1..=255).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidRequest(format!(
+            "GCP secret id must match [A-Za-z0-9_-]{{1,255}}, got {:?}",
+            shorten(name)
+        )))
+    }
+}
+
+/// Checks a Vault KV path such as `app/db`: segments of `[A-Za-z0-9._@+=,:~-]`,
+/// no empty, `.` or `..` segments, bounded length. Excludes `%`, `?`, `#`,
+/// spaces, backslashes and control characters (CR/LF among them).
+pub fn vault_path(path: &str) -> Result<(), Error> {
+    let fail = |why: &str| {
+        Err(Error::InvalidRequest(format!(
+            "Vault path {:?} {why}",
+            shorten(path)
+        )))
+    };
+    if path.is_empty() {
+        return fail("is empty");
+    }
+    if path.len() > VAULT_PATH_MAX {
+        return fail("is longer than 512 bytes");
+    }
+    for segment in path.split('/') {
+        if segment.is_empty() {
+            return fail("has an empty segment");
+        }
+        if segment == "." || segment == ".." {
+            return fail("has a `.` or `..` segment");
+        }
+        if segment.len() > VAULT_SEGMENT_MAX {
+            return fail("has a segment longer than 255 bytes");
+        }
+        if let Some(c) = segment.chars().find(|c| !is_vault_path_char(*c)) {
+            return if c.is_control() {
+                fail("contains a control character")
+            } else {
+                fail(&format!("contains the character {c:?}"))
+            };
+        }
+    }
+    Ok(())
+}
+
+fn is_vault_path_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "._@+=,:~-".contains(c)
+}
+
+/// Checks a field name (Vault map key): 1..=256 bytes, no control characters.
+/// Fields never go into a URL, only into a JSON lookup.
+pub fn field(field: &str) -> Result<(), Error> {
+    if field.is_empty() || field.len() > FIELD_MAX || field.chars().any(char::is_control) {
+        return Err(Error::InvalidRequest(format!(
+            "field must be 1..=256 bytes without control characters, got {:?}",
+            shorten(field)
+        )));
+    }
+    Ok(())
+}
+
+/// Caller input echoed in an error is truncated so a huge name cannot bloat
+/// errors or logs.
+pub fn shorten(text: &str) -> String {
+    const MAX: usize = 64;
+    if text.len() <= MAX {
+        return text.to_string();
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse_latest_and_positive_integers_only() {
+        assert_eq!(VersionSel::parse(None).unwrap(), VersionSel::Latest);
+        assert_eq!(VersionSel::parse(Some("latest")).unwrap(), VersionSel::Latest);
+        assert_eq!(VersionSel::parse(Some("7")).unwrap(), VersionSel::Pinned(7));
+        for bad in ["0", "-1", "+1", "01", "1.0", "", "LATEST", " 1", "99999999999999999999"] {
+            assert!(VersionSel::parse(Some(bad)).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn gcp_ids_follow_the_grammar() {
+        gcp_secret_id("db-password_2").unwrap();
+        gcp_secret_id(&"a".repeat(255)).unwrap();
+        for bad in ["", "a/b", "a.b", "a b", "ä", "x?y", "x#y", "x%2F"] {
+            assert!(gcp_secret_id(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(gcp_secret_id(&"a".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn vault_paths_reject_traversal_and_url_metacharacters() {
+        vault_path("app/db").unwrap();
+        vault_path("team-a/svc.api/key_1").unwrap();
+        for bad in [
+            "", "/app", "app/", "app//db", "../sys/seal", "app/../x", "app/./x", "a%2e", "a?b",
+            "a#b", "a\r\nX-Injected: 1", "a\0b", "a b", "a\\b",
+        ] {
+            assert!(vault_path(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(vault_path(&"a".repeat(256)).is_err());
+        assert!(vault_path(&["a"; 300].join("/")).is_err());
+    }
+
+    #[test]
+    fn fields_reject_control_characters_and_empty() {
+        field("value").unwrap();
+        field("some key").unwrap();
+        assert!(field("").is_err());
+        assert!(field("a\nb").is_err());
+        assert!(field(&"f".repeat(257)).is_err());
+    }
+
+    #[test]
+    fn shorten_respects_char_boundaries() {
+        let s = "é".repeat(100);
+        assert!(shorten(&s).len() < s.len());
+    }
+}

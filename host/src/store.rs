@@ -1,0 +1,62 @@
+//! The data of one `Store`: WASI contexts, the shared config map, the pooled HTTP hooks and the
+//! resource limits. It holds credentials (through the config map), so it has no `Debug`.
+
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::outbound::{Outbound, PooledHooks};
+use crate::wasi_config::{self, WasiConfig, WasiConfigVariables};
+
+pub(crate) struct StoreState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    hooks: PooledHooks,
+    config: WasiConfigVariables,
+    pub(crate) limits: StoreLimits,
+}
+
+impl StoreState {
+    pub(crate) fn new(config: WasiConfigVariables, outbound: Outbound, memory_bytes: usize, guest_stderr: bool) -> StoreState {
+        // No args, env, preopens or sockets: the guest only needs clocks, random and (through
+        // std) the cli interfaces. stdout stays closed: the CLI writes secret bytes there.
+        let mut wasi = WasiCtx::builder();
+        if guest_stderr {
+            wasi.inherit_stderr();
+        }
+        StoreState {
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            hooks: PooledHooks(outbound),
+            config,
+            // `trap_on_grow_failure(false)`: a refused `memory.grow` returns -1 and the guest's
+            // allocator reports out-of-memory (an abort, i.e. a trap) with its own message.
+            limits: StoreLimitsBuilder::new().memory_size(memory_bytes).instances(16).tables(16).memories(4).build(),
+        }
+    }
+}
+
+impl WasiView for StoreState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for StoreState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+    }
+}
+
+/// Everything the component can import: WASI p2 (std in a wasip2 guest imports `wasi:cli/*`,
+/// `wasi:random/insecure-seed`...), `wasi:http`, and `wasi:config/store`. All synchronous.
+pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<StoreState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)?;
+    wasi_config::add_to_linker(&mut linker, |state: &mut StoreState| WasiConfig::new(&state.config))?;
+    Ok(linker)
+}

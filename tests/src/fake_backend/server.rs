@@ -1,0 +1,121 @@
+//! The fake's HTTP server: accepting and counting connections, recording requests, applying
+//! faults, and routing the rest to the Vault or GCP module.
+
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{header, Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::sync::{oneshot, Notify};
+
+use super::fault::{Fault, RepeatBody};
+use super::{gcp, vault, Answer, RecordedRequest, Shared};
+
+type Body = BoxBody<Bytes, Infallible>;
+
+pub(super) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, mut stopped: oneshot::Receiver<()>) {
+    loop {
+        let stream = tokio::select! {
+            _ = &mut stopped => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => { tokio::time::sleep(std::time::Duration::from_millis(10)).await; continue; }
+            },
+        };
+        shared.connections.fetch_add(1, Ordering::SeqCst);
+        // CloseConnection fires this; the task then drops the connection without answering.
+        let kill = Arc::new(Notify::new());
+        let service = service_fn({
+            let (shared, kill) = (shared.clone(), kill.clone());
+            move |req| handle(shared.clone(), kill.clone(), req)
+        });
+        tokio::spawn(async move {
+            let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = connection => {}
+                _ = kill.notified() => {}
+            }
+        });
+    }
+}
+
+async fn handle(shared: Arc<Shared>, kill: Arc<Notify>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let recorded = RecordedRequest {
+        method: req.method().to_string(),
+        path_and_query: req.uri().path_and_query().map_or_else(|| req.uri().to_string(), |p| p.to_string()),
+        headers: req
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect(),
+    };
+    let fault = {
+        let mut state = shared.state();
+        state.log.push(recorded.clone());
+        shared.requests.fetch_add(1, Ordering::SeqCst);
+        state.queued.pop_front().or_else(|| state.always.clone())
+    };
+    let gcp = recorded.path_and_query.starts_with("/v1/projects/");
+    let answer = match fault {
+        None => normal(&shared, &recorded, false),
+        Some(Fault::Hang) => std::future::pending().await,
+        Some(Fault::CloseConnection) => {
+            kill.notify_one();
+            std::future::pending().await
+        }
+        Some(Fault::Delay(d)) => {
+            tokio::time::sleep(d).await;
+            normal(&shared, &recorded, false)
+        }
+        Some(Fault::Status { code, body, retry_after }) => Answer { status: code, body: body.into(), retry_after },
+        Some(Fault::Truncated) => {
+            let mut answer = normal(&shared, &recorded, false);
+            answer.body.truncate(answer.body.len() / 2);
+            answer
+        }
+        Some(Fault::Malformed) => Answer { status: 200, body: Bytes::from_static(b"{\"data\": <html>502</html"), retry_after: None },
+        Some(Fault::BadCrc) => normal(&shared, &recorded, true),
+        Some(Fault::HugeBody(len)) => return Ok(huge(gcp, len, false)),
+        Some(Fault::HugeBodyDeclared(len)) => return Ok(huge(gcp, len, true)),
+    };
+    Ok(response(answer.status, answer.retry_after, Full::new(answer.body).boxed()))
+}
+
+/// The answer the fake would give without faults.
+fn normal(shared: &Shared, req: &RecordedRequest, bad_crc: bool) -> Answer {
+    let state = shared.state();
+    let (path, query) = match req.path_and_query.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (req.path_and_query.as_str(), None),
+    };
+    let header = |name: &str| req.header(name).map(str::to_owned);
+    if let Some(rest) = path.strip_prefix("/v1/projects/") {
+        gcp::answer(&state.store, &req.method, rest, bad_crc, header)
+    } else if let Some(rest) = path.strip_prefix("/v1/").filter(|r| r.contains("/data/")) {
+        vault::answer(&state.store, &req.method, rest, query, header)
+    } else {
+        vault::error(404, &[])
+    }
+}
+
+/// A 200 whose body starts like the API's success JSON, then runs on for `len` bytes in all.
+fn huge(gcp: bool, len: u64, declared: bool) -> Response<Body> {
+    let prefix: &'static [u8] =
+        if gcp { b"{\"name\":\"x\",\"payload\":{\"data\":\"" } else { b"{\"data\":{\"data\":{\"value\":\"" };
+    response(200, None, RepeatBody::new(prefix, len, declared).boxed())
+}
+
+fn response(status: u16, retry_after: Option<String>, body: Body) -> Response<Body> {
+    let mut builder = Response::builder().status(status).header(header::CONTENT_TYPE, "application/json");
+    if let Some(value) = retry_after {
+        builder = builder.header(header::RETRY_AFTER, value);
+    }
+    builder.body(body).expect("fault status and Retry-After must be valid HTTP")
+}

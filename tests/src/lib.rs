@@ -1,0 +1,14 @@
+//! Test support for edge-secrets integration tests: everything a test needs besides the
+//! component and the host.
+//!
+//! - [`FakeBackend`]: a loopback fake of Vault KV v2 and GCP Secret Manager with fault
+//!   injection and request recording;
+//! - [`PolicyBuilder`]: the component's `secrets_policy` document and credential entries;
+//! - [`codec`]: CRC32C and base64, written independently of the component's own.
+
+pub mod codec;
+pub mod fake_backend;
+pub mod policy;
+
+pub use fake_backend::{FakeBackend, Fault, RecordedRequest};
+pub use policy::{PolicyBuilder, POLICY_KEY};
