@@ -1,0 +1,196 @@
+//! The exported interfaces. The configuration is loaded on the first call and
+//! kept for the instance's life, with the provider's caches and breakers. A
+//! bad configuration is kept as an error that every call returns: the
+//! component never traps on it.
+//!
+//! This is the one place where core errors become WIT errors.
+
+use std::cell::RefCell;
+
+use super::exports::edge::secrets::admin::{self, BreakerState};
+use super::exports::edge::secrets::secrets::{self, BackendFailure};
+use super::platform::{WasiClock, WasiConfig, WasiRandom};
+use super::transport::WasiTransport;
+use crate::breaker::Phase;
+use crate::engine::{stats, Clock, Io, SecretRequest, Source};
+use crate::{config, Error, Provider};
+
+/// The component.
+pub struct Component;
+
+enum State {
+    Ready(Provider),
+    Broken(String),
+}
+
+thread_local! {
+    static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on the provider, loading the configuration on first use.
+fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
+    STATE.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let state = slot.get_or_insert_with(|| match config::load(&WasiConfig) {
+            Ok(envs) => State::Ready(Provider::new(envs)),
+            Err(message) => State::Broken(message),
+        });
+        f(state)
+    })
+}
+
+fn with_provider<R>(f: impl FnOnce(&mut Provider, &mut Io<'_>) -> R, broken: impl FnOnce(&str) -> R) -> R {
+    with_state(|state| match state {
+        State::Ready(provider) => {
+            let mut io = Io { clock: &mut WasiClock, random: &mut WasiRandom, transport: &mut WasiTransport };
+            f(provider, &mut io)
+        }
+        State::Broken(message) => broken(message),
+    })
+}
+
+fn to_core(request: secrets::Request) -> SecretRequest {
+    SecretRequest {
+        environment: request.environment,
+        name: request.name,
+        version: request.version,
+        field: request.field,
+    }
+}
+
+fn to_wit_secret(secret: crate::engine::Secret) -> secrets::Secret {
+    secrets::Secret {
+        value: secret.value.expose().to_vec(),
+        version: secret.version,
+        source: match secret.source {
+            Source::Backend => secrets::Source::Backend,
+            Source::Cache => secrets::Source::Cache,
+        },
+    }
+}
+
+/// The one conversion from the core's error to the WIT error.
+fn to_wit_error(error: Error) -> secrets::Error {
+    match error {
+        Error::InvalidRequest(m) => secrets::Error::InvalidRequest(m),
+        Error::UnknownEnvironment(e) => secrets::Error::UnknownEnvironment(e),
+        Error::NotFound(m) => secrets::Error::NotFound(m),
+        Error::PermissionDenied(m) => secrets::Error::PermissionDenied(m),
+        Error::Unavailable { retry_after_ms } => secrets::Error::Unavailable(retry_after_ms),
+        Error::Timeout { deadline_ms } => secrets::Error::Timeout(deadline_ms),
+        Error::RateLimited { retry_after_ms } => secrets::Error::RateLimited(retry_after_ms),
+        Error::Backend { status, reason } => secrets::Error::Backend(BackendFailure { status, reason }),
+        Error::Config(m) => secrets::Error::Config(m),
+    }
+}
+
+fn config_error(message: &str) -> secrets::Error {
+    to_wit_error(Error::Config(message.to_string()))
+}
+
+impl secrets::Guest for Component {
+    fn get(request: secrets::Request) -> Result<secrets::Secret, secrets::Error> {
+        let request = to_core(request);
+        with_provider(
+            |provider, io| provider.get(&request, io).map(to_wit_secret).map_err(to_wit_error),
+            |message| Err(config_error(message)),
+        )
+    }
+
+    fn get_many(requests: Vec<secrets::Request>) -> Vec<Result<secrets::Secret, secrets::Error>> {
+        let count = requests.len();
+        let requests: Vec<SecretRequest> = requests.into_iter().map(to_core).collect();
+        with_provider(
+            |provider, io| {
+                provider
+                    .get_many(&requests, io)
+                    .into_iter()
+                    .map(|r| r.map(to_wit_secret).map_err(to_wit_error))
+                    .collect()
+            },
+            |message| (0..count).map(|_| Err(config_error(message))).collect(),
+        )
+    }
+
+    fn invalidate(environment: String, name: Option<String>) -> Result<u32, secrets::Error> {
+        with_provider(
+            |provider, _| provider.invalidate(&environment, name.as_deref()).map_err(to_wit_error),
+            |message| Err(config_error(message)),
+        )
+    }
+}
+
+fn breaker_state(phase: Phase) -> BreakerState {
+    match phase {
+        Phase::Closed => BreakerState::Closed,
+        Phase::Open => BreakerState::Open,
+        Phase::HalfOpen => BreakerState::HalfOpen,
+    }
+}
+
+fn error_counts(e: stats::ErrorCounts) -> admin::ErrorCounts {
+    admin::ErrorCounts {
+        invalid_request: e.invalid_request,
+        not_found: e.not_found,
+        permission_denied: e.permission_denied,
+        unavailable: e.unavailable,
+        timeout: e.timeout,
+        rate_limited: e.rate_limited,
+        backend: e.backend,
+        config: e.config,
+    }
+}
+
+impl admin::Guest for Component {
+    fn stats() -> Vec<admin::EnvironmentStats> {
+        let now = WasiClock.now_ms();
+        with_provider(
+            |provider, _| {
+                provider
+                    .stats(now)
+                    .into_iter()
+                    .map(|s| admin::EnvironmentStats {
+                        environment: s.environment,
+                        backend: s.backend.to_string(),
+                        hits: s.counters.hits,
+                        misses: s.counters.misses,
+                        backend_calls: s.counters.backend_calls,
+                        retries: s.counters.retries,
+                        errors: error_counts(s.counters.errors),
+                        breaker: breaker_state(s.breaker),
+                        cache_entries: s.cache_entries,
+                    })
+                    .collect()
+            },
+            |_| Vec::new(),
+        )
+    }
+
+    fn health() -> admin::HealthReport {
+        let now = WasiClock.now_ms();
+        with_provider(
+            |provider, _| admin::HealthReport {
+                ok: provider.all_closed(now),
+                config_error: None,
+                environments: provider
+                    .health(now)
+                    .into_iter()
+                    .map(|h| admin::EnvironmentHealth {
+                        environment: h.environment,
+                        breaker: breaker_state(h.breaker),
+                        retry_after_ms: h.retry_after_ms,
+                    })
+                    .collect(),
+                unknown_environment_errors: provider.unknown_environment_errors(),
+            },
+            |message| admin::HealthReport {
+                ok: false,
+                config_error: Some(message.to_string()),
+                environments: Vec::new(),
+                unknown_environment_errors: 0,
+            },
+        )
+    }
+
+    fn ping() {}
+}

@@ -1,0 +1,80 @@
+//! The component's public shape: what it imports and exports, and how it treats a bad
+//! configuration.
+
+use std::collections::BTreeSet;
+
+use edge_secrets_host::{Request, Runtime, RuntimeOptions, SecretError, GUEST_WASM};
+use edge_secrets_tests::harness::secret_error;
+use edge_secrets_tests::{FakeBackend, PolicyBuilder};
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine};
+
+fn interfaces(names: impl Iterator<Item = String>) -> BTreeSet<String> {
+    names.collect()
+}
+
+#[test]
+fn the_component_imports_only_standard_wasi_and_exports_the_contract() {
+    let engine = Engine::new(&Config::new()).unwrap();
+    let component = Component::new(&engine, GUEST_WASM).unwrap();
+    let ty = component.component_type();
+    let imports = interfaces(ty.imports(&engine).map(|(name, _)| name.to_string()));
+    let exports = interfaces(ty.exports(&engine).map(|(name, _)| name.to_string()));
+
+    // What the provider world asks for, in the versions Spin implements.
+    for required in [
+        "wasi:http/outgoing-handler@0.2.12",
+        "wasi:config/store@0.2.0-draft-2024-09-27",
+        "wasi:clocks/monotonic-clock@0.2.12",
+        "wasi:random/random@0.2.12",
+    ] {
+        assert!(imports.contains(required), "missing import {required}; imports: {imports:?}");
+    }
+    // Everything else must be standard WASI 0.2 (Rust's std adds wasi:cli/* and
+    // wasi:random/insecure-seed; wasi:http/types and wasi:io/* come with wasi:http).
+    for import in &imports {
+        let standard = ["wasi:http/", "wasi:io/", "wasi:clocks/", "wasi:random/", "wasi:cli/", "wasi:config/store@"]
+            .iter()
+            .any(|prefix| import.starts_with(prefix));
+        assert!(standard, "non-standard import {import}");
+        assert!(!import.starts_with("wasi:filesystem") && !import.starts_with("wasi:sockets"), "{import}");
+    }
+    assert_eq!(
+        exports,
+        interfaces(["edge:secrets/secrets@0.1.0".to_string(), "edge:secrets/admin@0.1.0".to_string()].into_iter())
+    );
+}
+
+#[test]
+fn the_guest_stays_within_its_size_budget() {
+    assert!(GUEST_WASM.len() <= 300 * 1024, "guest is {} bytes", GUEST_WASM.len());
+}
+
+#[test]
+fn a_bad_policy_is_a_config_error_naming_the_key_on_every_call_never_a_trap() {
+    let backend = FakeBackend::start();
+    let policy = PolicyBuilder::new().vault("prod", &backend.url(), "t").set("prod", "retry.attempts", 0);
+    let runtime = Runtime::new(policy.config(), RuntimeOptions::default().cache_dir(None)).unwrap();
+    let mut client = runtime.client().unwrap();
+    for _ in 0..3 {
+        let err = secret_error(client.get(&Request::new("prod", "x")));
+        assert_eq!(err, SecretError::Config("environments.prod.retry.attempts: must be between 1 and 10, got 0".into()));
+    }
+    let many = client.get_many(&[Request::new("prod", "x"), Request::new("prod", "y")]).unwrap();
+    assert!(many.iter().all(|r| matches!(r, Err(SecretError::Config(_)))));
+    let health = client.health().unwrap();
+    assert!(!health.ok);
+    assert!(health.config_error.unwrap().contains("retry.attempts"));
+    assert_eq!(backend.request_count(), 0);
+}
+
+#[test]
+fn a_missing_credential_names_its_key_and_not_a_value() {
+    let backend = FakeBackend::start();
+    let key = PolicyBuilder::token_key("prod");
+    let policy = PolicyBuilder::new().vault("prod", &backend.url(), "t").without_credential(&key);
+    let runtime = Runtime::new(policy.config(), RuntimeOptions::default().cache_dir(None)).unwrap();
+    let mut client = runtime.client().unwrap();
+    let err = secret_error(client.get(&Request::new("prod", "x")));
+    assert_eq!(err, SecretError::Config(format!("environments.prod.token_key: config key `{key}` is not set")));
+}
