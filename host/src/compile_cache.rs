@@ -7,7 +7,7 @@
 //! wasmtime additionally checks the artifact's header when loading it. Any cache problem
 //! (unwritable dir, corrupt file) falls back to compiling in memory.
 //!
-//! Trust: `Component::deserialize_file` maps native code from the file, so the cache dir must be
+//! Trust: the artifact is native code that wasmtime loads as is, so the cache dir must be
 //! writable only by the user running the host (it is created with mode 0700 on Unix).
 
 use std::hash::{Hash, Hasher};
@@ -48,17 +48,22 @@ pub(crate) fn load(engine: &Engine, wasm: &[u8], cache_dir: Option<&Path>) -> wa
         return Ok((Component::new(engine, wasm)?, CompileSource::Compiled));
     };
     let path = dir.join(format!("component-{}.cwasm", cache_key(engine, wasm)));
-    if path.is_file() {
+    // Read into memory rather than `Component::deserialize_file`: that maps the file, and if
+    // anything truncates it in place while it is mapped the process dies with SIGBUS.
+    if let Ok(bytes) = std::fs::read(&path) {
         // SAFETY: the file name is derived from a hash of the inputs and the file was written by
         // `store` below (atomically) in a directory only this user can write; wasmtime checks
         // the artifact's header and engine compatibility before using it.
-        if let Ok(component) = unsafe { Component::deserialize_file(engine, &path) } {
+        if let Ok(component) = unsafe { Component::deserialize(engine, &bytes) } {
             return Ok((component, CompileSource::Cache));
         }
         // Corrupt or incompatible: recompile and overwrite below.
     }
     let artifact = engine.precompile_component(wasm)?;
     let cached = store(dir, &path, &artifact).is_ok();
+    if cached {
+        prune(dir, &path);
+    }
     // SAFETY: `artifact` was produced just now by this engine.
     let component = unsafe { Component::deserialize(engine, &artifact)? };
     Ok((component, if cached { CompileSource::CompiledAndCached } else { CompileSource::Compiled }))
@@ -88,6 +93,23 @@ fn store(dir: &Path, path: &Path, artifact: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Every guest rebuild or wasmtime upgrade adds an artifact: drop the ones nobody has written
+/// for a week (another config may still use a recent one; a pruned one is just recompiled).
+fn prune(dir: &Path, keep: &Path) {
+    const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let ours = name.starts_with("component-") && name.ends_with(".cwasm");
+        let old = entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age > MAX_AGE);
+        if ours && old && path != keep {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {

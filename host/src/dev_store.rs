@@ -62,7 +62,11 @@ pub struct DevStoreOptions {
 
 impl Default for DevStoreOptions {
     fn default() -> Self {
-        DevStoreOptions { listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0), token: None, seed: Seed::new() }
+        DevStoreOptions {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            token: None,
+            seed: Seed::new(),
+        }
     }
 }
 
@@ -88,7 +92,11 @@ impl DevStore {
     /// Binds the listener and starts serving on a background thread. Errors (bad address,
     /// port in use, bad token) are returned here, before the caller relies on the store.
     pub fn start(options: DevStoreOptions) -> Result<DevStore> {
-        let DevStoreOptions { listen, token, seed } = options;
+        let DevStoreOptions {
+            listen,
+            token,
+            seed,
+        } = options;
         if !listen.ip().is_loopback() {
             bail!("dev store: refusing to listen on {listen}: it serves secrets and its root token over plain HTTP, so only loopback addresses are allowed");
         }
@@ -103,11 +111,14 @@ impl DevStore {
             }
             None => random_token()?,
         };
-        let listener = std::net::TcpListener::bind(listen).with_context(|| format!("dev store: cannot listen on {listen}"))?;
+        let listener = std::net::TcpListener::bind(listen)
+            .with_context(|| format!("dev store: cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
         listener.set_nonblocking(true)?;
         // One thread is plenty for a dev store, and keeps it off the caller's runtime (if any).
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         let listener = {
             let _context = runtime.enter(); // registering with the reactor needs a runtime context
             tokio::net::TcpListener::from_std(listener)?
@@ -122,7 +133,12 @@ impl DevStore {
                 drop(runtime);
             })
             .context("dev store: cannot start its thread")?;
-        Ok(DevStore { addr, token, stop: Some(stop), thread: Some(thread) })
+        Ok(DevStore {
+            addr,
+            token,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
     }
 
     /// The base URL, e.g. `http://127.0.0.1:40123` (the component's Vault `url`).
@@ -164,21 +180,29 @@ impl Drop for DevStore {
 
 impl fmt::Debug for DevStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DevStore").field("addr", &self.addr).field("token", &"<redacted>").finish()
+        f.debug_struct("DevStore")
+            .field("addr", &self.addr)
+            .field("token", &"<redacted>")
+            .finish()
     }
 }
 
 /// 128 random bits, in Vault's service-token style (`hvs.` + hex).
 fn random_token() -> Result<String> {
     let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("dev store: no randomness for the root token: {e}"))?;
+    getrandom::fill(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("dev store: no randomness for the root token: {e}"))?;
     Ok(bytes.iter().fold(String::from("hvs."), |mut s, b| {
         s.push_str(&format!("{b:02x}"));
         s
     }))
 }
 
-async fn serve(listener: tokio::net::TcpListener, api: Arc<Api>, mut stopped: oneshot::Receiver<()>) {
+async fn serve(
+    listener: tokio::net::TcpListener,
+    api: Arc<Api>,
+    mut stopped: oneshot::Receiver<()>,
+) {
     loop {
         let stream = tokio::select! {
             _ = &mut stopped => return, // stop requested, or the DevStore vanished
@@ -192,15 +216,27 @@ async fn serve(listener: tokio::net::TcpListener, api: Arc<Api>, mut stopped: on
         tokio::spawn(async move {
             let service = service_fn(move |req| handle(api.clone(), req));
             // The timer enables hyper's header-read timeout, so idle half-open clients are dropped.
-            let _ = http1::Builder::new().timer(TokioTimer::new()).serve_connection(TokioIo::new(stream), service).await;
+            let _ = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }
 
-async fn handle(api: Arc<Api>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    api: Arc<Api>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, body) = req.into_parts();
     let reply = match read_body(&parts.method, body).await {
-        Ok(body) => api.handle(&parts.method, parts.uri.path(), parts.uri.query(), &parts.headers, &body),
+        Ok(body) => api.handle(
+            &parts.method,
+            parts.uri.path(),
+            parts.uri.query(),
+            &parts.headers,
+            &body,
+        ),
         Err(reply) => reply,
     };
     let mut response = Response::builder()
@@ -209,8 +245,14 @@ async fn handle(api: Arc<Api>, req: Request<Incoming>) -> Result<Response<Full<B
     if reply.no_store {
         response = response.header(header::CACHE_CONTROL, "no-store");
     }
-    let body = if parts.method == Method::HEAD { Bytes::new() } else { Bytes::from(reply.body.to_string()) };
-    Ok(response.body(Full::new(body)).expect("static headers are valid"))
+    let body = if parts.method == Method::HEAD {
+        Bytes::new()
+    } else {
+        Bytes::from(reply.body.to_string())
+    };
+    Ok(response
+        .body(Full::new(body))
+        .expect("static headers are valid"))
 }
 
 /// Collects a write's body (bounded); other methods' bodies are ignored.
@@ -220,9 +262,13 @@ async fn read_body(method: &Method, body: Incoming) -> Result<Bytes, Reply> {
     }
     match Limited::new(body, MAX_WRITE_BYTES).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(Reply::error(StatusCode::PAYLOAD_TOO_LARGE, &["http: request body too large"]))
-        }
-        Err(_) => Err(Reply::error(StatusCode::BAD_REQUEST, &["error reading request body"])),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(Reply::error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &["http: request body too large"],
+        )),
+        Err(_) => Err(Reply::error(
+            StatusCode::BAD_REQUEST,
+            &["error reading request body"],
+        )),
     }
 }

@@ -1,2 +1,79 @@
-pub fn x(){}
+//! Host harness for the `edge:secrets/provider` component: runs it in wasmtime with WASI p2,
+//! pooled outbound `wasi:http`, and `wasi:config` backed by a map.
+//!
+//! # Using it
+//!
+//! ```no_run
+//! use std::collections::BTreeMap;
+//! use edge_secrets_host::{Request, Runtime, RuntimeOptions, SecretError, Error};
+//!
+//! // The component's wasi:config store: the policy JSON plus the credentials it names.
+//! let config = BTreeMap::from([
+//!     ("secrets_policy".to_string(), r#"{"environments":{"dev":{
+//!         "backend":"vault","url":"http://127.0.0.1:8200","token_key":"dev_token"}}}"#.to_string()),
+//!     ("dev_token".to_string(), "root".to_string()),
+//! ]);
+//! // Compile (or load from the on-disk cache) once; share the Runtime (Clone + Send + Sync).
+//! let runtime = Runtime::new(config, RuntimeOptions::default().cache_dir(None))?;
+//! // One Client per thread: it keeps one live instance, so the component's cache persists.
+//! let mut client = runtime.client()?;
+//!
+//! let secret = client.get(&Request::new("dev", "app/db").field("password"))?;
+//! println!("version {} from {}", secret.version, secret.source); // never prints the value
+//! let bytes: &[u8] = secret.value.expose();
+//! # let _ = bytes;
+//!
+//! match client.get(&Request::new("dev", "missing")) {
+//!     Err(Error::Secret(SecretError::NotFound(_))) => {}
+//!     other => println!("{other:?}"),
+//! }
+//! let results = client.get_many(&[Request::new("dev", "a"), Request::new("dev", "b")])?;
+//! let dropped = client.invalidate("dev", Some("app/db"))?;
+//! let stats = client.stats()?;
+//! # let _ = (results, dropped, stats);
+//! # Ok::<(), edge_secrets_host::Error>(())
+//! ```
+//!
+//! Or from a config file (see [`ConfigFile`] for the format):
+//! `ConfigFile::load(path)?.runtime()?.client()?`.
+//!
+//! # Behaviour worth knowing
+//!
+//! - [`Client`] calls are synchronous. In async code, run them in `spawn_blocking`.
+//! - Errors: [`Error::Secret`] carries the component's answer ([`SecretError`], one case per WIT
+//!   error case); [`Error::Trap`] / [`Error::Deadline`] mean the instance was discarded and the
+//!   next call gets a fresh one (empty cache, closed breakers); [`Error::Runtime`] is setup.
+//!   [`Error::kind`] flattens them into an [`ErrorKind`].
+//! - Limits: [`RuntimeOptions`] caps memory per instance (default 128 MiB) and time per call
+//!   (default 60 s, enforced with epoch interruption: a spinning guest traps instead of hanging).
+//! - Secrets: [`SecretValue`]'s `Debug` is redacted and no error carries secret bytes. The
+//!   types holding credentials ([`ConfigFile`], the runtime) do not implement `Debug`.
+//! - Outbound HTTP goes through one keep-alive pool per [`Runtime`] (plain HTTP and HTTPS with
+//!   the Web PKI roots), honouring the guest's per-request timeouts.
+//! - The compiled component is cached under [`RuntimeOptions::cache_dir`] (default
+//!   `$XDG_CACHE_HOME/edge-secrets`); `None` compiles in memory.
+//! - Tests can drive the component's monotonic clock with a [`ManualClock`]
+//!   ([`RuntimeOptions::clock`]): real time plus `advance` jumps.
+//! - [`GUEST_WASM`] is the embedded component, built by `build.rs` from `guest/`.
+
+mod admin;
+mod bindings;
+mod client;
+mod clock;
+mod compile_cache;
+pub mod config_file;
 pub mod dev_store;
+mod outbound;
+mod runtime;
+mod store;
+mod types;
+mod wasi_config;
+
+pub use admin::{BreakerState, EnvironmentHealth, EnvironmentStats, ErrorCounts, HealthReport};
+pub use client::Client;
+pub use clock::ManualClock;
+pub use compile_cache::{default_cache_dir, CompileSource};
+pub use config_file::{ConfigError, ConfigFile};
+pub use runtime::{Runtime, RuntimeOptions, GUEST_WASM};
+pub use types::{Error, ErrorKind, Request, Secret, SecretError, SecretValue, Source};
+pub use wasi_config::WasiConfigVariables;

@@ -1,1 +1,7 @@
-fn main(){}
+//! `edge-secrets`: the command-line front end of the host harness (see `cli/`).
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    std::process::ExitCode::from(cli::main())
+}

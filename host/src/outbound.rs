@@ -198,3 +198,6 @@ impl Body for BetweenBytes {
         self.inner.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests;

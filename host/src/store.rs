@@ -6,7 +6,9 @@ use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::clock::WasiManualClock;
 use crate::outbound::{Outbound, PooledHooks};
+use crate::runtime::RuntimeOptions;
 use crate::wasi_config::{self, WasiConfig, WasiConfigVariables};
 
 pub(crate) struct StoreState {
@@ -19,12 +21,15 @@ pub(crate) struct StoreState {
 }
 
 impl StoreState {
-    pub(crate) fn new(config: WasiConfigVariables, outbound: Outbound, memory_bytes: usize, guest_stderr: bool) -> StoreState {
+    pub(crate) fn new(config: WasiConfigVariables, outbound: Outbound, options: &RuntimeOptions) -> StoreState {
         // No args, env, preopens or sockets: the guest only needs clocks, random and (through
         // std) the cli interfaces. stdout stays closed: the CLI writes secret bytes there.
         let mut wasi = WasiCtx::builder();
-        if guest_stderr {
+        if options.guest_stderr {
             wasi.inherit_stderr();
+        }
+        if let Some(clock) = &options.clock {
+            wasi.monotonic_clock(WasiManualClock(clock.clone()));
         }
         StoreState {
             wasi: wasi.build(),
@@ -34,7 +39,7 @@ impl StoreState {
             config,
             // `trap_on_grow_failure(false)`: a refused `memory.grow` returns -1 and the guest's
             // allocator reports out-of-memory (an abort, i.e. a trap) with its own message.
-            limits: StoreLimitsBuilder::new().memory_size(memory_bytes).instances(16).tables(16).memories(4).build(),
+            limits: StoreLimitsBuilder::new().memory_size(options.memory_limit_bytes).instances(16).tables(16).memories(4).build(),
         }
     }
 }

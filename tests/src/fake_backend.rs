@@ -1,7 +1,7 @@
 //! A loopback fake of both backends the component talks to — Vault KV v2 and GCP Secret
 //! Manager — on one port, with fault injection and a record of every request.
 //!
-//! ```no_run
+//! ```ignore
 //! use edge_secrets_tests::{FakeBackend, Fault};
 //! let backend = FakeBackend::start();
 //! backend.put_vault("app/db", 1, &[("value", "pw")]);
@@ -50,7 +50,10 @@ pub struct RecordedRequest {
 impl RecordedRequest {
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -93,7 +96,11 @@ pub(crate) struct Answer {
 
 impl Answer {
     pub(crate) fn json(status: u16, body: Value) -> Answer {
-        Answer { status, body: body.to_string().into(), retry_after: None }
+        Answer {
+            status,
+            body: body.to_string().into(),
+            retry_after: None,
+        }
     }
 }
 
@@ -125,8 +132,13 @@ impl FakeBackend {
     pub fn start() -> FakeBackend {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         let addr = listener.local_addr().expect("local address");
-        listener.set_nonblocking(true).expect("non-blocking listener");
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
         let listener = {
             let _context = runtime.enter(); // from_std registers with this runtime's reactor
             tokio::net::TcpListener::from_std(listener).expect("tokio listener")
@@ -141,7 +153,12 @@ impl FakeBackend {
                 drop(runtime); // cancels connection tasks, hung ones included, closing their sockets
             })
             .expect("spawn the fake backend thread");
-        FakeBackend { addr, shared, stop: Some(stop), thread: Some(thread) }
+        FakeBackend {
+            addr,
+            shared,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
     }
 
     /// The base URL, e.g. `http://127.0.0.1:40123`, for both `vault` and `gcp` environments.
@@ -161,13 +178,18 @@ impl FakeBackend {
 
     /// Like [`FakeBackend::put_vault`], in another KV v2 mount.
     pub fn put_vault_in(&self, mount: &str, path: &str, version: u64, fields: &[(&str, &str)]) {
-        let data = fields.iter().map(|(k, v)| ((*k).to_owned(), Value::from(*v))).collect();
+        let data = fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
+            .collect();
         self.insert_vault(mount, path, version, data);
     }
 
     /// Stores a version whose data is any JSON object (to test non-string fields).
     pub fn put_vault_json(&self, path: &str, version: u64, data: Value) {
-        let Value::Object(data) = data else { panic!("put_vault_json: data must be a JSON object") };
+        let Value::Object(data) = data else {
+            panic!("put_vault_json: data must be a JSON object")
+        };
         self.insert_vault("secret", path, version, data);
     }
 
@@ -175,7 +197,11 @@ impl FakeBackend {
     /// `data` is null and `metadata.deletion_time` is set.
     pub fn delete_vault(&self, path: &str, version: u64) {
         let mut state = self.state();
-        let v = state.store.vault.get_mut(&format!("secret/{path}")).and_then(|v| v.get_mut(&version));
+        let v = state
+            .store
+            .vault
+            .get_mut(&format!("secret/{path}"))
+            .and_then(|v| v.get_mut(&version));
         v.expect("delete_vault: no such version").deleted = true;
     }
 
@@ -183,7 +209,12 @@ impl FakeBackend {
     pub fn put_gcp(&self, project: &str, secret: &str, version: u64, bytes: &[u8]) {
         assert!(version > 0, "GCP versions start at 1");
         let key = (project.to_owned(), secret.to_owned());
-        self.state().store.gcp.entry(key).or_default().insert(version, bytes.to_vec());
+        self.state()
+            .store
+            .gcp
+            .entry(key)
+            .or_default()
+            .insert(version, bytes.to_vec());
     }
 
     /// Vault requests must carry `X-Vault-Token: token`, or get 403 `permission denied`.
@@ -238,7 +269,10 @@ impl FakeBackend {
     /// Whether any recorded request had a header value containing `needle` — e.g. to show
     /// that one environment's token never reached another environment's server.
     pub fn any_header_contains(&self, needle: &str) -> bool {
-        self.state().log.iter().any(|r| r.headers.iter().any(|(_, v)| v.contains(needle)))
+        self.state()
+            .log
+            .iter()
+            .any(|r| r.headers.iter().any(|(_, v)| v.contains(needle)))
     }
 
     /// TCP connections accepted (to check the host reuses connections).
@@ -256,8 +290,19 @@ impl FakeBackend {
 
     fn insert_vault(&self, mount: &str, path: &str, version: u64, data: Map<String, Value>) {
         assert!(version > 0, "Vault versions start at 1");
-        let versions = self.state().store.vault.entry(format!("{mount}/{path}")).or_default();
-        versions.insert(version, VaultVersion { data, deleted: false });
+        let mut state = self.state();
+        let versions = state
+            .store
+            .vault
+            .entry(format!("{mount}/{path}"))
+            .or_default();
+        versions.insert(
+            version,
+            VaultVersion {
+                data,
+                deleted: false,
+            },
+        );
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -278,7 +323,9 @@ impl Drop for FakeBackend {
 
 impl fmt::Debug for FakeBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FakeBackend").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("FakeBackend")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 

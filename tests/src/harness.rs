@@ -7,6 +7,14 @@ use edge_secrets_host::{Client, ManualClock, Request, Runtime, RuntimeOptions};
 
 use crate::{FakeBackend, PolicyBuilder};
 
+/// Host options for tests: compiled artifacts shared through a cache folder in the system temp
+/// dir (compiling the component with a debug-built Cranelift takes seconds; loading ~1 ms).
+pub fn test_options() -> RuntimeOptions {
+    RuntimeOptions::default()
+        .cache_dir(Some(std::env::temp_dir().join("edge-secrets-test-artifacts")))
+        .call_timeout(Duration::from_secs(30))
+}
+
 /// Fast retries so failure tests finish quickly; tests override what they are about.
 pub fn quick_defaults() -> PolicyBuilder {
     PolicyBuilder::new()
@@ -31,10 +39,7 @@ impl Harness {
         let backend = FakeBackend::start();
         let policy = configure(quick_defaults(), &backend.url());
         let clock = ManualClock::new();
-        let options = RuntimeOptions::default()
-            .cache_dir(None)
-            .call_timeout(Duration::from_secs(30))
-            .clock(clock.clone());
+        let options = test_options().clock(clock.clone());
         let runtime = Runtime::new(policy.config(), options).expect("start the component");
         let client = runtime.client().expect("instantiate the component");
         Harness { backend, clock, runtime, client }

@@ -4,11 +4,14 @@
 //! - [`FakeBackend`]: a loopback fake of Vault KV v2 and GCP Secret Manager with fault
 //!   injection and request recording;
 //! - [`PolicyBuilder`]: the component's `secrets_policy` document and credential entries;
+//! - [`Harness`]: the fake backend plus the real component in the wasmtime host;
 //! - [`codec`]: CRC32C and base64, written independently of the component's own.
 
 pub mod codec;
 pub mod fake_backend;
+pub mod harness;
 pub mod policy;
 
 pub use fake_backend::{FakeBackend, Fault, RecordedRequest};
+pub use harness::Harness;
 pub use policy::{PolicyBuilder, POLICY_KEY};

@@ -1,7 +1,7 @@
 //! Builds the component's configuration for tests: the `secrets_policy` JSON document and
 //! the credential entries it names, as docs/configuration.md describes them.
 //!
-//! ```
+//! ```ignore
 //! use edge_secrets_tests::PolicyBuilder;
 //! let config = PolicyBuilder::new()
 //!     .set_default("retry.base_delay_ms", 1)
@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 pub const POLICY_KEY: &str = "secrets_policy";
 
 /// Accumulates environments, policy values and credentials. Environments keep the order
-/// they were added in (the component reports stats and health in configuration order).
+/// they were added in (the component itself reports them sorted by name).
 #[derive(Clone, Default)]
 pub struct PolicyBuilder {
     defaults: Map<String, Value>,
@@ -47,7 +47,11 @@ impl PolicyBuilder {
 
     /// Adds a GCP Secret Manager environment whose token is stored under [`PolicyBuilder::token_key`].
     pub fn gcp(self, env: &str, url: &str, project: &str, token: &str) -> PolicyBuilder {
-        self.environment(env, [("backend", "gcp"), ("url", url), ("project", project)], token)
+        self.environment(
+            env,
+            [("backend", "gcp"), ("url", url), ("project", project)],
+            token,
+        )
     }
 
     /// Sets `key` in environment `env`; a dotted key (`retry.attempts`) sets a nested value.
@@ -81,11 +85,17 @@ impl PolicyBuilder {
     /// The policy document as JSON, environments in the order they were added.
     pub fn policy_json(&self) -> String {
         // serde_json's Map sorts keys (no `preserve_order` here), so the environments object
-        // is written by hand to keep configuration order.
+        // is written by hand to keep the order environments were added in.
         let envs: Vec<String> = self
             .environments
             .iter()
-            .map(|(name, map)| format!("{}:{}", Value::from(name.as_str()), Value::Object(map.clone())))
+            .map(|(name, map)| {
+                format!(
+                    "{}:{}",
+                    Value::from(name.as_str()),
+                    Value::Object(map.clone())
+                )
+            })
             .collect();
         let mut doc = String::from("{");
         if !self.defaults.is_empty() {
@@ -107,13 +117,21 @@ impl PolicyBuilder {
         config
     }
 
-    fn environment<const N: usize>(mut self, env: &str, fields: [(&str, &str); N], token: &str) -> PolicyBuilder {
+    fn environment<const N: usize>(
+        mut self,
+        env: &str,
+        fields: [(&str, &str); N],
+        token: &str,
+    ) -> PolicyBuilder {
         assert!(
             self.environments.iter().all(|(name, _)| name != env),
             "PolicyBuilder: environment {env:?} added twice"
         );
         let key = PolicyBuilder::token_key(env);
-        let mut map: Map<String, Value> = fields.iter().map(|(k, v)| ((*k).to_owned(), Value::from(*v))).collect();
+        let mut map: Map<String, Value> = fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
+            .collect();
         map.insert("token_key".to_owned(), Value::from(key.as_str()));
         self.environments.push((env.to_owned(), map));
         self.credentials.insert(key, token.to_owned());
@@ -131,7 +149,11 @@ fn set_dotted(map: &mut Map<String, Value>, key: &str, value: Value) {
             if !child.is_object() {
                 *child = Value::Object(Map::new());
             }
-            set_dotted(child.as_object_mut().expect("just made an object"), rest, value);
+            set_dotted(
+                child.as_object_mut().expect("just made an object"),
+                rest,
+                value,
+            );
         }
     }
 }
@@ -150,7 +172,10 @@ mod tests {
             .set("zeta", "retry.base_delay_ms", 2)
             .gcp("a-gcp", "http://g", "proj", "t2");
         let json = b.policy_json();
-        assert!(json.find("\"zeta\"").unwrap() < json.find("\"a-gcp\"").unwrap(), "insertion order kept");
+        assert!(
+            json.find("\"zeta\"").unwrap() < json.find("\"a-gcp\"").unwrap(),
+            "insertion order kept"
+        );
         let doc: Value = serde_json::from_str(&json).unwrap();
         assert_eq!(doc["defaults"], json!({ "cache": { "ttl_ms": 0 } }));
         let zeta = json!({ "backend": "vault", "url": "http://v", "token_key": "token_zeta",
@@ -158,6 +183,9 @@ mod tests {
         assert_eq!(doc["environments"]["zeta"], zeta);
         assert_eq!(doc["environments"]["a-gcp"]["token_key"], "token_a_gcp");
         let config = b.without_credential("token_zeta").config();
-        assert_eq!(config.keys().collect::<Vec<_>>(), ["secrets_policy", "token_a_gcp"]);
+        assert_eq!(
+            config.keys().collect::<Vec<_>>(),
+            ["secrets_policy", "token_a_gcp"]
+        );
     }
 }

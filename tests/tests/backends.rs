@@ -1,7 +1,7 @@
 //! Values, versions and error mapping from both backends, through the real component.
 
-use edge_secrets_host::{Request, Runtime, RuntimeOptions, SecretError, Source};
-use edge_secrets_tests::harness::secret_error;
+use edge_secrets_host::{Request, Runtime, SecretError, Source};
+use edge_secrets_tests::harness::{secret_error, test_options};
 use edge_secrets_tests::{FakeBackend, Harness, PolicyBuilder};
 
 #[test]
@@ -117,7 +117,7 @@ fn each_environments_token_only_reaches_its_own_server() {
     server_a.put_vault("s", 1, &[("value", "va")]);
     server_b.put_vault("s", 1, &[("value", "vb")]);
     let policy = PolicyBuilder::new().vault("a", &server_a.url(), "token-of-a").vault("b", &server_b.url(), "token-of-b");
-    let runtime = Runtime::new(policy.config(), RuntimeOptions::default().cache_dir(None)).unwrap();
+    let runtime = Runtime::new(policy.config(), test_options()).unwrap();
     let mut client = runtime.client().unwrap();
     assert_eq!(client.get(&Request::new("a", "s")).unwrap().value.expose(), b"va");
     assert_eq!(client.get(&Request::new("b", "s")).unwrap().value.expose(), b"vb");

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use edge_secrets_host::{Request, Runtime, RuntimeOptions, SecretError, GUEST_WASM};
-use edge_secrets_tests::harness::secret_error;
+use edge_secrets_host::{Request, Runtime, SecretError, GUEST_WASM};
+use edge_secrets_tests::harness::{secret_error, test_options};
 use edge_secrets_tests::{FakeBackend, PolicyBuilder};
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine};
@@ -54,7 +54,7 @@ fn the_guest_stays_within_its_size_budget() {
 fn a_bad_policy_is_a_config_error_naming_the_key_on_every_call_never_a_trap() {
     let backend = FakeBackend::start();
     let policy = PolicyBuilder::new().vault("prod", &backend.url(), "t").set("prod", "retry.attempts", 0);
-    let runtime = Runtime::new(policy.config(), RuntimeOptions::default().cache_dir(None)).unwrap();
+    let runtime = Runtime::new(policy.config(), test_options()).unwrap();
     let mut client = runtime.client().unwrap();
     for _ in 0..3 {
         let err = secret_error(client.get(&Request::new("prod", "x")));
@@ -73,7 +73,7 @@ fn a_missing_credential_names_its_key_and_not_a_value() {
     let backend = FakeBackend::start();
     let key = PolicyBuilder::token_key("prod");
     let policy = PolicyBuilder::new().vault("prod", &backend.url(), "t").without_credential(&key);
-    let runtime = Runtime::new(policy.config(), RuntimeOptions::default().cache_dir(None)).unwrap();
+    let runtime = Runtime::new(policy.config(), test_options()).unwrap();
     let mut client = runtime.client().unwrap();
     let err = secret_error(client.get(&Request::new("prod", "x")));
     assert_eq!(err, SecretError::Config(format!("environments.prod.token_key: config key `{key}` is not set")));

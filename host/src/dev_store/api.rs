@@ -20,12 +20,20 @@ pub(crate) struct Reply {
 
 impl Reply {
     fn ok(body: Value, no_store: bool) -> Reply {
-        Reply { status: StatusCode::OK, body, no_store }
+        Reply {
+            status: StatusCode::OK,
+            body,
+            no_store,
+        }
     }
 
     /// Vault's error shape: `{"errors":[...]}` (empty on a plain 404, as Vault sends).
     pub(crate) fn error(status: StatusCode, messages: &[&str]) -> Reply {
-        Reply { status, body: json!({ "errors": messages }), no_store: false }
+        Reply {
+            status,
+            body: json!({ "errors": messages }),
+            no_store: false,
+        }
     }
 }
 
@@ -38,11 +46,22 @@ pub(crate) struct Api {
 
 impl Api {
     pub(crate) fn new(token: String, kv: Kv) -> Api {
-        Api { token, kv: Mutex::new(kv), request_ids: AtomicU64::new(1) }
+        Api {
+            token,
+            kv: Mutex::new(kv),
+            request_ids: AtomicU64::new(1),
+        }
     }
 
     /// Routes one request. `body` is empty for methods without one.
-    pub(crate) fn handle(&self, method: &Method, path: &str, query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Reply {
+    pub(crate) fn handle(
+        &self,
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Reply {
         let Some(rest) = path.strip_prefix("/v1/") else {
             return Reply::error(StatusCode::NOT_FOUND, &[]);
         };
@@ -56,7 +75,10 @@ impl Api {
         if !self.authorized(headers) {
             return Reply::error(StatusCode::FORBIDDEN, &["permission denied"]);
         }
-        let Some(secret) = rest.strip_prefix(MOUNT).and_then(|r| r.strip_prefix("/data/")) else {
+        let Some(secret) = rest
+            .strip_prefix(MOUNT)
+            .and_then(|r| r.strip_prefix("/data/"))
+        else {
             let msg = format!("no handler for route {rest:?}. route entry not found.");
             return Reply::error(StatusCode::NOT_FOUND, &[&msg]);
         };
@@ -73,7 +95,11 @@ impl Api {
         let presented = headers
             .get("x-vault-token")
             .map(|v| v.as_bytes())
-            .or_else(|| headers.get("authorization").and_then(|v| v.as_bytes().strip_prefix(b"Bearer ")));
+            .or_else(|| {
+                headers
+                    .get("authorization")
+                    .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+            });
         presented.is_some_and(|p| bool::from(p.ct_eq(self.token.as_bytes())))
     }
 
@@ -82,14 +108,18 @@ impl Api {
             None | Some(Ok(0)) => None, // Vault reads `latest` for version 0 or none
             Some(Ok(n)) => Some(n),
             Some(Err(_)) => {
-                return Reply::error(StatusCode::BAD_REQUEST, &["version must be a non-negative integer"]);
+                return Reply::error(
+                    StatusCode::BAD_REQUEST,
+                    &["version must be a non-negative integer"],
+                );
             }
         };
         let kv = self.kv.lock().unwrap_or_else(|p| p.into_inner());
         match kv.read(path, version) {
-            Some((fields, metadata)) => {
-                Reply::ok(self.envelope(json!({ "data": fields, "metadata": metadata })), true)
-            }
+            Some((fields, metadata)) => Reply::ok(
+                self.envelope(json!({ "data": fields, "metadata": metadata })),
+                true,
+            ),
             None => Reply::error(StatusCode::NOT_FOUND, &[]),
         }
     }
@@ -113,7 +143,12 @@ impl Api {
             None => None,
             Some(v) => match v.as_u64() {
                 Some(n) => Some(n),
-                None => return Reply::error(StatusCode::BAD_REQUEST, &["cas must be a non-negative integer"]),
+                None => {
+                    return Reply::error(
+                        StatusCode::BAD_REQUEST,
+                        &["cas must be a non-negative integer"],
+                    )
+                }
             },
         };
         let mut kv = self.kv.lock().unwrap_or_else(|p| p.into_inner());
@@ -127,7 +162,9 @@ impl Api {
     }
 
     fn health(&self) -> Reply {
-        let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         let body = json!({
             "initialized": true,
             "sealed": false,

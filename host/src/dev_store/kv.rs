@@ -19,7 +19,9 @@ pub(crate) fn valid_path(path: &str) -> bool {
             !seg.is_empty()
                 && seg != "."
                 && seg != ".."
-                && seg.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
         })
 }
 
@@ -50,7 +52,10 @@ impl Kv {
             .map(|(path, versions)| {
                 let versions = versions
                     .into_iter()
-                    .map(|fields| Version { fields, created_time: now.clone() })
+                    .map(|fields| Version {
+                        fields,
+                        created_time: now.clone(),
+                    })
                     .collect();
                 (path, versions)
             })
@@ -72,14 +77,22 @@ impl Kv {
 
     /// Stores a new version of `path` and returns its metadata. `cas` is Vault's
     /// check-and-set: the write succeeds only if the current version is `cas` (0 = absent).
-    pub(crate) fn write(&mut self, path: &str, fields: Fields, cas: Option<u64>) -> Result<Value, WriteError> {
+    pub(crate) fn write(
+        &mut self,
+        path: &str,
+        fields: Fields,
+        cas: Option<u64>,
+    ) -> Result<Value, WriteError> {
         let versions = self.secrets.entry(path.to_owned()).or_default();
         if cas.is_some_and(|cas| cas != versions.len() as u64) {
             return Err(WriteError::CasMismatch);
         }
         let created_time = rfc3339(SystemTime::now());
         let meta = metadata(versions.len() as u64 + 1, &created_time);
-        versions.push(Version { fields, created_time });
+        versions.push(Version {
+            fields,
+            created_time,
+        });
         Ok(meta)
     }
 }
@@ -112,7 +125,10 @@ fn rfc3339(t: SystemTime) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{:09}Z", d.subsec_nanos())
+    format!(
+        "{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{:09}Z",
+        d.subsec_nanos()
+    )
 }
 
 #[cfg(test)]
@@ -125,7 +141,9 @@ mod tests {
         for ok in ["app/db", "a", "A-b_c.d/e", "x/.hidden"] {
             assert!(valid_path(ok), "{ok}");
         }
-        for bad in ["", "/a", "a/", "a//b", "a/../b", "..", ".", "a b", "a%2Fb", "ä"] {
+        for bad in [
+            "", "/a", "a/", "a//b", "a/../b", "..", ".", "a b", "a%2Fb", "ä",
+        ] {
             assert!(!valid_path(bad), "{bad}");
         }
     }
@@ -145,13 +163,22 @@ mod tests {
         let mut kv = Kv::default();
         let f = |v: &str| Fields::from_iter([("value".to_owned(), Value::from(v))]);
         assert!(kv.read("a", None).is_none());
-        assert_eq!(kv.write("a", f("one"), Some(1)), Err(WriteError::CasMismatch));
+        assert_eq!(
+            kv.write("a", f("one"), Some(1)),
+            Err(WriteError::CasMismatch)
+        );
         assert_eq!(kv.write("a", f("one"), Some(0)).unwrap()["version"], 1);
         assert_eq!(kv.write("a", f("two"), None).unwrap()["version"], 2);
         let (fields, meta) = kv.read("a", None).unwrap();
-        assert_eq!((fields["value"].as_str(), &meta["version"]), (Some("two"), &json!(2)));
+        assert_eq!(
+            (fields["value"].as_str(), &meta["version"]),
+            (Some("two"), &json!(2))
+        );
         assert_eq!(kv.read("a", Some(1)).unwrap().0["value"], "one");
         assert!(kv.read("a", Some(3)).is_none());
-        assert!(kv.read("a", Some(0)).is_none(), "callers map version=0 to latest");
+        assert!(
+            kv.read("a", Some(0)).is_none(),
+            "callers map version=0 to latest"
+        );
     }
 }

@@ -54,7 +54,12 @@ impl Seed {
         let origin = path.display().to_string();
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("seed file {origin}: cannot read it"))?;
-        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             Some("json") => Seed::from_json_str(&text, &origin),
             Some("toml") => Seed::from_toml_str(&text, &origin),
             _ => bail!("seed file {origin}: unknown format (name it *.json or *.toml)"),
@@ -64,8 +69,8 @@ impl Seed {
     /// Parses JSON seed text; `origin` names the source in error messages.
     pub fn from_json_str(text: &str, origin: &str) -> Result<Seed> {
         // serde_json's message has line and column, never the document's values.
-        let doc: Value =
-            serde_json::from_str(text).map_err(|e| anyhow!("seed file {origin}: invalid JSON: {e}"))?;
+        let doc: Value = serde_json::from_str(text)
+            .map_err(|e| anyhow!("seed file {origin}: invalid JSON: {e}"))?;
         let Value::Object(top) = doc else {
             bail!("seed file {origin}: the top level must be an object of KV paths");
         };
@@ -77,7 +82,10 @@ impl Seed {
         let table: toml::Table = toml::from_str(text).map_err(|e| {
             // toml's Display quotes the offending source line, which may hold a
             // secret value: report only the position and the bare message.
-            let at = e.span().map(|s| line_col(text, s.start)).unwrap_or_default();
+            let at = e
+                .span()
+                .map(|s| line_col(text, s.start))
+                .unwrap_or_default();
             anyhow!("seed file {origin}: invalid TOML{at}: {}", e.message())
         })?;
         let entries = table.into_iter().map(|(k, v)| (k, toml_to_json(v)));
@@ -85,7 +93,11 @@ impl Seed {
     }
 
     /// Adds a version of `path` (the next version number); for seeds built in code.
-    pub fn insert<K, V>(&mut self, path: &str, fields: impl IntoIterator<Item = (K, V)>) -> Result<()>
+    pub fn insert<K, V>(
+        &mut self,
+        path: &str,
+        fields: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<()>
     where
         K: Into<String>,
         V: Into<Value>,
@@ -93,8 +105,14 @@ impl Seed {
         if !valid_path(path) {
             bail!("seed key {path:?}: {PATH_RULE}");
         }
-        let fields = fields.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
-        self.entries.entry(path.to_owned()).or_default().push(fields);
+        let fields = fields
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        self.entries
+            .entry(path.to_owned())
+            .or_default()
+            .push(fields);
         Ok(())
     }
 
@@ -144,7 +162,13 @@ impl Seed {
                 ),
             };
             for (i, fields) in versions.iter().enumerate() {
-                let at = || if versions.len() > 1 { format!(" version {}:", i + 1) } else { String::new() };
+                let at = || {
+                    if versions.len() > 1 {
+                        format!(" version {}:", i + 1)
+                    } else {
+                        String::new()
+                    }
+                };
                 for (name, value) in fields {
                     if name.is_empty() {
                         bail!("seed file {origin}: key {path:?}:{} empty field name", at());
@@ -177,7 +201,9 @@ const PATH_RULE: &str =
 impl fmt::Debug for Seed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Paths and version counts only: the fields are secret.
-        f.debug_map().entries(self.entries.iter().map(|(p, v)| (p, v.len()))).finish()
+        f.debug_map()
+            .entries(self.entries.iter().map(|(p, v)| (p, v.len())))
+            .finish()
     }
 }
 
@@ -202,7 +228,9 @@ fn toml_to_json(v: toml::Value) -> Value {
         toml::Value::Boolean(b) => Value::Bool(b),
         toml::Value::Datetime(d) => Value::String(d.to_string()),
         toml::Value::Array(a) => Value::Array(a.into_iter().map(toml_to_json).collect()),
-        toml::Value::Table(t) => Value::Object(t.into_iter().map(|(k, v)| (k, toml_to_json(v))).collect()),
+        toml::Value::Table(t) => {
+            Value::Object(t.into_iter().map(|(k, v)| (k, toml_to_json(v))).collect())
+        }
     }
 }
 

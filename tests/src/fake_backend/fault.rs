@@ -20,7 +20,11 @@ pub enum Fault {
     /// Answer with this status and body (`Content-Type: application/json`), plus a
     /// `Retry-After` header with the given value if any (seconds such as `"2"`, an HTTP date,
     /// or junk, to test parsing). See the constructors for each API's error shape.
-    Status { code: u16, body: String, retry_after: Option<String> },
+    Status {
+        code: u16,
+        body: String,
+        retry_after: Option<String>,
+    },
     /// Never answer; the connection stays open until the backend is dropped.
     Hang,
     /// Wait this long, then answer normally.
@@ -44,7 +48,11 @@ pub enum Fault {
 impl Fault {
     /// A status fault with an explicit body.
     pub fn status(code: u16, body: impl Into<String>) -> Fault {
-        Fault::Status { code, body: body.into(), retry_after: None }
+        Fault::Status {
+            code,
+            body: body.into(),
+            retry_after: None,
+        }
     }
 
     /// A Vault error: `{"errors":[message]}`.
@@ -66,7 +74,11 @@ impl Fault {
     /// Adds `Retry-After: value` to a [`Fault::Status`]; other faults are returned unchanged.
     pub fn retry_after(self, value: impl Into<String>) -> Fault {
         match self {
-            Fault::Status { code, body, .. } => Fault::Status { code, body, retry_after: Some(value.into()) },
+            Fault::Status { code, body, .. } => Fault::Status {
+                code,
+                body,
+                retry_after: Some(value.into()),
+            },
             other => other,
         }
     }
@@ -92,7 +104,8 @@ pub(crate) fn gcp_status_name(code: u16) -> &'static str {
 }
 
 pub(crate) fn gcp_error_body(code: u16, message: &str) -> String {
-    json!({ "error": { "code": code, "message": message, "status": gcp_status_name(code) } }).to_string()
+    json!({ "error": { "code": code, "message": message, "status": gcp_status_name(code) } })
+        .to_string()
 }
 
 /// Filler for huge bodies: valid base64 and valid JSON-string characters, so only the size
@@ -110,7 +123,11 @@ impl RepeatBody {
     /// `declared` makes the exact size visible, so hyper sends `Content-Length`.
     pub(crate) fn new(prefix: &'static [u8], len: u64, declared: bool) -> RepeatBody {
         let prefix = &prefix[..prefix.len().min(usize::try_from(len).unwrap_or(usize::MAX))];
-        RepeatBody { prefix: Some(Bytes::from_static(prefix)), remaining: len - prefix.len() as u64, declared }
+        RepeatBody {
+            prefix: Some(Bytes::from_static(prefix)),
+            remaining: len - prefix.len() as u64,
+            declared,
+        }
     }
 }
 
@@ -118,7 +135,10 @@ impl Body for RepeatBody {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         if let Some(prefix) = self.prefix.take().filter(|p| !p.is_empty()) {
             return Poll::Ready(Some(Ok(Frame::data(prefix))));
         }

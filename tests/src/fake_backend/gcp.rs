@@ -12,12 +12,23 @@ use super::{Answer, Store};
 use crate::codec::{base64_encode, crc32c};
 
 /// `rest` is the path after `/v1/projects/`. `bad_crc` corrupts `dataCrc32c` (a fault).
-pub(crate) fn answer(store: &Store, method: &str, rest: &str, bad_crc: bool, header: impl Fn(&str) -> Option<String>) -> Answer {
+pub(crate) fn answer(
+    store: &Store,
+    method: &str,
+    rest: &str,
+    bad_crc: bool,
+    header: impl Fn(&str) -> Option<String>,
+) -> Answer {
     if let Some(expected) = &store.gcp_token {
         // No credentials at all is UNAUTHENTICATED; a token that is not the expected one is
         // treated as valid-but-unauthorized, so both error paths of the component get exercised.
         match header("authorization") {
-            None => return error(401, "Request is missing required authentication credential."),
+            None => {
+                return error(
+                    401,
+                    "Request is missing required authentication credential.",
+                )
+            }
             Some(v) if v.strip_prefix("Bearer ") != Some(expected.as_str()) => {
                 return error(403, "Permission 'secretmanager.versions.access' denied.");
             }
@@ -32,7 +43,10 @@ pub(crate) fn answer(store: &Store, method: &str, rest: &str, bad_crc: bool, hea
     }
     let secret_name = format!("projects/{project}/secrets/{secret}");
     let Some(versions) = store.gcp.get(&(project.to_owned(), secret.to_owned())) else {
-        return error(404, &format!("Secret [{secret_name}] not found or has no versions."));
+        return error(
+            404,
+            &format!("Secret [{secret_name}] not found or has no versions."),
+        );
     };
     let number = match version {
         "latest" => versions.keys().next_back().copied(),
@@ -42,9 +56,16 @@ pub(crate) fn answer(store: &Store, method: &str, rest: &str, bad_crc: bool, hea
         },
     };
     let Some((number, bytes)) = number.and_then(|n| versions.get(&n).map(|b| (n, b))) else {
-        return error(404, &format!("Secret Version [{secret_name}/versions/{version}] not found."));
+        return error(
+            404,
+            &format!("Secret Version [{secret_name}/versions/{version}] not found."),
+        );
     };
-    let crc = if bad_crc { crc32c(bytes) ^ 1 } else { crc32c(bytes) };
+    let crc = if bad_crc {
+        crc32c(bytes) ^ 1
+    } else {
+        crc32c(bytes)
+    };
     Answer::json(
         200,
         json!({
@@ -55,7 +76,11 @@ pub(crate) fn answer(store: &Store, method: &str, rest: &str, bad_crc: bool, hea
 }
 
 fn error(code: u16, message: &str) -> Answer {
-    Answer { status: code, body: gcp_error_body(code, message).into(), retry_after: None }
+    Answer {
+        status: code,
+        body: gcp_error_body(code, message).into(),
+        retry_after: None,
+    }
 }
 
 /// `{p}/secrets/{s}/versions/{v}:access` → (p, s, v).

@@ -20,7 +20,11 @@ use super::{gcp, vault, Answer, RecordedRequest, Shared};
 
 type Body = BoxBody<Bytes, Infallible>;
 
-pub(super) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, mut stopped: oneshot::Receiver<()>) {
+pub(super) async fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    mut stopped: oneshot::Receiver<()>,
+) {
     loop {
         let stream = tokio::select! {
             _ = &mut stopped => return,
@@ -46,14 +50,26 @@ pub(super) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>
     }
 }
 
-async fn handle(shared: Arc<Shared>, kill: Arc<Notify>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+async fn handle(
+    shared: Arc<Shared>,
+    kill: Arc<Notify>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
     let recorded = RecordedRequest {
         method: req.method().to_string(),
-        path_and_query: req.uri().path_and_query().map_or_else(|| req.uri().to_string(), |p| p.to_string()),
+        path_and_query: req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| req.uri().to_string(), |p| p.to_string()),
         headers: req
             .headers()
             .iter()
-            .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect(),
     };
     let fault = {
@@ -74,18 +90,34 @@ async fn handle(shared: Arc<Shared>, kill: Arc<Notify>, req: Request<Incoming>) 
             tokio::time::sleep(d).await;
             normal(&shared, &recorded, false)
         }
-        Some(Fault::Status { code, body, retry_after }) => Answer { status: code, body: body.into(), retry_after },
+        Some(Fault::Status {
+            code,
+            body,
+            retry_after,
+        }) => Answer {
+            status: code,
+            body: body.into(),
+            retry_after,
+        },
         Some(Fault::Truncated) => {
             let mut answer = normal(&shared, &recorded, false);
             answer.body.truncate(answer.body.len() / 2);
             answer
         }
-        Some(Fault::Malformed) => Answer { status: 200, body: Bytes::from_static(b"{\"data\": <html>502</html"), retry_after: None },
+        Some(Fault::Malformed) => Answer {
+            status: 200,
+            body: Bytes::from_static(b"{\"data\": <html>502</html"),
+            retry_after: None,
+        },
         Some(Fault::BadCrc) => normal(&shared, &recorded, true),
         Some(Fault::HugeBody(len)) => return Ok(huge(gcp, len, false)),
         Some(Fault::HugeBodyDeclared(len)) => return Ok(huge(gcp, len, true)),
     };
-    Ok(response(answer.status, answer.retry_after, Full::new(answer.body).boxed()))
+    Ok(response(
+        answer.status,
+        answer.retry_after,
+        Full::new(answer.body).boxed(),
+    ))
 }
 
 /// The answer the fake would give without faults.
@@ -107,15 +139,22 @@ fn normal(shared: &Shared, req: &RecordedRequest, bad_crc: bool) -> Answer {
 
 /// A 200 whose body starts like the API's success JSON, then runs on for `len` bytes in all.
 fn huge(gcp: bool, len: u64, declared: bool) -> Response<Body> {
-    let prefix: &'static [u8] =
-        if gcp { b"{\"name\":\"x\",\"payload\":{\"data\":\"" } else { b"{\"data\":{\"data\":{\"value\":\"" };
+    let prefix: &'static [u8] = if gcp {
+        b"{\"name\":\"x\",\"payload\":{\"data\":\""
+    } else {
+        b"{\"data\":{\"data\":{\"value\":\""
+    };
     response(200, None, RepeatBody::new(prefix, len, declared).boxed())
 }
 
 fn response(status: u16, retry_after: Option<String>, body: Body) -> Response<Body> {
-    let mut builder = Response::builder().status(status).header(header::CONTENT_TYPE, "application/json");
+    let mut builder = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json");
     if let Some(value) = retry_after {
         builder = builder.header(header::RETRY_AFTER, value);
     }
-    builder.body(body).expect("fault status and Retry-After must be valid HTTP")
+    builder
+        .body(body)
+        .expect("fault status and Retry-After must be valid HTTP")
 }

@@ -19,9 +19,21 @@ const CREATED: &str = "2024-01-01T00:00:00.000000000Z";
 const DELETED: &str = "2024-06-01T00:00:00.000000000Z";
 
 /// `rest` is the path after `/v1/` and contains `/data/` (the caller routed on that).
-pub(crate) fn answer(store: &Store, method: &str, rest: &str, query: Option<&str>, header: impl Fn(&str) -> Option<String>) -> Answer {
-    let token_ok = store.vault_token.as_ref().is_none_or(|t| header("x-vault-token").as_ref() == Some(t));
-    let namespace_ok = store.vault_namespace.as_ref().is_none_or(|n| header("x-vault-namespace").as_ref() == Some(n));
+pub(crate) fn answer(
+    store: &Store,
+    method: &str,
+    rest: &str,
+    query: Option<&str>,
+    header: impl Fn(&str) -> Option<String>,
+) -> Answer {
+    let token_ok = store
+        .vault_token
+        .as_ref()
+        .is_none_or(|t| header("x-vault-token").as_ref() == Some(t));
+    let namespace_ok = store
+        .vault_namespace
+        .as_ref()
+        .is_none_or(|n| header("x-vault-namespace").as_ref() == Some(n));
     // Vault answers a wrong namespace like a wrong token: the token has no policy there.
     if !token_ok || !namespace_ok {
         return error(403, &["permission denied"]);
@@ -51,9 +63,15 @@ pub(crate) fn answer(store: &Store, method: &str, rest: &str, query: Option<&str
         })
     };
     if version.deleted {
-        return Answer::json(404, envelope(json!({ "data": null, "metadata": metadata(DELETED) })));
+        return Answer::json(
+            404,
+            envelope(json!({ "data": null, "metadata": metadata(DELETED) })),
+        );
     }
-    Answer::json(200, envelope(json!({ "data": version.data, "metadata": metadata("") })))
+    Answer::json(
+        200,
+        envelope(json!({ "data": version.data, "metadata": metadata("") })),
+    )
 }
 
 /// Vault's error shape.

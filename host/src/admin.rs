@@ -1,0 +1,124 @@
+//! The operational view (`edge:secrets/admin`) as plain host types: counters, breaker states and
+//! health. Secret-free, so these derive `Debug` and `Serialize` (for `--json` output and
+//! benchmarks).
+
+use serde::Serialize;
+
+use crate::bindings::wit_admin as wit;
+
+/// The state of an environment's circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BreakerState {
+    Closed,
+    Open,
+    HalfOpen,
+}
+
+/// Errors returned to callers, by kind (`unknown-environment` is counted in [`HealthReport`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ErrorCounts {
+    pub invalid_request: u64,
+    pub not_found: u64,
+    pub permission_denied: u64,
+    pub unavailable: u64,
+    pub timeout: u64,
+    pub rate_limited: u64,
+    pub backend: u64,
+    pub config: u64,
+}
+
+/// Counters for one environment since the instance started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnvironmentStats {
+    pub environment: String,
+    /// `vault` or `gcp`.
+    pub backend: String,
+    pub hits: u64,
+    pub misses: u64,
+    /// HTTP requests sent (every attempt counts).
+    pub backend_calls: u64,
+    pub retries: u64,
+    pub errors: ErrorCounts,
+    pub breaker: BreakerState,
+    pub cache_entries: u32,
+}
+
+/// Health of one environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnvironmentHealth {
+    pub environment: String,
+    pub breaker: BreakerState,
+    /// While the breaker is open: milliseconds until probes are let through.
+    pub retry_after_ms: Option<u64>,
+}
+
+/// Health of the whole component.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HealthReport {
+    /// `true` when the configuration loaded and every breaker is closed.
+    pub ok: bool,
+    /// Why the configuration failed to load, if it did.
+    pub config_error: Option<String>,
+    /// Per environment, sorted by environment name.
+    pub environments: Vec<EnvironmentHealth>,
+    pub unknown_environment_errors: u64,
+}
+
+impl From<wit::BreakerState> for BreakerState {
+    fn from(s: wit::BreakerState) -> Self {
+        match s {
+            wit::BreakerState::Closed => BreakerState::Closed,
+            wit::BreakerState::Open => BreakerState::Open,
+            wit::BreakerState::HalfOpen => BreakerState::HalfOpen,
+        }
+    }
+}
+
+impl From<wit::ErrorCounts> for ErrorCounts {
+    fn from(c: wit::ErrorCounts) -> Self {
+        ErrorCounts {
+            invalid_request: c.invalid_request,
+            not_found: c.not_found,
+            permission_denied: c.permission_denied,
+            unavailable: c.unavailable,
+            timeout: c.timeout,
+            rate_limited: c.rate_limited,
+            backend: c.backend,
+            config: c.config,
+        }
+    }
+}
+
+impl From<wit::EnvironmentStats> for EnvironmentStats {
+    fn from(s: wit::EnvironmentStats) -> Self {
+        EnvironmentStats {
+            environment: s.environment,
+            backend: s.backend,
+            hits: s.hits,
+            misses: s.misses,
+            backend_calls: s.backend_calls,
+            retries: s.retries,
+            errors: s.errors.into(),
+            breaker: s.breaker.into(),
+            cache_entries: s.cache_entries,
+        }
+    }
+}
+
+impl From<wit::EnvironmentHealth> for EnvironmentHealth {
+    fn from(h: wit::EnvironmentHealth) -> Self {
+        EnvironmentHealth { environment: h.environment, breaker: h.breaker.into(), retry_after_ms: h.retry_after_ms }
+    }
+}
+
+impl From<wit::HealthReport> for HealthReport {
+    fn from(h: wit::HealthReport) -> Self {
+        HealthReport {
+            ok: h.ok,
+            config_error: h.config_error,
+            environments: h.environments.into_iter().map(Into::into).collect(),
+            unknown_environment_errors: h.unknown_environment_errors,
+        }
+    }
+}

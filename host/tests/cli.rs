@@ -1,0 +1,94 @@
+//! The `edge-secrets` binary end to end: output bytes, `--json`, exit codes, stderr messages.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use edge_secrets_host::dev_store::{DevStore, DevStoreOptions, Seed};
+
+fn tmp() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).to_path_buf()
+}
+
+/// The binary, with its compile cache under the target dir instead of the user's home.
+fn cli(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_edge-secrets"));
+    cmd.args(args).env("XDG_CACHE_HOME", tmp().join("cli-cache")).env_remove("VAULT_TOKEN");
+    cmd
+}
+
+fn run(cmd: &mut Command) -> (i32, String, String) {
+    let Output { status, stdout, stderr } = cmd.output().expect("run edge-secrets");
+    (status.code().expect("exited"), String::from_utf8(stdout).unwrap(), String::from_utf8(stderr).unwrap())
+}
+
+#[test]
+fn dev_get_reads_end_to_end() {
+    let (code, out, err) = run(&mut cli(&["dev", "--get", "app/db"]));
+    assert_eq!((code, out.as_str()), (0, "dev-password"), "stderr: {err}");
+
+    let (code, out, err) = run(&mut cli(&["dev", "--get", "app/db", "--field", "user", "--json"]));
+    assert_eq!(code, 0, "stderr: {err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc, serde_json::json!({ "value": "app", "version": "1", "source": "backend" }));
+
+    let (code, out, err) = run(&mut cli(&["dev", "--get", "app/nope"]));
+    assert_eq!((code, out.as_str()), (5, ""));
+    assert!(err.contains("dev/app/nope") && err.contains("not found"), "{err}");
+}
+
+#[test]
+fn get_with_a_config_file() {
+    let mut seed = Seed::new();
+    seed.insert("app/db", [("value", "s3cr3t-bytes")]).unwrap();
+    let store = DevStore::start(DevStoreOptions { seed, ..Default::default() }).unwrap();
+    let dir = tmp().join(format!("cli-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("edge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[policy.environments.prod]\nbackend = \"vault\"\nurl = \"{}\"\ntoken_key = \"prod_token\"\n\n\
+             [credentials]\nprod_token = {{ env = \"VAULT_TOKEN\" }}\n",
+            store.url()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let get = |token: &str, args: &[&str]| {
+        let mut all = vec!["get", "--config", config];
+        all.extend_from_slice(args);
+        run(cli(&all).env("VAULT_TOKEN", token))
+    };
+
+    let (code, out, err) = get(store.token(), &["--env", "prod", "app/db"]);
+    assert_eq!((code, out.as_str()), (0, "s3cr3t-bytes"), "stderr: {err}");
+
+    let (code, out, err) = get(store.token(), &["--env", "qa", "app/db"]);
+    assert_eq!((code, out.as_str()), (4, ""));
+    assert!(err.contains("qa/app/db") && err.contains("unknown environment"), "{err}");
+
+    let (code, _, err) = get(store.token(), &["--env", "prod", "app/db", "--version", "zero"]);
+    assert_eq!(code, 3, "{err}");
+
+    let (code, _, err) = get("hvs.wrong-token", &["--env", "prod", "app/db"]);
+    assert_eq!(code, 6, "{err}");
+    assert!(!err.contains("s3cr3t") && !err.contains("hvs.wrong-token"), "{err}");
+
+    // Credential missing from the environment: a config-file error naming key and variable.
+    let (code, _, err) = run(cli(&["get", "--config", config, "--env", "prod", "app/db"]).env_remove("VAULT_TOKEN"));
+    assert_eq!(code, 2);
+    assert!(err.contains(&format!("{config}:7:")) && err.contains("credentials.prod_token") && err.contains("`VAULT_TOKEN` is not set"), "{err}");
+
+    let (code, _, err) = run(&mut cli(&["get", "--config", "/nonexistent.toml", "--env", "prod", "x"]));
+    assert_eq!(code, 2, "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn usage_errors_and_help() {
+    let (code, _, _) = run(&mut cli(&["get", "app/db"]));
+    assert_eq!(code, 2);
+    let (code, out, _) = run(&mut cli(&["get", "--help"]));
+    assert_eq!(code, 0);
+    assert!(out.contains("Exit codes:") && out.contains("  5  not-found"), "{out}");
+}
