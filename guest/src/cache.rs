@@ -4,7 +4,7 @@
 //! another's entries: isolation comes from ownership, not from key prefixes.
 //! Time is passed in (`now_ms`), never read here.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use crate::secret::SecretBytes;
 use crate::validate::VersionSel;
@@ -35,7 +35,9 @@ struct Entry {
 /// The cache. All operations are O(log n).
 pub struct Cache {
     max_entries: usize,
-    entries: HashMap<CacheKey, Entry>,
+    // A BTreeMap, not a HashMap: std's HashMap seeds from `wasi:random/insecure-seed`,
+    // an import this component does not otherwise need.
+    entries: BTreeMap<CacheKey, Entry>,
     /// stamp → key, oldest first: the eviction order.
     recency: BTreeMap<u64, CacheKey>,
     next_stamp: u64,
@@ -46,7 +48,7 @@ impl Cache {
     pub fn new(max_entries: usize) -> Cache {
         Cache {
             max_entries: max_entries.max(1),
-            entries: HashMap::new(),
+            entries: BTreeMap::new(),
             recency: BTreeMap::new(),
             next_stamp: 0,
         }

@@ -136,12 +136,17 @@ pub enum TransportError {
     Protocol(String),
     /// The body exceeded the size cap; reading stopped there.
     BodyTooLarge { limit: usize },
+    /// The host refused the request itself (not allowed, invalid URI, untrusted
+    /// certificate): the same request will be refused again.
+    Rejected(String),
+    /// The body did not fit in the component's memory.
+    OutOfMemory { bytes: usize },
 }
 
 impl TransportError {
     /// Whether another attempt may succeed.
     pub fn is_transient(&self) -> bool {
-        !matches!(self, TransportError::BodyTooLarge { .. })
+        matches!(self, TransportError::Timeout | TransportError::Connect(_) | TransportError::Protocol(_))
     }
 
     /// The caller-facing error once retries are spent.
@@ -152,6 +157,10 @@ impl TransportError {
             TransportError::Protocol(why) => Error::backend(None, format!("transport error: {why}")),
             TransportError::BodyTooLarge { limit } => {
                 Error::backend(None, format!("response body exceeds {limit} bytes"))
+            }
+            TransportError::Rejected(why) => Error::backend(None, format!("the host refused the request: {why}")),
+            TransportError::OutOfMemory { bytes } => {
+                Error::backend(None, format!("response body of {bytes}+ bytes does not fit in memory"))
             }
         }
     }

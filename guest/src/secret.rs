@@ -1,5 +1,8 @@
 //! Containers for sensitive bytes: their `Debug` never shows the contents and
-//! they are wiped when dropped.
+//! their own buffer is wiped when dropped. (Transient copies — the HTTP body
+//! while it is parsed, the JSON parser's strings, the bytes lowered across the
+//! WIT boundary — are freed but not wiped: the component's memory is private
+//! to its instance, and wiping is defence in depth, not the guarantee.)
 
 use std::fmt;
 

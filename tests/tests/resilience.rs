@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use edge_secrets_host::{BreakerState, SecretError};
+use edge_secrets_host::{BreakerState, Request, SecretError};
 use edge_secrets_tests::harness::secret_error;
 use edge_secrets_tests::{Fault, Harness};
 
@@ -64,10 +64,24 @@ fn a_hanging_backend_times_out_within_the_deadline() {
     let started = Instant::now();
     let err = secret_error(h.get("prod", "app/db"));
     assert_eq!(err, SecretError::Timeout { deadline_ms: 700 });
-    // Without the guest's own deadline this call would hang until the host's 30 s call limit
-    // and come back as a host error instead of `timeout`.
     assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
     assert!(h.backend.request_count() >= 2, "attempts time out one by one and are retried");
+}
+
+#[test]
+fn a_trickling_backend_is_cut_off_by_the_guests_own_deadline() {
+    // Headers at once, then a byte every 50 ms: the host's connect, first-byte and
+    // between-bytes timeouts (all 300 ms here) never fire. Only the guest's whole-exchange
+    // deadline ends each attempt; without it the call would run until the host's 30 s call
+    // limit and fail as a host error, not as `timeout`.
+    let mut h = Harness::start(|p, url| {
+        p.vault("prod", url, "t").set("prod", "timeouts.attempt_ms", 300).set("prod", "timeouts.deadline_ms", 1_000)
+    });
+    h.backend.set_fault_always(Some(Fault::Trickle(Duration::from_millis(50))));
+    let started = Instant::now();
+    let err = secret_error(h.get("prod", "app/db"));
+    assert_eq!(err, SecretError::Timeout { deadline_ms: 1_000 });
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
 }
 
 #[test]
@@ -136,6 +150,31 @@ fn half_open_probes_then_closes_after_m_successes_and_a_failed_probe_reopens() {
     h.get("prod", "a").unwrap();
     assert_eq!(breaker_of(&mut h, "prod"), BreakerState::Closed);
     assert!(h.client.health().unwrap().ok);
+}
+
+#[test]
+fn half_open_lets_only_the_configured_number_of_probes_through() {
+    let mut h = Harness::start(|p, url| {
+        p.vault("prod", url, "t")
+            .set_default("retry.attempts", 1)
+            .set_default("breaker.failure_threshold", 1)
+            .set_default("breaker.open_ms", 10_000)
+            .set_default("breaker.half_open_probes", 1)
+    });
+    for name in ["a", "b", "c"] {
+        h.backend.put_vault(name, 1, &[("value", name)]);
+    }
+    h.backend.fail_next(1, Fault::vault_sealed());
+    let _ = h.get("prod", "a");
+    h.clock.advance(Duration::from_secs(10));
+    h.backend.reset_counts();
+    let requests = [Request::new("prod", "a"), Request::new("prod", "b"), Request::new("prod", "c")];
+    let results = h.client.get_many(&requests).unwrap();
+    assert_eq!(h.backend.request_count(), 1, "one probe while half-open");
+    assert_eq!(results[0].as_ref().unwrap().value.expose(), b"a");
+    for r in &results[1..] {
+        assert!(matches!(r, Err(SecretError::Unavailable { .. })), "{r:?}");
+    }
 }
 
 #[test]

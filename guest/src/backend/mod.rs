@@ -113,12 +113,22 @@ pub fn request(env: &EnvironmentSpec, token: &SecretBytes, name: &str, version: 
     }
 }
 
-/// Judges a complete response.
-pub fn response(spec: &BackendSpec, name: &str, response: &HttpResponse) -> Result<Fetched, Failure> {
-    match spec {
+/// Judges a complete response to a read of `name` at `version`.
+pub fn response(spec: &BackendSpec, name: &str, version: VersionSel, response: &HttpResponse) -> Result<Fetched, Failure> {
+    let fetched = match spec {
         BackendSpec::Vault { .. } => vault::response(name, response),
         BackendSpec::Gcp { .. } => gcp::response(name, response),
+    }?;
+    // A pinned read is cached for long under its version: never under the wrong one.
+    if let VersionSel::Pinned(asked) = version {
+        if fetched.version != asked.to_string() {
+            return Err(Failure::permanent(Error::backend(
+                Some(response.status),
+                format!("asked for version {asked} but the backend returned version {}", validate::shorten(&fetched.version)),
+            )));
+        }
     }
+    Ok(fetched)
 }
 
 /// Classification shared by both backends for statuses their error bodies
@@ -162,6 +172,18 @@ mod tests {
         validate(&gcp, "db", "value").unwrap();
         assert!(matches!(validate(&gcp, "db", "user"), Err(Error::InvalidRequest(_))));
         assert!(matches!(validate(&gcp, "a/b", "value"), Err(Error::InvalidRequest(_))));
+    }
+
+    #[test]
+    fn a_pinned_read_answered_with_another_version_is_rejected() {
+        let vault = BackendSpec::Vault { mount: "secret".into(), namespace: None };
+        let body = br#"{"data":{"data":{"value":"v"},"metadata":{"version":5}}}"#.to_vec();
+        let ok = HttpResponse { status: 200, headers: vec![], body };
+        assert_eq!(response(&vault, "x", VersionSel::Pinned(5), &ok).unwrap().version, "5");
+        assert_eq!(response(&vault, "x", VersionSel::Latest, &ok).unwrap().version, "5");
+        let wrong = response(&vault, "x", VersionSel::Pinned(4), &ok).unwrap_err();
+        assert!(!wrong.transient);
+        assert_eq!(wrong.error, Error::backend(Some(200), "asked for version 4 but the backend returned version 5"));
     }
 
     #[test]

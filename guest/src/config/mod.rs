@@ -75,24 +75,48 @@ impl fmt::Debug for Environment {
     }
 }
 
+/// Why the configuration could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    /// What is wrong, naming the key.
+    pub message: String,
+    /// The config store itself failed (not the values in it): loading again
+    /// later may succeed, so the failure must not be remembered.
+    pub store_failure: bool,
+}
+
+impl LoadError {
+    fn invalid(message: String) -> LoadError {
+        LoadError { message, store_failure: false }
+    }
+
+    fn store(key_path: &str, key: &str, error: &str) -> LoadError {
+        let message = format!("{key_path}: config store error for `{key}`: {}", crate::error::sanitize_reason(error));
+        LoadError { message, store_failure: true }
+    }
+}
+
 /// Reads the whole configuration: the policy, then each environment's
-/// credential. `Err` is a message naming the offending key.
-pub fn load(source: &dyn ConfigSource) -> Result<Vec<Environment>, String> {
+/// credential.
+pub fn load(source: &dyn ConfigSource) -> Result<Vec<Environment>, LoadError> {
     let text = source
         .get(POLICY_KEY)
-        .map_err(|e| format!("{POLICY_KEY}: config store error: {}", crate::error::sanitize_reason(&e)))?
-        .ok_or_else(|| format!("{POLICY_KEY}: is not set"))?;
-    let specs = parse_policy(&text)?;
+        .map_err(|e| LoadError::store(POLICY_KEY, POLICY_KEY, &e))?
+        .ok_or_else(|| LoadError::invalid(format!("{POLICY_KEY}: is not set")))?;
+    let specs = parse_policy(&text).map_err(LoadError::invalid)?;
     specs
         .into_iter()
         .map(|spec| {
             let token_path = format!("environments.{}.token_key", spec.name);
             let token = source
                 .get(&spec.token_key)
-                .map_err(|e| format!("{token_path}: config store error for `{}`: {}", spec.token_key, crate::error::sanitize_reason(&e)))?
-                .ok_or_else(|| format!("{token_path}: config key `{}` is not set", spec.token_key))?;
+                .map_err(|e| LoadError::store(&token_path, &spec.token_key, &e))?
+                .ok_or_else(|| LoadError::invalid(format!("{token_path}: config key `{}` is not set", spec.token_key)))?;
             if token.is_empty() || token.bytes().any(|b| b.is_ascii_control()) {
-                return Err(format!("{token_path}: config key `{}` is empty or has control characters", spec.token_key));
+                return Err(LoadError::invalid(format!(
+                    "{token_path}: config key `{}` is empty or has control characters",
+                    spec.token_key
+                )));
             }
             Ok(Environment { spec, token: SecretBytes::from(token) })
         })

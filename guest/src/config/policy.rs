@@ -8,6 +8,11 @@ use crate::retry::RetryPolicy;
 
 const DAY_MS: u64 = 86_400_000;
 
+/// The largest body cap a policy may set. Secrets are small (GCP caps a version at 64 KiB);
+/// a body is held a few times over while it is parsed, so this keeps the worst case well
+/// inside a host's usual guest memory limit.
+pub const MAX_BODY_CAP: u64 = 16 << 20;
+
 /// The resolved policy of one environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
@@ -88,7 +93,7 @@ impl Policy {
             b.finish()?;
             p.breaker = BreakerSettings::new(threshold, open_ms, probes, successes).map_err(|why| format!("{path}: {why}"))?;
         }
-        if let Some(n) = obj.integer("max_body_bytes", 1024..=64 << 20)? {
+        if let Some(n) = obj.integer("max_body_bytes", 1024..=MAX_BODY_CAP)? {
             p.max_body_bytes = n as usize;
         }
         Ok(p)

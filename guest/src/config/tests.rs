@@ -65,7 +65,7 @@ fn every_bad_value_is_named_by_its_key() {
         (env(r#","timeouts":{"attempt_ms":3000,"deadline_ms":1000}"#), "environments.prod.timeouts: deadline_ms (1000) must be at least attempt_ms (3000)"),
         (env(r#","cache":{"max_entries":0}"#), "environments.prod.cache.max_entries: must be between 1 and 1000000, got 0"),
         (env(r#","breaker":{"open_ms":"5s"}"#), "environments.prod.breaker.open_ms: must be a non-negative integer"),
-        (env(r#","max_body_bytes":1"#), "environments.prod.max_body_bytes: must be between 1024 and 67108864, got 1"),
+        (env(r#","max_body_bytes":1"#), "environments.prod.max_body_bytes: must be between 1024 and 16777216, got 1"),
         (env(r#","ttl":5"#), "environments.prod.ttl: unknown key"),
         (env(r#","project":"p""#), "environments.prod.project: only applies to the gcp backend"),
         (env(r#","mount":"../sys""#), "environments.prod.mount: must be a Vault path"),
@@ -100,11 +100,11 @@ fn structural_errors_are_named() {
 
 #[test]
 fn missing_policy_and_credentials_name_the_key_without_values() {
-    let err = load(&BTreeMap::new()).unwrap_err();
+    let err = load(&BTreeMap::new()).unwrap_err().message;
     assert_eq!(err, "secrets_policy: is not set");
-    let err = load(&source(VAULT, &[])).unwrap_err();
+    let err = load(&source(VAULT, &[])).unwrap_err().message;
     assert_eq!(err, "environments.prod.token_key: config key `prod_token` is not set");
-    let err = load(&source(VAULT, &[("prod_token", "zq\nxw")])).unwrap_err();
+    let err = load(&source(VAULT, &[("prod_token", "zq\nxw")])).unwrap_err().message;
     assert!(err.contains("control characters") && !err.contains("zq"), "{err}");
 }
 
@@ -117,7 +117,10 @@ impl ConfigSource for FailingStore {
 
 #[test]
 fn store_errors_are_config_errors() {
-    assert_eq!(load(&FailingStore).unwrap_err(), "secrets_policy: config store error: store offline");
+    let err = load(&FailingStore).unwrap_err();
+    assert_eq!(err.message, "secrets_policy: config store error for `secrets_policy`: store offline");
+    assert!(err.store_failure, "a store outage must not be remembered as a bad config");
+    assert!(!load(&BTreeMap::new()).unwrap_err().store_failure);
 }
 
 #[test]

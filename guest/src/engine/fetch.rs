@@ -14,6 +14,10 @@ use crate::error::Error;
 use crate::http::HttpRequest;
 use crate::validate::VersionSel;
 
+/// At most this many requests are in flight at once; further misses of a
+/// large `get-many` wait for the next round.
+pub const MAX_IN_FLIGHT: usize = 32;
+
 /// One backend read in flight, and the callers waiting for it.
 struct Fetch {
     env: usize,
@@ -61,7 +65,7 @@ impl Provider {
             let mut batch: Vec<(Fetch, Outbound)> = Vec::new();
             let mut waiting: Vec<Fetch> = Vec::new();
             for fetch in pending.drain(..) {
-                if fetch.ready_at_ms > now {
+                if fetch.ready_at_ms > now || batch.len() >= MAX_IN_FLIGHT {
                     waiting.push(fetch);
                     continue;
                 }
@@ -85,7 +89,7 @@ impl Provider {
                 let state = &self.envs[fetch.env];
                 let policy = state.env.spec.policy;
                 let outcome = match responses.next() {
-                    Some(Ok(response)) => backend::response(&state.env.spec.backend, &fetch.name, &response),
+                    Some(Ok(response)) => backend::response(&state.env.spec.backend, &fetch.name, fetch.version, &response),
                     Some(Err(error)) => Err(Failure {
                         transient: error.is_transient(),
                         error: error.into_error(policy.deadline_ms),

@@ -2,7 +2,7 @@
 //! the read path (validate → cache → fetch). Pure: the clock, randomness and
 //! HTTP transport come in through [`Io`].
 
-mod fetch;
+pub mod fetch;
 pub mod stats;
 #[cfg(test)]
 mod tests;

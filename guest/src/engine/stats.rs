@@ -13,7 +13,6 @@ pub struct ErrorCounts {
     pub timeout: u64,
     pub rate_limited: u64,
     pub backend: u64,
-    pub config: u64,
 }
 
 /// Counters of one environment.
@@ -38,10 +37,9 @@ impl Counters {
             ErrorKind::Timeout => &mut e.timeout,
             ErrorKind::RateLimited => &mut e.rate_limited,
             ErrorKind::Backend => &mut e.backend,
-            ErrorKind::Config => &mut e.config,
-            // Unknown environments belong to no environment; the provider
-            // counts them itself.
-            ErrorKind::UnknownEnvironment => return,
+            // Unknown environments and a broken configuration belong to no
+            // environment; `health` reports them.
+            ErrorKind::UnknownEnvironment | ErrorKind::Config => return,
         };
         *slot += 1;
     }

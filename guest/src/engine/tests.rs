@@ -271,14 +271,27 @@ fn retry_after_past_the_deadline_fails_at_once_as_rate_limited() {
 }
 
 #[test]
-fn attempt_timeouts_are_capped_by_the_remaining_deadline() {
+fn timed_out_attempts_are_retried_then_reported_as_timeout() {
+    // attempt 500 ms, deadline 2000 ms, no backoff: attempts at 0, 500, 1000 use their full
+    // 500 ms; the attempt budget (3) ends the call at 1500 ms with `timeout`.
     let mut h = Harness::new(&policy(""), Box::new(|_| Err(TransportError::Timeout)));
-    h.transport.latency_ms = 500; // every attempt uses its full attempt timeout
+    h.transport.latency_ms = 500;
+    h.random = FixedRandom(0);
     let start = h.now();
     let err = h.get("a", "x").unwrap_err();
     assert_eq!(err, Error::Timeout { deadline_ms: 2_000 });
-    assert!(h.now() - start <= 2_000, "took {} ms", h.now() - start);
-    assert!(h.transport.sent.iter().all(|o| o.timeout_ms <= 500));
+    assert_eq!(h.now() - start, 1_500);
+    let timeouts: Vec<u64> = h.transport.sent.iter().map(|o| o.timeout_ms).collect();
+    assert_eq!(timeouts, vec![500, 500, 500]);
+}
+
+#[test]
+fn get_many_keeps_at_most_max_in_flight_requests_per_round() {
+    let mut h = Harness::new(&policy(""), Box::new(|_| vault_ok(1, "v")));
+    let requests: Vec<SecretRequest> = (0..40).map(|i| req("a", &format!("s{i}"), None, None)).collect();
+    let results = h.get_many(&requests);
+    assert!(results.iter().all(Result::is_ok));
+    assert_eq!(h.transport.batch_sizes, vec![fetch::MAX_IN_FLIGHT, 40 - fetch::MAX_IN_FLIGHT]);
 }
 
 #[test]

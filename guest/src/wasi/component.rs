@@ -27,15 +27,20 @@ thread_local! {
     static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
 }
 
-/// Runs `f` on the provider, loading the configuration on first use.
+/// Runs `f` on the provider, loading the configuration on first use. An
+/// invalid configuration is remembered (it will not fix itself); a config
+/// store outage is not, so the next call tries again.
 fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
     STATE.with(|cell| {
         let mut slot = cell.borrow_mut();
-        let state = slot.get_or_insert_with(|| match config::load(&WasiConfig) {
-            Ok(envs) => State::Ready(Provider::new(envs)),
-            Err(message) => State::Broken(message),
-        });
-        f(state)
+        if let Some(state) = slot.as_mut() {
+            return f(state);
+        }
+        match config::load(&WasiConfig) {
+            Ok(envs) => f(slot.insert(State::Ready(Provider::new(envs)))),
+            Err(error) if error.store_failure => f(&mut State::Broken(error.message)),
+            Err(error) => f(slot.insert(State::Broken(error.message))),
+        }
     })
 }
 
@@ -137,7 +142,6 @@ fn error_counts(e: stats::ErrorCounts) -> admin::ErrorCounts {
         timeout: e.timeout,
         rate_limited: e.rate_limited,
         backend: e.backend,
-        config: e.config,
     }
 }
 

@@ -102,7 +102,7 @@ fn start_request(outbound: &Outbound) -> Exchange {
 
 fn build(outbound: &Outbound) -> Result<(OutgoingRequest, RequestOptions), TransportError> {
     let r = &outbound.request;
-    let invalid = |what: &str| TransportError::Protocol(format!("host rejected the request {what}"));
+    let invalid = |what: &str| TransportError::Rejected(format!("invalid request {what}"));
     let headers = super::wasi::http::types::Fields::from_list(&r.headers).map_err(|_| invalid("headers"))?;
     let request = OutgoingRequest::new(headers);
     request.set_method(&Method::Get).map_err(|()| invalid("method"))?;
@@ -175,6 +175,11 @@ fn read_available(mut reading: Reading, max_body_bytes: usize, expired: bool) ->
                 return if expired { Exchange::Done(Err(TransportError::Timeout)) } else { Exchange::Reading(reading) };
             }
             Ok(chunk) => {
+                // Fallible: a body that does not fit in this instance's memory is the
+                // backend's problem to report, not a reason to trap.
+                if reading.bytes.try_reserve(chunk.len()).is_err() {
+                    return Exchange::Done(Err(TransportError::OutOfMemory { bytes: reading.bytes.len() + chunk.len() }));
+                }
                 reading.bytes.extend_from_slice(&chunk);
                 if reading.bytes.len() > max_body_bytes {
                     return Exchange::Done(Err(TransportError::BodyTooLarge { limit: max_body_bytes }));
@@ -205,6 +210,13 @@ fn map_error(code: &ErrorCode) -> TransportError {
         | ErrorCode::DestinationUnavailable
         | ErrorCode::DestinationIpUnroutable
         | ErrorCode::DnsError(_) => TransportError::Connect(sanitize_reason(&format!("{code:?}"))),
+        // The host will refuse the same request again: not worth a retry, and no sign
+        // that the backend is unhealthy.
+        ErrorCode::HttpRequestDenied
+        | ErrorCode::HttpRequestUriInvalid
+        | ErrorCode::HttpRequestMethodInvalid
+        | ErrorCode::TlsCertificateError
+        | ErrorCode::DestinationIpProhibited => TransportError::Rejected(sanitize_reason(&format!("{code:?}"))),
         other => TransportError::Protocol(sanitize_reason(&format!("{other:?}"))),
     }
 }

@@ -2,6 +2,7 @@
 //! streamed body used for oversized responses.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -39,6 +40,9 @@ pub enum Fault {
     HugeBody(u64),
     /// Like [`Fault::HugeBody`], but announces the size in `Content-Length` first.
     HugeBodyDeclared(u64),
+    /// Status 200 and headers at once, then one byte of body every interval, forever: no
+    /// first-byte or between-bytes timeout ever fires, only a whole-exchange deadline ends it.
+    Trickle(Duration),
     /// GCP: the normal answer with a wrong `payload.dataCrc32c`. Vault answers are unaffected.
     BadCrc,
     /// Drop the connection without sending anything back.
@@ -161,5 +165,31 @@ impl Body for RepeatBody {
         } else {
             SizeHint::default() // unknown length: hyper falls back to chunked encoding
         }
+    }
+}
+
+/// The body of [`Fault::Trickle`]: a space every `every`, never ending.
+pub(crate) struct TrickleBody {
+    every: Duration,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl TrickleBody {
+    pub(crate) fn new(every: Duration) -> TrickleBody {
+        TrickleBody { every, sleep: Box::pin(tokio::time::sleep(every)) }
+    }
+}
+
+impl Body for TrickleBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.sleep.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let next = tokio::time::Instant::now() + self.every;
+        self.sleep.as_mut().reset(next);
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b" ")))))
     }
 }

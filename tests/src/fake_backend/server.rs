@@ -15,7 +15,7 @@ use hyper::{header, Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::sync::{oneshot, Notify};
 
-use super::fault::{Fault, RepeatBody};
+use super::fault::{Fault, RepeatBody, TrickleBody};
 use super::{gcp, vault, Answer, RecordedRequest, Shared};
 
 type Body = BoxBody<Bytes, Infallible>;
@@ -112,6 +112,7 @@ async fn handle(
         Some(Fault::BadCrc) => normal(&shared, &recorded, true),
         Some(Fault::HugeBody(len)) => return Ok(huge(gcp, len, false)),
         Some(Fault::HugeBodyDeclared(len)) => return Ok(huge(gcp, len, true)),
+        Some(Fault::Trickle(every)) => return Ok(response(200, None, TrickleBody::new(every).boxed())),
     };
     Ok(response(
         answer.status,
