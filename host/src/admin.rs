@@ -25,7 +25,6 @@ pub struct ErrorCounts {
     pub timeout: u64,
     pub rate_limited: u64,
     pub backend: u64,
-    pub config: u64,
 }
 
 /// Counters for one environment since the instance started.
@@ -85,7 +84,6 @@ impl From<wit::ErrorCounts> for ErrorCounts {
             timeout: c.timeout,
             rate_limited: c.rate_limited,
             backend: c.backend,
-            config: c.config,
         }
     }
 }
