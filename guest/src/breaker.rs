@@ -5,6 +5,8 @@
 //! are reported as failures; a 403 or 404 proves the backend is up and is
 //! reported as a success.
 
+use crate::prelude::*;
+
 /// Validated breaker settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BreakerSettings {

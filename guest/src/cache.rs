@@ -4,7 +4,8 @@
 //! another's entries: isolation comes from ownership, not from key prefixes.
 //! Time is passed in (`now_ms`), never read here.
 
-use std::collections::BTreeMap;
+use crate::prelude::*;
+use alloc::collections::BTreeMap;
 
 use crate::secret::SecretBytes;
 use crate::validate::VersionSel;

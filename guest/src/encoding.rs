@@ -1,6 +1,8 @@
 //! Base64 (standard alphabet, padded) decoding and CRC32C, both small enough
 //! to write here rather than pull crates into a size-bounded guest.
 
+use crate::prelude::*;
+
 /// Decodes standard base64 (RFC 4648 §4) with `=` padding, as GCP sends
 /// `payload.data`. Returns `None` on any invalid input.
 pub fn base64_decode(input: &str) -> Option<Vec<u8>> {

@@ -4,6 +4,8 @@
 //! No variant ever carries secret bytes or credentials: messages are built
 //! from names, statuses and fixed reasons only.
 
+use crate::prelude::*;
+
 /// Why a secret read failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {

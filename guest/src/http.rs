@@ -1,7 +1,8 @@
 //! Plain HTTP request/response values exchanged between the pure core and
 //! the transport. Their `Debug` impls redact credentials and bodies.
 
-use std::fmt;
+use crate::prelude::*;
+use core::fmt;
 
 use crate::error::Error;
 
@@ -105,7 +106,7 @@ impl HttpResponse {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+            .and_then(|(_, v)| core::str::from_utf8(v).ok())
     }
 
     /// `Retry-After` in milliseconds, when it is given in seconds (the

@@ -6,6 +6,21 @@
 //! is the thin shell: bindings, the HTTP transport over `wasi:http`, the
 //! monotonic clock, `wasi:random` and `wasi:config`.
 
+// No std in the component: it then imports exactly its world (std would add wasi:cli/*) and
+// is smaller. Natively (unit tests, the host's benchmark, the native cdylib) std is there;
+// the code itself only uses `core` and `alloc`, so it is the same code either way.
+#![cfg_attr(target_arch = "wasm32", no_std)]
+
+extern crate alloc;
+
+/// What every module would otherwise get from std's prelude.
+mod prelude {
+    pub use alloc::format;
+    pub use alloc::string::{String, ToString};
+    pub use alloc::vec;
+    pub use alloc::vec::Vec;
+}
+
 pub mod backend;
 pub mod breaker;
 pub mod cache;

@@ -5,6 +5,8 @@
 //! the retries of many callers that failed together, so a recovering backend
 //! is not hit by synchronized waves. The random source is a parameter.
 
+use crate::prelude::*;
+
 /// Validated retry settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {

@@ -4,7 +4,8 @@
 //! WIT boundary — are freed but not wiped: the component's memory is private
 //! to its instance, and wiping is defence in depth, not the guarantee.)
 
-use std::fmt;
+use crate::prelude::*;
+use core::fmt;
 
 /// Secret bytes (a secret value or a credential).
 #[derive(Clone, PartialEq, Eq)]
@@ -50,7 +51,7 @@ impl Drop for SecretBytes {
         // Volatile writes so the wipe is not optimised away.
         for b in self.0.iter_mut() {
             // SAFETY: `b` is a valid, aligned, exclusive reference.
-            unsafe { std::ptr::write_volatile(b, 0) };
+            unsafe { core::ptr::write_volatile(b, 0) };
         }
     }
 }

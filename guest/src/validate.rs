@@ -6,6 +6,7 @@
 //! characters would need URL escaping: a name that needs escaping is far more
 //! often an injection attempt (`../`, `?`, `#`, CR/LF) than a real secret.
 
+use crate::prelude::*;
 use crate::error::Error;
 
 /// Longest Vault path accepted.

@@ -5,6 +5,7 @@
 //! a decimal string) is checked so a corrupted payload is never served.
 //! Errors are google.rpc: `{"error": {"code", "status", "message"}}`.
 
+use crate::prelude::*;
 use serde_json::Value;
 
 use super::{by_status, not_found, Failure, Fetched};

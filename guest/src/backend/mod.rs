@@ -1,10 +1,12 @@
 //! Backends: for each, how a read becomes an HTTP request and how the answer
 //! becomes a value or a classified failure. Pure functions, no I/O.
 
+use crate::prelude::*;
+
 pub mod gcp;
 pub mod vault;
 
-use std::fmt;
+use core::fmt;
 
 use crate::config::{BackendSpec, EnvironmentSpec};
 use crate::error::Error;

@@ -4,6 +4,7 @@
 //! optionally `X-Vault-Namespace`; the value is `data.data.<field>` and the
 //! version `data.metadata.version`. Errors are `{"errors": [...]}`.
 
+use crate::prelude::*;
 use serde_json::Value;
 
 use super::{by_status, not_found, Failure, Fetched};

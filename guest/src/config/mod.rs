@@ -5,10 +5,12 @@
 //! Parsed and validated once. Every error names the key it is about.
 //! See `docs/configuration.md` for the document and its defaults.
 
+use crate::prelude::*;
+
 mod policy;
 mod reader;
 
-use std::fmt;
+use core::fmt;
 
 use serde_json::Value;
 
@@ -27,9 +29,9 @@ pub trait ConfigSource {
     fn get(&self, key: &str) -> Result<Option<String>, String>;
 }
 
-impl ConfigSource for std::collections::BTreeMap<String, String> {
+impl ConfigSource for alloc::collections::BTreeMap<String, String> {
     fn get(&self, key: &str) -> Result<Option<String>, String> {
-        Ok(std::collections::BTreeMap::get(self, key).cloned())
+        Ok(alloc::collections::BTreeMap::get(self, key).cloned())
     }
 }
 

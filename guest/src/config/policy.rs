@@ -2,6 +2,7 @@
 //! Defaults come first, then `defaults` in the document, then the
 //! environment's own values; each is range-checked where it is read.
 
+use crate::prelude::*;
 use super::reader::Obj;
 use crate::breaker::BreakerSettings;
 use crate::retry::RetryPolicy;

@@ -2,7 +2,8 @@
 //! (`environments.prod.retry.attempts`) in every error and rejects keys it
 //! was never asked for, so a typo never silently falls back to a default.
 
-use std::ops::RangeInclusive;
+use crate::prelude::*;
+use core::ops::RangeInclusive;
 
 use serde_json::{Map, Value};
 

@@ -7,6 +7,7 @@
 //! `Retry-After`). Identical reads (same environment, name and version) share
 //! one request even when they ask for different fields.
 
+use crate::prelude::*;
 use super::{Job, Outbound, Provider, Secret, Source};
 use crate::backend::{self, Failure, Fetched};
 use crate::cache::{CacheKey, Cached};

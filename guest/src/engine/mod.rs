@@ -2,6 +2,8 @@
 //! the read path (validate → cache → fetch). Pure: the clock, randomness and
 //! HTTP transport come in through [`Io`].
 
+use crate::prelude::*;
+
 pub mod fetch;
 pub mod stats;
 #[cfg(test)]

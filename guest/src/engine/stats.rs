@@ -1,5 +1,6 @@
 //! Per-environment counters. Secret-free by construction: only numbers.
 
+use crate::prelude::*;
 use crate::breaker::Phase;
 use crate::error::ErrorKind;
 

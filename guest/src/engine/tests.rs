@@ -1,8 +1,9 @@
 //! Provider tests with a fake clock, fake randomness and a scripted
 //! transport: no wasm, no sockets, no real sleeps.
 
+use std::boxed::Box;
 use std::cell::Cell;
-use std::collections::BTreeMap;
+use alloc::collections::BTreeMap;
 use std::rc::Rc;
 
 use super::*;

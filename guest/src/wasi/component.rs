@@ -5,7 +5,8 @@
 //!
 //! This is the one place where core errors become WIT errors.
 
-use std::cell::RefCell;
+use crate::prelude::*;
+use core::cell::RefCell;
 
 use super::exports::edge::secrets::admin::{self, BreakerState};
 use super::exports::edge::secrets::secrets::{self, BackendFailure};
@@ -23,25 +24,29 @@ enum State {
     Broken(String),
 }
 
-thread_local! {
-    static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
-}
+/// The instance's state. A component instance runs on one thread and is never
+/// re-entered while a call is in progress, which is what makes this `Sync`
+/// claim true.
+struct StateCell(RefCell<Option<State>>);
+
+// SAFETY: see above; wasm32 components have no threads.
+unsafe impl Sync for StateCell {}
+
+static STATE: StateCell = StateCell(RefCell::new(None));
 
 /// Runs `f` on the provider, loading the configuration on first use. An
 /// invalid configuration is remembered (it will not fix itself); a config
 /// store outage is not, so the next call tries again.
 fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
-    STATE.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        if let Some(state) = slot.as_mut() {
-            return f(state);
-        }
-        match config::load(&WasiConfig) {
-            Ok(envs) => f(slot.insert(State::Ready(Provider::new(envs)))),
-            Err(error) if error.store_failure => f(&mut State::Broken(error.message)),
-            Err(error) => f(slot.insert(State::Broken(error.message))),
-        }
-    })
+    let mut slot = STATE.0.borrow_mut();
+    if let Some(state) = slot.as_mut() {
+        return f(state);
+    }
+    match config::load(&WasiConfig) {
+        Ok(envs) => f(slot.insert(State::Ready(Provider::new(envs)))),
+        Err(error) if error.store_failure => f(&mut State::Broken(error.message)),
+        Err(error) => f(slot.insert(State::Broken(error.message))),
+    }
 }
 
 fn with_provider<R>(f: impl FnOnce(&mut Provider, &mut Io<'_>) -> R, broken: impl FnOnce(&str) -> R) -> R {

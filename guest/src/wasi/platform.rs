@@ -1,5 +1,6 @@
 //! Clock, randomness and configuration from WASI.
 
+use crate::prelude::*;
 use super::wasi::clocks::monotonic_clock;
 use super::wasi::config::store;
 use super::wasi::random::random;

@@ -7,6 +7,7 @@
 //! ignores the options (or a backend that trickles bytes) cannot hold a call
 //! past its deadline. Bodies are read up to the size cap and no further.
 
+use crate::prelude::*;
 use super::wasi::clocks::monotonic_clock;
 use super::wasi::http::outgoing_handler;
 use super::wasi::http::types::{
@@ -124,7 +125,7 @@ fn build(outbound: &Outbound) -> Result<(OutgoingRequest, RequestOptions), Trans
 
 /// Moves one exchange as far as it can go without blocking.
 fn advance(flight: &mut InFlight, now: u64) {
-    let exchange = std::mem::replace(&mut flight.exchange, Exchange::Done(Err(TransportError::Timeout)));
+    let exchange = core::mem::replace(&mut flight.exchange, Exchange::Done(Err(TransportError::Timeout)));
     flight.exchange = match exchange {
         Exchange::Waiting(future) => match future.get() {
             None if now >= flight.deadline_ns => Exchange::Done(Err(TransportError::Timeout)),
@@ -138,7 +139,7 @@ fn advance(flight: &mut InFlight, now: u64) {
     };
     // A response that became readable may already have its body.
     if let Exchange::Reading(_) = flight.exchange {
-        let exchange = std::mem::replace(&mut flight.exchange, Exchange::Done(Err(TransportError::Timeout)));
+        let exchange = core::mem::replace(&mut flight.exchange, Exchange::Done(Err(TransportError::Timeout)));
         if let Exchange::Reading(reading) = exchange {
             flight.exchange = read_available(reading, flight.max_body_bytes, now >= flight.deadline_ns);
         }
@@ -151,7 +152,7 @@ fn start_reading(response: IncomingResponse, max_body_bytes: usize) -> Exchange 
     let declared = headers
         .iter()
         .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok());
+        .and_then(|(_, v)| core::str::from_utf8(v).ok()?.trim().parse::<u64>().ok());
     if declared.is_some_and(|len| len > max_body_bytes as u64) {
         return Exchange::Done(Err(TransportError::BodyTooLarge { limit: max_body_bytes }));
     }
