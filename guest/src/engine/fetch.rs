@@ -1,22 +1,23 @@
 //! Fetching cache misses: parallel attempts, retries with backoff, the
 //! breaker, deadlines.
 //!
-//! All misses of one call are scheduled together. Each round sends every
-//! fetch whose time has come as one parallel batch, then judges the answers;
-//! a fetch that should be retried waits for its backoff (or the backend's
+//! All misses of one call are scheduled together: every fetch whose time has
+//! come is started (up to [`MAX_IN_FLIGHT`]), and each answer is judged as soon
+//! as it arrives, so a hanging backend never delays another fetch's retry. A
+//! fetch that should be retried waits for its backoff (or the backend's
 //! `Retry-After`). Identical reads (same environment, name and version) share
 //! one request even when they ask for different fields.
 
 use crate::prelude::*;
-use super::{Job, Outbound, Provider, Secret, Source};
+use super::{Job, Outbound, Provider, Secret, Source, Ticket};
 use crate::backend::{self, Failure, Fetched};
 use crate::cache::{CacheKey, Cached};
 use crate::error::Error;
-use crate::http::HttpRequest;
+use crate::http::{HttpRequest, HttpResponse, TransportError};
 use crate::validate::VersionSel;
 
 /// At most this many requests are in flight at once; further misses of a
-/// large `get-many` wait for the next round.
+/// large `get-many` start as earlier ones finish.
 pub const MAX_IN_FLIGHT: usize = 32;
 
 /// One backend read in flight, and the callers waiting for it.
@@ -61,78 +62,104 @@ impl Provider {
             });
         }
 
-        while !pending.is_empty() {
+        let mut in_flight: Vec<(Ticket, Fetch)> = Vec::new();
+        loop {
             let now = io.clock.now_ms();
-            let mut batch: Vec<(Fetch, Outbound)> = Vec::new();
-            let mut waiting: Vec<Fetch> = Vec::new();
+            // Start every fetch whose time has come, up to the in-flight cap.
+            let mut waiting = Vec::with_capacity(pending.len());
             for fetch in pending.drain(..) {
-                if fetch.ready_at_ms > now || batch.len() >= MAX_IN_FLIGHT {
+                if fetch.ready_at_ms > now || in_flight.len() >= MAX_IN_FLIGHT {
                     waiting.push(fetch);
                     continue;
                 }
                 match self.admit(&fetch, now) {
-                    Ok(outbound) => batch.push((fetch, outbound)),
+                    Ok(outbound) => in_flight.push((io.transport.start(outbound), fetch)),
                     Err(error) => self.fail(fetch, error, &mut slots),
                 }
             }
-            if batch.is_empty() {
-                if let Some(next) = waiting.iter().map(|f| f.ready_at_ms).min() {
-                    io.clock.sleep_ms(next.saturating_sub(now));
-                }
-                pending = waiting;
-                continue;
-            }
-            let (fetches, outbound): (Vec<Fetch>, Vec<Outbound>) = batch.into_iter().unzip();
-            let mut responses = io.transport.send(outbound).into_iter();
-            let now = io.clock.now_ms();
-            for mut fetch in fetches {
-                fetch.attempts += 1;
-                let state = &self.envs[fetch.env];
-                let policy = state.env.spec.policy;
-                let outcome = match responses.next() {
-                    Some(Ok(response)) => backend::response(&state.env.spec.backend, &fetch.name, fetch.version, &response),
-                    Some(Err(error)) => Err(Failure {
-                        transient: error.is_transient(),
-                        error: error.into_error(policy.deadline_ms),
-                        retry_after_ms: None,
-                    }),
-                    None => Err(Failure::permanent(Error::backend(None, "transport returned too few responses"))),
-                };
-                let failure = match outcome {
-                    Ok(fetched) => {
-                        self.envs[fetch.env].breaker.on_success();
-                        self.deliver(fetch, &fetched, now, &mut slots);
+            pending = waiting;
+            // Fetches already due are only waiting for a free slot, which an
+            // answer will make: they need no timer of their own.
+            let next_ready = pending.iter().map(|f| f.ready_at_ms).filter(|at| *at > now).min();
+            if in_flight.is_empty() {
+                match next_ready {
+                    Some(at) => {
+                        io.clock.sleep_ms(at.saturating_sub(now));
                         continue;
                     }
-                    Err(failure) => failure,
-                };
-                let breaker = &mut self.envs[fetch.env].breaker;
-                if failure.transient {
-                    breaker.on_failure(now);
-                } else {
-                    // A 403/404/malformed answer still proves the backend is up.
-                    breaker.on_success();
-                }
-                let delay = if failure.transient {
-                    policy.retry.next_delay(fetch.attempts, failure.retry_after_ms, now, fetch.deadline_ms, io.random.next_u64())
-                } else {
-                    None
-                };
-                match delay {
-                    Some(delay) => {
-                        fetch.ready_at_ms = now.saturating_add(delay);
-                        fetch.last_error = Some(failure.error);
-                        waiting.push(fetch);
-                    }
-                    None => self.fail(fetch, failure.error, &mut slots),
+                    None => break,
                 }
             }
-            pending = waiting;
+            // Wake for whichever comes first: an answer, or a retry falling due.
+            for (ticket, response) in io.transport.wait(next_ready) {
+                let Some(i) = in_flight.iter().position(|(t, _)| *t == ticket) else {
+                    continue;
+                };
+                let (_, fetch) = in_flight.swap_remove(i);
+                let now = io.clock.now_ms();
+                if let Some(retry) = self.judge(fetch, response, now, io.random.next_u64(), &mut slots) {
+                    pending.push(retry);
+                }
+            }
         }
         slots
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(Error::backend(None, "internal: fetch left no result"))))
             .collect()
+    }
+
+    /// Handles one finished attempt: delivers, fails, or returns the fetch to
+    /// be retried at its new `ready_at_ms`.
+    fn judge(
+        &mut self,
+        mut fetch: Fetch,
+        response: Result<HttpResponse, TransportError>,
+        now: u64,
+        random: u64,
+        slots: &mut Slots,
+    ) -> Option<Fetch> {
+        fetch.attempts += 1;
+        let state = &self.envs[fetch.env];
+        let policy = state.env.spec.policy;
+        let outcome = match response {
+            Ok(response) => backend::response(&state.env.spec.backend, &fetch.name, fetch.version, &response),
+            Err(error) => Err(Failure {
+                transient: error.is_transient(),
+                error: error.into_error(policy.deadline_ms),
+                retry_after_ms: None,
+            }),
+        };
+        let failure = match outcome {
+            Ok(fetched) => {
+                self.envs[fetch.env].breaker.on_success();
+                self.deliver(fetch, &fetched, now, slots);
+                return None;
+            }
+            Err(failure) => failure,
+        };
+        let breaker = &mut self.envs[fetch.env].breaker;
+        if failure.transient {
+            breaker.on_failure(now);
+        } else {
+            // A 403/404/malformed answer still proves the backend is up.
+            breaker.on_success();
+        }
+        let delay = if failure.transient {
+            policy.retry.next_delay(fetch.attempts, failure.retry_after_ms, now, fetch.deadline_ms, random)
+        } else {
+            None
+        };
+        match delay {
+            Some(delay) => {
+                fetch.ready_at_ms = now.saturating_add(delay);
+                fetch.last_error = Some(failure.error);
+                Some(fetch)
+            }
+            None => {
+                self.fail(fetch, failure.error, slots);
+                None
+            }
+        }
     }
 
     /// Checks the deadline and the breaker before an attempt, and counts it.

@@ -40,10 +40,22 @@ pub struct Outbound {
     pub max_body_bytes: usize,
 }
 
-/// Sends requests; all of one batch are in flight at once. Returns one
-/// result per request, in order.
+/// Identifies a request started on a [`Transport`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Ticket(pub u64);
+
+/// Sends requests concurrently. Requests are started one by one and
+/// collected as they finish, so a slow request never holds back the handling
+/// (and the retries) of a fast one.
 pub trait Transport {
-    fn send(&mut self, batch: Vec<Outbound>) -> Vec<Result<HttpResponse, TransportError>>;
+    /// Starts a request; it runs until it finishes or its timeout passes.
+    fn start(&mut self, outbound: Outbound) -> Ticket;
+
+    /// Waits until at least one started request has finished, or until the
+    /// monotonic time `until_ms` (if given) has come, whichever is first.
+    /// Returns the requests that finished (possibly none when `until_ms`
+    /// came first). With nothing in flight it returns at once.
+    fn wait(&mut self, until_ms: Option<u64>) -> Vec<(Ticket, Result<HttpResponse, TransportError>)>;
 }
 
 /// The effects the provider may use.

@@ -45,23 +45,62 @@ impl Random for FixedRandom {
 }
 
 type Handler = Box<dyn FnMut(&Outbound) -> Result<HttpResponse, TransportError>>;
+type LatencyOf = Box<dyn Fn(&Outbound) -> u64>;
 
+/// A transport on the fake clock: each request takes its latency (or times
+/// out at its `timeout_ms`, as a real one would) and `wait` moves time to the
+/// next answer.
 struct ScriptTransport {
     time: Time,
-    /// How long each batch takes.
+    /// How long each request takes, unless `latency_of` says otherwise.
     latency_ms: u64,
+    latency_of: Option<LatencyOf>,
     handler: Handler,
     sent: Vec<Outbound>,
+    /// When each request in `sent` was started.
+    started_at: Vec<u64>,
+    /// Requests started between two waits: what one round sent together.
     batch_sizes: Vec<usize>,
+    started_since_wait: usize,
+    next_ticket: u64,
+    in_flight: Vec<(Ticket, u64, Result<HttpResponse, TransportError>)>,
 }
 
 impl Transport for ScriptTransport {
-    fn send(&mut self, batch: Vec<Outbound>) -> Vec<Result<HttpResponse, TransportError>> {
-        self.batch_sizes.push(batch.len());
-        self.time.advance(self.latency_ms);
-        let results = batch.iter().map(|o| (self.handler)(o)).collect();
-        self.sent.extend(batch);
-        results
+    fn start(&mut self, outbound: Outbound) -> Ticket {
+        let ticket = Ticket(self.next_ticket);
+        self.next_ticket += 1;
+        let latency = self.latency_of.as_ref().map_or(self.latency_ms, |f| f(&outbound));
+        let now = self.time.0.get();
+        let (done_at, result) = if latency > outbound.timeout_ms {
+            (now + outbound.timeout_ms, Err(TransportError::Timeout))
+        } else {
+            (now + latency, (self.handler)(&outbound))
+        };
+        self.in_flight.push((ticket, done_at, result));
+        self.sent.push(outbound);
+        self.started_at.push(now);
+        self.started_since_wait += 1;
+        ticket
+    }
+
+    fn wait(&mut self, until_ms: Option<u64>) -> Vec<(Ticket, Result<HttpResponse, TransportError>)> {
+        if self.started_since_wait > 0 {
+            self.batch_sizes.push(self.started_since_wait);
+            self.started_since_wait = 0;
+        }
+        let now = self.time.0.get();
+        let Some(first) = self.in_flight.iter().map(|f| f.1).min() else {
+            return Vec::new();
+        };
+        if let Some(until) = until_ms.filter(|u| *u < first) {
+            self.time.0.set(until.max(now));
+            return Vec::new();
+        }
+        self.time.0.set(first.max(now));
+        let (done, still): (Vec<_>, Vec<_>) = self.in_flight.drain(..).partition(|f| f.1 <= first);
+        self.in_flight = still;
+        done.into_iter().map(|(ticket, _, result)| (ticket, result)).collect()
     }
 }
 
@@ -85,7 +124,18 @@ impl Harness {
             provider: Provider::new(envs),
             clock: FakeClock { time: time.clone(), slept: vec![] },
             random: FixedRandom(u64::MAX),
-            transport: ScriptTransport { time, latency_ms: 1, handler, sent: vec![], batch_sizes: vec![] },
+            transport: ScriptTransport {
+                time,
+                latency_ms: 1,
+                latency_of: None,
+                handler,
+                sent: vec![],
+                started_at: vec![],
+                batch_sizes: vec![],
+                started_since_wait: 0,
+                next_ticket: 0,
+                in_flight: vec![],
+            },
         }
     }
 
@@ -301,10 +351,13 @@ fn deadline_shortens_the_last_attempt() {
     let mut h = Harness::new(&policy, Box::new(|_| Err(TransportError::Connect("refused".into()))));
     h.transport.latency_ms = 1_400;
     h.random = FixedRandom(0);
+    let start = h.now();
+    // 0: refused after 1400 ms; 1400: retried with the 600 ms left, which run out.
     let err = h.get("a", "x").unwrap_err();
-    assert!(matches!(err, Error::Backend { status: None, .. }), "{err:?}");
+    assert_eq!(err, Error::Timeout { deadline_ms: 2_000 });
     let timeouts: Vec<u64> = h.transport.sent.iter().map(|o| o.timeout_ms).collect();
     assert_eq!(timeouts, vec![1_500, 600]);
+    assert_eq!(h.now() - start, 2_000, "the call ends exactly at its deadline");
 }
 
 #[test]
@@ -371,6 +424,39 @@ fn get_many_fetches_misses_in_one_parallel_batch_and_shares_identical_reads() {
     assert_eq!(results[3].as_ref().unwrap().source, Source::Cache);
     assert!(matches!(results[4], Err(Error::InvalidRequest(_))));
     assert!(matches!(results[5], Err(Error::UnknownEnvironment(_))));
+}
+
+#[test]
+fn a_hanging_backend_does_not_hold_back_another_environments_retry() {
+    let mut calls_to_b = 0;
+    let mut h = Harness::new(&policy(""), Box::new(move |o: &Outbound| {
+        if o.request.authority == "gcp-b" {
+            calls_to_b += 1;
+            if calls_to_b == 1 {
+                return status(502);
+            }
+            let body = r#"{"name":"projects/proj/secrets/db/versions/2","payload":{"data":"aGVsbG8="}}"#;
+            return Ok(HttpResponse { status: 200, headers: vec![], body: body.as_bytes().to_vec() });
+        }
+        vault_ok(1, "v")
+    }));
+    // env a hangs (every attempt runs into its 500 ms timeout); env b answers in 5 ms.
+    h.transport.latency_of = Some(Box::new(|o: &Outbound| if o.request.authority == "gcp-b" { 5 } else { 10_000 }));
+    h.random = FixedRandom(1);
+    let start = h.now();
+    let results = h.get_many(&[req("a", "x", None, None), req("b", "db", None, None)]);
+    assert!(matches!(results[0], Err(Error::Timeout { .. })));
+    assert_eq!(results[1].as_ref().unwrap().value.expose(), b"hello");
+    let b_starts: Vec<u64> = h
+        .transport
+        .sent
+        .iter()
+        .zip(&h.transport.started_at)
+        .filter(|(o, _)| o.request.authority == "gcp-b")
+        .map(|(_, at)| at - start)
+        .collect();
+    assert_eq!(b_starts.len(), 2);
+    assert!(b_starts[1] < 500, "b's retry waited for a's timeout: started at {} ms", b_starts[1]);
 }
 
 #[test]

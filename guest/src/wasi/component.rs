@@ -52,7 +52,8 @@ fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
 fn with_provider<R>(f: impl FnOnce(&mut Provider, &mut Io<'_>) -> R, broken: impl FnOnce(&str) -> R) -> R {
     with_state(|state| match state {
         State::Ready(provider) => {
-            let mut io = Io { clock: &mut WasiClock, random: &mut WasiRandom, transport: &mut WasiTransport };
+            let mut transport = WasiTransport::default();
+            let mut io = Io { clock: &mut WasiClock, random: &mut WasiRandom, transport: &mut transport };
             f(provider, &mut io)
         }
         State::Broken(message) => broken(message),

@@ -1,8 +1,9 @@
 //! The HTTP transport over `wasi:http/outgoing-handler`.
 //!
-//! All requests of a batch are started at once; one `poll` loop then drives
-//! every response future and body stream together with a monotonic-clock
-//! timer for the nearest deadline. The timeouts are also passed to the host
+//! Requests are started as the scheduler asks; one `poll` loop drives every
+//! response future and body stream together with a monotonic-clock timer for
+//! the nearest deadline (or the scheduler's next retry), and hands back each
+//! exchange as soon as it finishes. The timeouts are also passed to the host
 //! as request options, but the guest enforces them itself: a host that
 //! ignores the options (or a backend that trickles bytes) cannot hold a call
 //! past its deadline. Bodies are read up to the size cap and no further.
@@ -15,15 +16,19 @@ use super::wasi::http::types::{
 };
 use super::wasi::io::poll;
 use super::wasi::io::streams::{InputStream, StreamError};
-use crate::engine::{Outbound, Transport};
+use crate::engine::{Outbound, Ticket, Transport};
 use crate::error::sanitize_reason;
 use crate::http::{self, HttpResponse, TransportError};
 
 const NS_PER_MS: u64 = 1_000_000;
 const READ_CHUNK: u64 = 64 * 1024;
 
-/// `wasi:http` transport.
-pub struct WasiTransport;
+/// `wasi:http` transport: the exchanges of one call, driven together.
+#[derive(Default)]
+pub struct WasiTransport {
+    next_ticket: u64,
+    flights: Vec<(Ticket, InFlight)>,
+}
 
 /// A response being read. Field order is drop order: the stream is a child
 /// of the body, which is a child of the response.
@@ -49,30 +54,38 @@ struct InFlight {
 }
 
 impl Transport for WasiTransport {
-    fn send(&mut self, batch: Vec<Outbound>) -> Vec<Result<HttpResponse, TransportError>> {
-        let start = monotonic_clock::now();
-        let mut flights: Vec<InFlight> = batch
-            .iter()
-            .map(|o| InFlight {
-                exchange: start_request(o),
-                deadline_ns: start.saturating_add(o.timeout_ms.saturating_mul(NS_PER_MS)),
-                max_body_bytes: o.max_body_bytes,
-            })
-            .collect();
+    fn start(&mut self, outbound: Outbound) -> Ticket {
+        let ticket = Ticket(self.next_ticket);
+        self.next_ticket += 1;
+        let now = monotonic_clock::now();
+        self.flights.push((
+            ticket,
+            InFlight {
+                exchange: start_request(&outbound),
+                deadline_ns: now.saturating_add(outbound.timeout_ms.saturating_mul(NS_PER_MS)),
+                max_body_bytes: outbound.max_body_bytes,
+            },
+        ));
+        ticket
+    }
+
+    fn wait(&mut self, until_ms: Option<u64>) -> Vec<(Ticket, Result<HttpResponse, TransportError>)> {
+        let until_ns = until_ms.map(|ms| ms.saturating_mul(NS_PER_MS));
         loop {
             let now = monotonic_clock::now();
-            for flight in flights.iter_mut() {
+            for (_, flight) in self.flights.iter_mut() {
                 advance(flight, now);
             }
-            let open: Vec<&InFlight> = flights.iter().filter(|f| !matches!(f.exchange, Exchange::Done(_))).collect();
-            let Some(nearest) = open.iter().map(|f| f.deadline_ns).min() else {
-                break;
-            };
+            let finished = self.take_finished();
+            if !finished.is_empty() || self.flights.is_empty() || until_ns.is_some_and(|u| now >= u) {
+                return finished;
+            }
+            let nearest = self.flights.iter().map(|(_, f)| f.deadline_ns).chain(until_ns).min().unwrap_or(now);
             // Pollables are children of the futures/streams: they are dropped
             // at the end of this block, before `advance` may drop a parent.
             let timer = monotonic_clock::subscribe_instant(nearest);
             let mut pollables = vec![timer];
-            for flight in open {
+            for (_, flight) in &self.flights {
                 match &flight.exchange {
                     Exchange::Waiting(future) => pollables.push(future.subscribe()),
                     Exchange::Reading(reading) => pollables.push(reading.stream.subscribe()),
@@ -82,13 +95,24 @@ impl Transport for WasiTransport {
             let refs: Vec<&poll::Pollable> = pollables.iter().collect();
             poll::poll(&refs);
         }
-        flights
-            .into_iter()
-            .map(|f| match f.exchange {
-                Exchange::Done(result) => result,
-                _ => Err(TransportError::Protocol("exchange left unfinished".into())),
-            })
-            .collect()
+    }
+}
+
+impl WasiTransport {
+    fn take_finished(&mut self) -> Vec<(Ticket, Result<HttpResponse, TransportError>)> {
+        let mut finished = Vec::new();
+        let mut i = 0;
+        while i < self.flights.len() {
+            if matches!(self.flights[i].1.exchange, Exchange::Done(_)) {
+                let (ticket, flight) = self.flights.swap_remove(i);
+                if let Exchange::Done(result) = flight.exchange {
+                    finished.push((ticket, result));
+                }
+            } else {
+                i += 1;
+            }
+        }
+        finished
     }
 }
 
