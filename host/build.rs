@@ -4,8 +4,10 @@
 //! a nested `cargo build` of `edge-secrets-guest` for `wasm32-wasip2` with the `guest` profile and
 //! exports the resulting `.wasm` path as `EDGE_SECRETS_GUEST_WASM`.
 //!
-//! The nested build uses its own target dir (`<workspace>/target/guest`): sharing the outer one
-//! would deadlock on cargo's build-directory lock, which the outer build holds while this runs.
+//! The nested build uses its own target dir, `guest/` inside the outer one (`$CARGO_TARGET_DIR`
+//! or `$CARGO_BUILD_TARGET_DIR` when set, else `<workspace>/target`): sharing the outer target
+//! dir itself would deadlock on cargo's build-directory lock, which the outer build holds while
+//! this runs. It runs with `--locked`, like CI: the guest is built from exactly `Cargo.lock`.
 //!
 //! Set `EDGE_SECRETS_GUEST_WASM_PATH` to embed a prebuilt component instead (for example one built
 //! by CI in an earlier step); the nested build is then skipped.
@@ -77,11 +79,11 @@ fn main() {
 
     check_wasm_target_installed();
 
-    let target_dir = workspace.join("target").join("guest");
+    let target_dir = outer_target_dir(&workspace).join("guest");
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&workspace)
-        .args(["build", "-p", GUEST_PACKAGE, "--target", GUEST_TARGET, "--profile", GUEST_PROFILE])
+        .args(["build", "--locked", "-p", GUEST_PACKAGE, "--target", GUEST_TARGET, "--profile", GUEST_PROFILE])
         .arg("--target-dir")
         .arg(&target_dir);
     for var in LEAKY_VARS {
@@ -113,6 +115,30 @@ fn main() {
         fail(&format!("the guest build succeeded but {} is missing", wasm.display()));
     }
     export(&wasm);
+}
+
+/// The outer build's target dir as the user chose it: `CARGO_TARGET_DIR`, else
+/// `CARGO_BUILD_TARGET_DIR` (cargo's precedence), else `<workspace>/target`. (A `build.target-dir`
+/// set only in `.cargo/config.toml` is not visible here; the default is used then.)
+fn outer_target_dir(workspace: &Path) -> PathBuf {
+    for var in ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET_DIR"] {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
+    let chosen = ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET_DIR"].iter().find_map(|var| env::var_os(var).filter(|v| !v.is_empty()));
+    let Some(dir) = chosen.map(PathBuf::from) else {
+        return workspace.join("target");
+    };
+    if dir.is_absolute() {
+        return dir;
+    }
+    // Relative to where cargo was started, which a build script does not know. OUT_DIR is
+    // `<target>/[<triple>/]<profile>/build/<pkg>-<hash>/out`, so the target dir is the ancestor
+    // above those four components that ends in `dir`. Failing that, assume the workspace root.
+    let out_dir = env::var_os("OUT_DIR").map(PathBuf::from);
+    out_dir
+        .as_deref()
+        .and_then(|out| out.ancestors().skip(4).find(|a| a.ends_with(&dir)).map(Path::to_path_buf))
+        .unwrap_or_else(|| workspace.join(dir))
 }
 
 /// Fails early with an actionable message instead of a wall of "can't find crate" errors.

@@ -46,12 +46,16 @@
 //!   [`Error::kind`] flattens them into an [`ErrorKind`].
 //! - Limits: [`RuntimeOptions`] caps memory per instance (default 128 MiB) and time per call
 //!   (default 60 s, enforced with epoch interruption: a spinning guest traps instead of hanging).
+//!   The call timeout must exceed the policy's largest `timeouts.deadline_ms`, or
+//!   [`Runtime::new`] refuses it.
 //! - Secrets: [`SecretValue`]'s `Debug` is redacted and no error carries secret bytes. The
 //!   types holding credentials ([`ConfigFile`], the runtime) do not implement `Debug`.
 //! - Outbound HTTP goes through one keep-alive pool per [`Runtime`] (plain HTTP and HTTPS with
 //!   the Web PKI roots), honouring the guest's per-request timeouts.
 //! - The compiled component is cached under [`RuntimeOptions::cache_dir`] (default
-//!   `$XDG_CACHE_HOME/edge-secrets`); `None` compiles in memory.
+//!   `$XDG_CACHE_HOME/edge-secrets`); `None` compiles in memory. The cache is native code, so it
+//!   is only used if the directory is private to the user (owned, not group/world-writable, not
+//!   a symlink); otherwise [`Runtime::compile_cache_note`] says why it was skipped.
 //! - Tests can drive the component's monotonic clock with a [`ManualClock`]
 //!   ([`RuntimeOptions::clock`]): real time plus `advance` jumps.
 //! - [`GUEST_WASM`] is the embedded component, built by `build.rs` from `guest/`.

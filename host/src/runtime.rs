@@ -36,10 +36,15 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 #[derive(Debug, Clone)]
 pub struct RuntimeOptions {
     /// Cap on each instance's linear memory. The guest buffers response bodies of up to its
-    /// policy's `max_body_bytes` (at most 64 MiB) on top of its cache, so the default leaves room.
+    /// policy's `max_body_bytes` (at most 16 MiB) on top of its cache, so the default leaves room.
+    /// Each pooled instance slot reserves about this much address space (rounded up to a power
+    /// of two, plus a 2 MiB guard), not wasmtime's default 4 GiB.
     pub memory_limit_bytes: usize,
-    /// Per-call deadline enforced by epoch interruption. It includes time the guest spends
-    /// waiting on HTTP, so keep it above the policy's largest `timeouts.deadline_ms`.
+    /// Per-call deadline enforced by epoch interruption: the backstop for a guest that does not
+    /// return (a spinning loop), after which the instance is discarded. It includes time the
+    /// guest spends waiting on HTTP, so it must exceed the policy's largest
+    /// `timeouts.deadline_ms` (the guest's own limit on a call): [`Runtime::new`] rejects a
+    /// timeout that does not, rather than cutting well-behaved calls off mid-request.
     pub call_timeout: Duration,
     /// Where compiled artifacts are cached; `None` compiles in memory every time.
     pub cache_dir: Option<PathBuf>,
@@ -137,6 +142,7 @@ pub(crate) struct Inner {
     pub(crate) options: RuntimeOptions,
     pub(crate) deadline_ticks: u64,
     compile_source: CompileSource,
+    compile_cache_note: Option<String>,
     // Dropping the sender stops the ticker thread.
     _ticker: mpsc::Sender<()>,
 }
@@ -149,11 +155,20 @@ impl Runtime {
     }
 
     /// Any component targeting the `edge:secrets/provider` world (tests, other builds).
+    ///
+    /// Fails with [`Error::Runtime`] when the options are out of range, or when
+    /// `options.call_timeout` does not exceed the largest `timeouts.deadline_ms` of the policy in
+    /// `config` (checked when `secrets_policy` is present and valid; an invalid policy is left to
+    /// the component, which reports it on every call). [`ConfigFile`](crate::ConfigFile) picks a
+    /// default timeout above that deadline for the same reason.
     pub fn with_component(wasm: &[u8], config: impl Into<WasiConfigVariables>, options: RuntimeOptions) -> Result<Runtime, Error> {
         options.validate()?;
+        let config = config.into();
+        check_call_timeout(&config, options.call_timeout)?;
         let engine = engine(&options).map_err(Error::runtime)?;
-        let (component, compile_source) =
+        let loaded =
             compile_cache::load(&engine, wasm, options.cache_dir.as_deref()).map_err(|e| Error::Runtime(format!("cannot compile the component: {e:#}")))?;
+        let (component, compile_source) = (loaded.component, loaded.source);
         let linker: Linker<StoreState> = store::linker(&engine).map_err(Error::runtime)?;
         let pre = linker
             .instantiate_pre(&component)
@@ -165,10 +180,11 @@ impl Runtime {
                 _ticker: start_ticker(engine.clone()),
                 engine,
                 pre,
-                config: config.into(),
+                config,
                 outbound: Outbound::new(IO_RUNTIME.handle().clone(), options.max_idle_connections_per_host),
                 deadline_ticks: ticks,
                 compile_source,
+                compile_cache_note: loaded.note,
                 options,
             }),
         })
@@ -186,6 +202,13 @@ impl Runtime {
     /// Whether the component came from the compile cache (for diagnostics and tests).
     pub fn compile_source(&self) -> CompileSource {
         self.inner.compile_source
+    }
+
+    /// Why the compile cache was not used, when [`RuntimeOptions::cache_dir`] names a directory
+    /// that is not private to this user (not owned by it, writable by group or others, or a
+    /// symlink): the component was then compiled in memory. Secret-free; worth showing once.
+    pub fn compile_cache_note(&self) -> Option<&str> {
+        self.inner.compile_cache_note.as_deref()
     }
 }
 
@@ -221,8 +244,46 @@ fn engine(options: &RuntimeOptions) -> wasmtime::Result<Engine> {
     config
         .concurrency_support(false) // no P3/async here: ~150 ns per call instead of ~510 ns
         .epoch_interruption(true)
+        // Each pool slot reserves `memory_reservation + memory_guard_size` of address space per
+        // memory: wasmtime's defaults (4 GiB + 32 MiB, to elide bounds checks) would reserve
+        // ~0.5 TiB for 128 memory slots. Memories never outgrow the limit, so reserve that.
+        .memory_reservation(memory_reservation(options.memory_limit_bytes))
+        .memory_guard_size(MEMORY_GUARD)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config)
+}
+
+/// Guard region after each linear memory. With a reservation below 4 GiB the compiled code
+/// bounds-checks every access anyway; the guard lets one check cover accesses whose static offset
+/// is below it (in practice all of them: offsets into Rust structs and stack frames are small).
+const MEMORY_GUARD: u64 = 2 << 20;
+
+/// The memory limit rounded up to a power of two: wasmtime needs the reservation to cover the
+/// pool's maximum memory size, and it is part of the compiled artifact's compatibility hash, so
+/// rounding lets nearby limits (e.g. 100 and 128 MiB) share one cached artifact.
+fn memory_reservation(memory_limit_bytes: usize) -> u64 {
+    (memory_limit_bytes as u64).next_power_of_two()
+}
+
+/// The largest `timeouts.deadline_ms` in the config's policy, when it has a valid one.
+fn policy_max_deadline(config: &WasiConfigVariables) -> Option<Duration> {
+    let policy = config.get(edge_secrets_guest::config::POLICY_KEY)?;
+    let specs = edge_secrets_guest::config::parse_policy(policy).ok()?;
+    specs.iter().map(|s| Duration::from_millis(s.policy.deadline_ms)).max()
+}
+
+/// The host's call deadline must leave the guest its own deadline (see
+/// [`RuntimeOptions::call_timeout`]); same rule as the config file's `host.call_timeout_ms`.
+fn check_call_timeout(config: &WasiConfigVariables, call_timeout: Duration) -> Result<(), Error> {
+    match policy_max_deadline(config) {
+        Some(deadline) if call_timeout <= deadline => Err(Error::Runtime(format!(
+            "call timeout ({} ms) must exceed the policy's largest timeouts.deadline_ms ({} ms), or the host would cut calls off \
+             before the component's own deadline: raise RuntimeOptions::call_timeout",
+            call_timeout.as_millis(),
+            deadline.as_millis()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Advances the engine's epoch every tick until the returned sender is dropped.
@@ -237,4 +298,85 @@ fn start_ticker(engine: Engine) -> mpsc::Sender<()> {
         })
         .expect("cannot start the epoch ticker thread");
     stop
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn config_with_deadline(deadline_ms: u64) -> WasiConfigVariables {
+        let policy = serde_json::json!({ "environments": {
+            "fast": { "backend": "vault", "url": "http://127.0.0.1:8200", "token_key": "t" },
+            "slow": { "backend": "vault", "url": "http://127.0.0.1:8200", "token_key": "t",
+                      "timeouts": { "attempt_ms": 1000, "deadline_ms": deadline_ms } },
+        }});
+        BTreeMap::from([("secrets_policy".to_string(), policy.to_string()), ("t".to_string(), "x".to_string())]).into()
+    }
+
+    #[test]
+    fn the_call_timeout_must_exceed_the_policys_largest_deadline() {
+        let config = config_with_deadline(90_000);
+        assert_eq!(policy_max_deadline(&config), Some(Duration::from_secs(90)));
+        for timeout in [Duration::from_secs(60), Duration::from_secs(90)] {
+            let err = check_call_timeout(&config, timeout).unwrap_err().to_string();
+            assert!(err.contains(&format!("({} ms)", timeout.as_millis())) && err.contains("(90000 ms)"), "{err}");
+        }
+        check_call_timeout(&config, Duration::from_millis(90_001)).unwrap();
+
+        // Runtime::new refuses it before compiling anything.
+        let options = RuntimeOptions::default().cache_dir(None);
+        match Runtime::new(config.clone(), options.clone()) {
+            Err(Error::Runtime(msg)) => assert!(msg.contains("(60000 ms)") && msg.contains("timeouts.deadline_ms (90000 ms)"), "{msg}"),
+            Err(other) => panic!("expected a runtime error, got {other:?}"),
+            Ok(_) => panic!("a 60 s call timeout under a 90 s policy deadline was accepted"),
+        }
+    }
+
+    #[test]
+    fn no_or_an_invalid_policy_is_left_to_the_component() {
+        assert_eq!(policy_max_deadline(&WasiConfigVariables::default()), None);
+        let invalid: WasiConfigVariables = BTreeMap::from([("secrets_policy".to_string(), "{not json".to_string())]).into();
+        assert_eq!(policy_max_deadline(&invalid), None);
+        check_call_timeout(&invalid, Duration::from_millis(1)).unwrap();
+        // Defaults (5 s) fit under the default call timeout (60 s).
+        let defaults: WasiConfigVariables = BTreeMap::from([(
+            "secrets_policy".to_string(),
+            r#"{"environments":{"dev":{"backend":"vault","url":"http://127.0.0.1:8200","token_key":"t"}}}"#.to_string(),
+        )])
+        .into();
+        assert_eq!(policy_max_deadline(&defaults), Some(Duration::from_secs(5)));
+        check_call_timeout(&defaults, RuntimeOptions::default().call_timeout).unwrap();
+    }
+
+    #[test]
+    fn memory_reservation_covers_the_limit() {
+        assert_eq!(memory_reservation(1 << 20), 1 << 20);
+        assert_eq!(memory_reservation(100 << 20), 128 << 20);
+        assert_eq!(memory_reservation(128 << 20), 128 << 20);
+        assert_eq!(memory_reservation(4 << 30), 4 << 30);
+    }
+
+    /// The pool reserves its memory slots when the engine is created: with wasmtime's default
+    /// 4 GiB + 32 MiB per slot, the default 64 instances (128 memory slots) took ~516 GiB of
+    /// address space; sized to the 128 MiB limit it is ~16 GiB.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_pool_reserves_address_space_for_the_memory_limit_not_4_gib() {
+        fn vm_size_kib() -> u64 {
+            let status = std::fs::read_to_string("/proc/self/status").unwrap();
+            let line = status.lines().find(|l| l.starts_with("VmSize:")).unwrap();
+            line.split_whitespace().nth(1).unwrap().parse().unwrap()
+        }
+        let options = RuntimeOptions::default();
+        let before = vm_size_kib();
+        let engine = engine(&options).unwrap();
+        let grown_gib = vm_size_kib().saturating_sub(before) >> 20;
+        drop(engine);
+        // Generous: other tests of this binary may map memory meanwhile.
+        assert!(grown_gib < 64, "creating the engine reserved {grown_gib} GiB of address space");
+        // A 4 GiB limit still works (the reservation then is 4 GiB per slot).
+        drop(super::engine(&RuntimeOptions { max_instances: 2, ..RuntimeOptions::default().memory_limit_mib(4096) }).unwrap());
+    }
 }

@@ -36,6 +36,11 @@ impl WasiConfigVariables {
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.0.keys().map(String::as_str)
     }
+
+    /// One value (the host reads the policy to check its own limits against it).
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
 }
 
 impl From<BTreeMap<String, String>> for WasiConfigVariables {

@@ -1,9 +1,14 @@
 //! The `edge-secrets` binary end to end: output bytes, `--json`, exit codes, stderr messages.
+//! Every invocation, successful or not, is checked for secret values on stderr (see [`run`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use edge_secrets_host::dev_store::{DevStore, DevStoreOptions, Seed};
+
+/// Every secret value these tests put in a store (the `dev` examples included). None may ever
+/// appear on stderr, whatever the command and its outcome.
+const VALUES: &[&str] = &["dev-password", "dev-key-1", "dev-key-2", "s3cr3t-bytes", "user-SENTINEL-5113", "pw-SENTINEL-2207"];
 
 fn tmp() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).to_path_buf()
@@ -16,9 +21,14 @@ fn cli(args: &[&str]) -> Command {
     cmd
 }
 
+/// Runs the binary; fails the test if stderr holds any of [`VALUES`].
 fn run(cmd: &mut Command) -> (i32, String, String) {
     let Output { status, stdout, stderr } = cmd.output().expect("run edge-secrets");
-    (status.code().expect("exited"), String::from_utf8(stdout).unwrap(), String::from_utf8(stderr).unwrap())
+    let (stdout, stderr) = (String::from_utf8(stdout).unwrap(), String::from_utf8(stderr).unwrap());
+    for value in VALUES {
+        assert!(!stderr.contains(value), "secret value `{value}` on stderr of {cmd:?}:\n{stderr}");
+    }
+    (status.code().expect("exited"), stdout, stderr)
 }
 
 #[test]
@@ -26,6 +36,7 @@ fn dev_get_reads_end_to_end() {
     let (code, out, err) = run(&mut cli(&["dev", "--get", "app/db"]));
     assert_eq!((code, out.as_str()), (0, "dev-password"), "stderr: {err}");
 
+    // The whole version (`value` included) is fetched to answer for `user`.
     let (code, out, err) = run(&mut cli(&["dev", "--get", "app/db", "--field", "user", "--json"]));
     assert_eq!(code, 0, "stderr: {err}");
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -34,6 +45,26 @@ fn dev_get_reads_end_to_end() {
     let (code, out, err) = run(&mut cli(&["dev", "--get", "app/nope"]));
     assert_eq!((code, out.as_str()), (5, ""));
     assert!(err.contains("dev/app/nope") && err.contains("not found"), "{err}");
+}
+
+#[test]
+fn dev_get_with_a_seed_file() {
+    let dir = tmp().join(format!("cli-seed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let seed = dir.join("seed.json");
+    std::fs::write(&seed, r#"{ "svc/db": { "value": "pw-SENTINEL-2207", "user": "user-SENTINEL-5113" } }"#).unwrap();
+    let seed = seed.to_str().unwrap();
+
+    let (code, out, err) = run(&mut cli(&["dev", "--seed", seed, "--get", "svc/db", "--field", "user", "--json"]));
+    assert_eq!(code, 0, "stderr: {err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["value"], "user-SENTINEL-5113");
+
+    // The version was fetched with both fields in it; only the missing field is named.
+    let (code, out, err) = run(&mut cli(&["dev", "--seed", seed, "--get", "svc/db", "--field", "nope"]));
+    assert_eq!((code, out.as_str()), (5, ""), "stderr: {err}");
+    assert!(err.contains("dev/svc/db"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -63,6 +94,15 @@ fn get_with_a_config_file() {
     let (code, out, err) = get(store.token(), &["--env", "prod", "app/db"]);
     assert_eq!((code, out.as_str()), (0, "s3cr3t-bytes"), "stderr: {err}");
 
+    let (code, out, err) = get(store.token(), &["--env", "prod", "app/db", "--json"]);
+    assert_eq!(code, 0, "stderr: {err}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap()["value"], "s3cr3t-bytes");
+
+    // Fetched (the answer holds the value), then refused: the message names the field only.
+    let (code, out, err) = get(store.token(), &["--env", "prod", "app/db", "--field", "missing"]);
+    assert_eq!((code, out.as_str()), (5, ""), "stderr: {err}");
+    assert!(err.contains("prod/app/db"), "{err}");
+
     let (code, out, err) = get(store.token(), &["--env", "qa", "app/db"]);
     assert_eq!((code, out.as_str()), (4, ""));
     assert!(err.contains("qa/app/db") && err.contains("unknown environment"), "{err}");
@@ -70,9 +110,10 @@ fn get_with_a_config_file() {
     let (code, _, err) = get(store.token(), &["--env", "prod", "app/db", "--version", "zero"]);
     assert_eq!(code, 3, "{err}");
 
+    // The credential went to the backend and was refused: it must not be echoed back.
     let (code, _, err) = get("hvs.wrong-token", &["--env", "prod", "app/db"]);
     assert_eq!(code, 6, "{err}");
-    assert!(!err.contains("s3cr3t") && !err.contains("hvs.wrong-token"), "{err}");
+    assert!(!err.contains("hvs.wrong-token") && !err.contains("wrong-token"), "{err}");
 
     // Credential missing from the environment: a config-file error naming key and variable.
     let (code, _, err) = run(cli(&["get", "--config", config, "--env", "prod", "app/db"]).env_remove("VAULT_TOKEN"));

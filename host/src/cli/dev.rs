@@ -15,7 +15,7 @@ use edge_secrets_host::dev_store::{DevStore, DevStoreOptions, Seed};
 use edge_secrets_host::{Client, ConfigFile, Request, Runtime, RuntimeOptions};
 
 use super::exit;
-use super::get::{read_and_print, ReadArgs};
+use super::get::{client_of, read_and_print, ReadArgs};
 
 /// The environment `dev` configures, and the config key of its token.
 const ENVIRONMENT: &str = "dev";
@@ -59,7 +59,7 @@ pub fn run(args: DevArgs) -> u8 {
     };
     let config = BTreeMap::from([(POLICY_KEY.to_string(), policy_json(&store.url())), (TOKEN_KEY.to_string(), store.token().to_string())]);
     // Starting the component here also compiles it into the cache, so later `get`s are quick.
-    let mut client = match Runtime::new(config, RuntimeOptions::default()).and_then(|rt| rt.client()) {
+    let mut client = match Runtime::new(config, RuntimeOptions::default()).and_then(|rt| client_of(&rt, "edge-secrets dev")) {
         Ok(client) => client,
         Err(e) => {
             eprintln!("edge-secrets dev: cannot start the component: {e}");
@@ -73,11 +73,18 @@ pub fn run(args: DevArgs) -> u8 {
 }
 
 fn serve(store: &DevStore, paths: &[String], client: &mut Client) -> u8 {
-    let dir = std::env::temp_dir().join(format!("edge-secrets-dev-{}", std::process::id()));
+    let dir = match create_private_dir(&std::env::temp_dir()) {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("edge-secrets dev: cannot create a directory for the config file in {}: {e}", std::env::temp_dir().display());
+            return exit::code(edge_secrets_host::ErrorKind::Host);
+        }
+    };
     let config_path = match write_config(&dir, &store.url(), store.token()) {
         Ok(path) => path,
         Err(e) => {
             eprintln!("edge-secrets dev: cannot write the config file in {}: {e}", dir.display());
+            let _ = std::fs::remove_dir_all(&dir);
             return exit::code(edge_secrets_host::ErrorKind::Host);
         }
     };
@@ -135,25 +142,48 @@ fn policy_json(url: &str) -> String {
     .to_string()
 }
 
-/// `dir/dev.toml` plus the token in `dir/dev-token` (owner-only), referenced as a file
-/// credential so the printed command works without exporting anything.
-fn write_config(dir: &Path, url: &str, token: &str) -> std::io::Result<PathBuf> {
+/// A new owner-only (0700) directory `edge-secrets-dev-<pid>-<random>` under `parent`. Created
+/// on its own, never reusing an existing path: in a shared temp dir another user could have
+/// prepared one (or a symlink) at a predictable name to read or swap the token.
+fn create_private_dir(parent: &Path) -> std::io::Result<PathBuf> {
     let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::DirBuilderExt;
         builder.mode(0o700);
     }
-    builder.create(dir)?;
+    let mut attempts = 0;
+    loop {
+        let mut suffix = [0u8; 8];
+        getrandom::fill(&mut suffix).map_err(|e| std::io::Error::other(e.to_string()))?;
+        let suffix: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
+        let dir = parent.join(format!("edge-secrets-dev-{}-{suffix}", std::process::id()));
+        match builder.create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempts < 8 => attempts += 1,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Creates `path` (owner-only), failing if anything, a symlink included, is already there.
+fn create_new_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    std::io::Write::write_all(&mut options.open(dir.join("dev-token"))?, token.as_bytes())?;
+    let mut file = options.open(path)?;
+    std::io::Write::write_all(&mut file, contents)
+}
+
+/// `dir/dev.toml` plus the token in `dir/dev-token` (owner-only), referenced as a file
+/// credential so the printed command works without exporting anything. `dir` comes from
+/// [`create_private_dir`]; neither file may exist yet.
+fn write_config(dir: &Path, url: &str, token: &str) -> std::io::Result<PathBuf> {
+    create_new_private(&dir.join("dev-token"), token.as_bytes())?;
     let url = serde_json::to_string(url).expect("a string serializes"); // a valid TOML basic string too
     let config = format!(
         "# written by `edge-secrets dev`; removed when it stops\n\
@@ -161,7 +191,7 @@ fn write_config(dir: &Path, url: &str, token: &str) -> std::io::Result<PathBuf> 
          [credentials]\n{TOKEN_KEY} = {{ file = \"dev-token\" }}\n"
     );
     let path = dir.join("dev.toml");
-    std::fs::write(&path, config)?;
+    create_new_private(&path, config.as_bytes())?;
     Ok(path)
 }
 
@@ -169,9 +199,28 @@ fn write_config(dir: &Path, url: &str, token: &str) -> std::io::Result<PathBuf> 
 mod tests {
     use super::*;
 
+    /// A scratch parent dir, removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            let path = std::env::temp_dir().join(format!("edge-secrets-dev-test-{}-{name}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&path);
+            std::fs::create_dir_all(&path).unwrap();
+            Scratch(path)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
     #[test]
     fn generated_config_loads_and_matches_the_store() {
-        let dir = std::env::temp_dir().join(format!("edge-secrets-dev-test-{}", std::process::id()));
+        let scratch = Scratch::new("load");
+        let dir = create_private_dir(&scratch.0).unwrap();
         let path = write_config(&dir, "http://127.0.0.1:4567", "hvs.devtoken").unwrap();
         let config = ConfigFile::load(&path).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(config.environments, [ENVIRONMENT]);
@@ -179,6 +228,38 @@ mod tests {
         let policy: serde_json::Value = serde_json::from_str(&config.wasi_config[POLICY_KEY]).unwrap();
         let from_code: serde_json::Value = serde_json::from_str(&policy_json("http://127.0.0.1:4567")).unwrap();
         assert_eq!(policy, from_code);
-        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_dir_and_files_are_new_and_owner_only() {
+        use std::os::unix::fs::MetadataExt;
+        let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().mode() & 0o7777;
+        let scratch = Scratch::new("modes");
+        let a = create_private_dir(&scratch.0).unwrap();
+        let b = create_private_dir(&scratch.0).unwrap();
+        assert_ne!(a, b, "each run gets its own, unpredictable directory");
+        assert!(a.file_name().unwrap().to_str().unwrap().starts_with(&format!("edge-secrets-dev-{}-", std::process::id())));
+        assert_eq!(mode(&a), 0o700);
+        let config = write_config(&a, "http://127.0.0.1:1", "hvs.devtoken").unwrap();
+        assert_eq!(mode(&config), 0o600);
+        assert_eq!(mode(&a.join("dev-token")), 0o600);
+        // Never over an existing file: a second write into the same dir fails.
+        assert_eq!(write_config(&a, "http://127.0.0.1:1", "other").unwrap_err().kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read_to_string(a.join("dev-token")).unwrap(), "hvs.devtoken");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_symlink_is_not_followed() {
+        let scratch = Scratch::new("symlink");
+        let dir = scratch.0.join("planted");
+        std::fs::create_dir(&dir).unwrap();
+        let victim = scratch.0.join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join("dev-token")).unwrap();
+        let err = write_config(&dir, "http://127.0.0.1:1", "hvs.devtoken").unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use base64::Engine as _;
 use clap::Args;
-use edge_secrets_host::{Client, ConfigFile, Request, Secret};
+use edge_secrets_host::{Client, ConfigFile, Request, Runtime, Secret};
 
 use super::exit;
 
@@ -47,7 +47,7 @@ pub fn run(args: GetArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    let mut client = match config.runtime().and_then(|rt| rt.client()) {
+    let mut client = match config.runtime().and_then(|rt| client_of(&rt, "edge-secrets")) {
         Ok(client) => client,
         Err(e) => {
             eprintln!("edge-secrets: cannot start the component: {e}");
@@ -55,6 +55,14 @@ pub fn run(args: GetArgs) -> u8 {
         }
     };
     read_and_print(&mut client, &args.environment, &args.name, &args.read)
+}
+
+/// A client of `runtime`, after saying on stderr why the compile cache was not used, if it was not.
+pub fn client_of(runtime: &Runtime, program: &str) -> Result<Client, edge_secrets_host::Error> {
+    if let Some(note) = runtime.compile_cache_note() {
+        eprintln!("{program}: warning: {note}");
+    }
+    runtime.client()
 }
 
 /// Reads `environment`/`name` and writes it to stdout; errors go to stderr, naming the
