@@ -1,5 +1,7 @@
-//! `edge-secrets`: the command-line front end of the host harness (see `cli/`).
+//! `edge-secrets`: the command-line front end of the host harness (see `cli/`; `bench/` is
+//! `edge-secrets bench`).
 
+mod bench;
 mod cli;
 
 fn main() -> std::process::ExitCode {

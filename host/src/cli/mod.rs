@@ -27,6 +27,11 @@ enum Command {
     /// With --get NAME: read NAME once through the component and exit. Without: keep the store
     /// running and print a config file and the `get` command that reads from it.
     Dev(dev::DevArgs),
+    /// Measure the component against its baselines and print figures, ratios and targets.
+    ///
+    /// Runs a loopback dev store and a private compile cache; prints timings only. Build with
+    /// --release for meaningful figures. Exits 0 even when a target is missed (MISS rows).
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Parses the process arguments (exiting with 2 on usage errors, like clap) and runs the command.
@@ -41,6 +46,7 @@ pub fn main() -> u8 {
     match cli.command {
         Command::Get(args) => get::run(args),
         Command::Dev(args) => dev::run(args),
+        Command::Bench(args) => crate::bench::run(args),
     }
 }
 
@@ -59,5 +65,8 @@ mod tests {
         let cli = Cli::try_parse_from(["edge-secrets", "dev", "--get", "app/db", "--field", "user"]).unwrap();
         let Command::Dev(dev) = cli.command else { panic!("expected dev") };
         assert_eq!((dev.get.as_deref(), dev.listen.port()), (Some("app/db"), 0));
+        let cli = Cli::try_parse_from(["edge-secrets", "bench", "--quick", "--iterations", "10"]).unwrap();
+        let Command::Bench(bench) = cli.command else { panic!("expected bench") };
+        assert_eq!((bench.quick, bench.iterations, bench.batches), (true, Some(10), None));
     }
 }
