@@ -26,21 +26,27 @@ pub struct Cached {
     pub version: String,
 }
 
-struct Entry {
+/// One (version, field) of a secret.
+struct Slot {
+    version: VersionSel,
+    field: String,
     cached: Cached,
     expires_at_ms: u64,
     /// Position in the recency order; larger is more recent.
     stamp: u64,
 }
 
-/// The cache. All operations are O(log n).
+/// The cache. Lookups borrow the caller's strings (a hit allocates nothing
+/// but the copy of the value it returns); all operations are O(log n) plus a
+/// scan of one secret's few versions and fields.
 pub struct Cache {
     max_entries: usize,
-    // A BTreeMap, not a HashMap: std's HashMap seeds from `wasi:random/insecure-seed`,
-    // an import this component does not otherwise need.
-    entries: BTreeMap<CacheKey, Entry>,
-    /// stamp → key, oldest first: the eviction order.
+    /// Secret name → its cached versions and fields.
+    entries: BTreeMap<String, Vec<Slot>>,
+    /// stamp → key, oldest first: the eviction order. A hit moves its key to a
+    /// new stamp without copying it.
     recency: BTreeMap<u64, CacheKey>,
+    len: usize,
     next_stamp: u64,
 }
 
@@ -51,24 +57,37 @@ impl Cache {
             max_entries: max_entries.max(1),
             entries: BTreeMap::new(),
             recency: BTreeMap::new(),
+            len: 0,
             next_stamp: 0,
         }
     }
 
     /// A fresh entry, marked as recently used. An expired entry is dropped
     /// and reported as a miss.
-    pub fn get(&mut self, key: &CacheKey, now_ms: u64) -> Option<&Cached> {
-        let expired = self.entries.get(key)?.expires_at_ms <= now_ms;
+    pub fn lookup(&mut self, name: &str, version: VersionSel, field: &str, now_ms: u64) -> Option<&Cached> {
+        let (i, expired) = {
+            let slots = self.entries.get(name)?;
+            let i = slots.iter().position(|s| s.version == version && s.field == field)?;
+            (i, slots[i].expires_at_ms <= now_ms)
+        };
         if expired {
-            self.remove(key);
+            let key = CacheKey { name: name.to_string(), version, field: field.to_string() };
+            self.remove(&key);
             return None;
         }
-        let stamp = self.bump();
-        let entry = self.entries.get_mut(key)?;
-        self.recency.remove(&entry.stamp);
-        entry.stamp = stamp;
-        self.recency.insert(stamp, key.clone());
-        Some(&entry.cached)
+        self.next_stamp += 1;
+        let stamp = self.next_stamp;
+        let slot = self.entries.get_mut(name)?.get_mut(i)?;
+        if let Some(key) = self.recency.remove(&slot.stamp) {
+            self.recency.insert(stamp, key);
+        }
+        slot.stamp = stamp;
+        Some(&slot.cached)
+    }
+
+    /// [`Cache::lookup`] by key.
+    pub fn get(&mut self, key: &CacheKey, now_ms: u64) -> Option<&Cached> {
+        self.lookup(&key.name, key.version, &key.field, now_ms)
     }
 
     /// Stores an answer for `ttl_ms`. A zero TTL stores nothing. Evicts the
@@ -78,60 +97,70 @@ impl Cache {
             return;
         }
         self.remove(&key);
-        while self.entries.len() >= self.max_entries {
+        while self.len >= self.max_entries {
             let Some((_, oldest)) = self.recency.pop_first() else {
                 break;
             };
-            self.entries.remove(&oldest);
+            self.remove(&oldest);
         }
-        let stamp = self.bump();
-        self.recency.insert(stamp, key.clone());
-        self.entries.insert(
-            key,
-            Entry {
-                cached,
-                expires_at_ms: now_ms.saturating_add(ttl_ms),
-                stamp,
-            },
-        );
+        self.next_stamp += 1;
+        let slot = Slot {
+            version: key.version,
+            field: key.field.clone(),
+            cached,
+            expires_at_ms: now_ms.saturating_add(ttl_ms),
+            stamp: self.next_stamp,
+        };
+        self.entries.entry(key.name.clone()).or_default().push(slot);
+        self.recency.insert(self.next_stamp, key);
+        self.len += 1;
     }
 
     /// Drops every entry; returns how many there were.
     pub fn clear(&mut self) -> u32 {
-        let n = self.entries.len();
+        let n = self.len;
         self.entries.clear();
         self.recency.clear();
+        self.len = 0;
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
     /// Drops every entry of secret `name` (all versions and fields).
     pub fn remove_name(&mut self, name: &str) -> u32 {
-        let doomed: Vec<CacheKey> = self.entries.keys().filter(|k| k.name == name).cloned().collect();
-        for key in &doomed {
-            self.remove(key);
+        let Some(slots) = self.entries.remove(name) else {
+            return 0;
+        };
+        for slot in &slots {
+            self.recency.remove(&slot.stamp);
         }
-        u32::try_from(doomed.len()).unwrap_or(u32::MAX)
+        self.len -= slots.len();
+        u32::try_from(slots.len()).unwrap_or(u32::MAX)
     }
 
     /// Entries held (fresh or not yet swept).
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.len
     }
 
     /// Whether the cache is empty.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len == 0
     }
 
+    /// Removes one entry, wherever it is (the recency entry included).
     fn remove(&mut self, key: &CacheKey) {
-        if let Some(entry) = self.entries.remove(key) {
-            self.recency.remove(&entry.stamp);
+        let Some(slots) = self.entries.get_mut(&key.name) else {
+            return;
+        };
+        let Some(i) = slots.iter().position(|s| s.version == key.version && s.field == key.field) else {
+            return;
+        };
+        let slot = slots.swap_remove(i);
+        self.recency.remove(&slot.stamp);
+        if slots.is_empty() {
+            self.entries.remove(&key.name);
         }
-    }
-
-    fn bump(&mut self) -> u64 {
-        self.next_stamp += 1;
-        self.next_stamp
+        self.len -= 1;
     }
 }
 

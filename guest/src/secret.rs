@@ -23,6 +23,12 @@ impl SecretBytes {
         &self.0
     }
 
+    /// Hands the bytes over (to the WIT boundary, which copies them out of
+    /// this component's memory and frees them) without another copy.
+    pub fn into_vec(mut self) -> Vec<u8> {
+        core::mem::take(&mut self.0)
+    }
+
     /// Length in bytes.
     pub fn len(&self) -> usize {
         self.0.len()

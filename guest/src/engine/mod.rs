@@ -10,7 +10,7 @@ pub mod stats;
 mod tests;
 
 use crate::breaker::{Breaker, Phase};
-use crate::cache::{Cache, CacheKey};
+use crate::cache::Cache;
 use crate::config::Environment;
 use crate::error::Error;
 use crate::http::{HttpRequest, HttpResponse, TransportError};
@@ -226,23 +226,26 @@ impl Provider {
         };
         let state = &mut self.envs[env];
         let field = request.field.as_deref().unwrap_or(backend::DEFAULT_FIELD);
-        let checked = VersionSel::parse(request.version.as_deref())
-            .and_then(|version| backend::validate(&state.env.spec.backend, &request.name, field).map(|()| version));
-        let version = match checked {
+        let version = match VersionSel::parse(request.version.as_deref()) {
             Ok(version) => version,
             Err(error) => {
                 state.counters.error(error.kind());
                 return Lookup::Done(Err(error));
             }
         };
-        let key = CacheKey { name: request.name.clone(), version, field: field.to_string() };
-        if let Some(hit) = state.cache.get(&key, now_ms) {
+        // The cache comes before the name check: only validated names are ever
+        // cached, so a hit needs no re-validation (the hot path stays short).
+        if let Some(hit) = state.cache.lookup(&request.name, version, field, now_ms) {
             let secret = Secret { value: hit.value.clone(), version: hit.version.clone(), source: Source::Cache };
             state.counters.hits += 1;
             return Lookup::Done(Ok(secret));
         }
+        if let Err(error) = backend::validate(&state.env.spec.backend, &request.name, field) {
+            state.counters.error(error.kind());
+            return Lookup::Done(Err(error));
+        }
         state.counters.misses += 1;
-        Lookup::Miss(Job { env, name: key.name, version, field: key.field })
+        Lookup::Miss(Job { env, name: request.name.clone(), version, field: field.to_string() })
     }
 }
 

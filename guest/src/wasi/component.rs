@@ -71,7 +71,7 @@ fn to_core(request: secrets::Request) -> SecretRequest {
 
 fn to_wit_secret(secret: crate::engine::Secret) -> secrets::Secret {
     secrets::Secret {
-        value: secret.value.expose().to_vec(),
+        value: secret.value.into_vec(),
         version: secret.version,
         source: match secret.source {
             Source::Backend => secrets::Source::Backend,
