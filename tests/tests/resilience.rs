@@ -185,3 +185,26 @@ fn connection_failures_are_transient_backend_errors() {
     assert!(matches!(err, SecretError::Backend { status: None, .. }), "{err}");
     assert_eq!(h.backend.request_count(), 3);
 }
+
+#[test]
+fn a_hanging_environment_does_not_hold_back_another_environments_retry() {
+    // `slow` hangs for its whole 2 s deadline; `fast` fails once and must retry within its
+    // own 1 s deadline. If answers were collected batch by batch, `fast`'s retry would wait
+    // for `slow`'s timeout and miss its deadline.
+    let slow = edge_secrets_tests::FakeBackend::start();
+    slow.set_fault_always(Some(Fault::Hang));
+    let mut h = Harness::start(|p, url| {
+        p.vault("fast", url, "t")
+            .set("fast", "timeouts.attempt_ms", 500)
+            .set("fast", "timeouts.deadline_ms", 1_000)
+            .vault("slow", &slow.url(), "t")
+            .set("slow", "timeouts.attempt_ms", 2_000)
+            .set("slow", "timeouts.deadline_ms", 2_000)
+    });
+    h.backend.put_vault("s", 1, &[("value", "fast-value")]);
+    h.backend.fail_next(1, Fault::vault_sealed());
+    let results = h.client.get_many(&[Request::new("slow", "s"), Request::new("fast", "s")]).unwrap();
+    assert!(matches!(results[0], Err(SecretError::Timeout { deadline_ms: 2_000 })), "{:?}", results[0]);
+    assert_eq!(results[1].as_ref().expect("fast env answered").value.expose(), b"fast-value");
+    assert_eq!(h.backend.request_count(), 2, "one failure, one retry");
+}
