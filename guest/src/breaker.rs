@@ -60,12 +60,22 @@ pub enum Phase {
 pub struct Breaker {
     settings: BreakerSettings,
     state: State,
+    /// Counts half-open episodes, so a probe's answer is told apart from a
+    /// late answer to a request sent before the breaker opened.
+    generation: u64,
+}
+
+/// Leave to send one request; hand it back with the outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Permit {
+    /// `Some(generation)` when this request is a half-open probe.
+    probe: Option<u64>,
 }
 
 impl Breaker {
     /// A closed breaker.
     pub fn new(settings: BreakerSettings) -> Breaker {
-        Breaker { settings, state: State::Closed { consecutive_failures: 0 } }
+        Breaker { settings, state: State::Closed { consecutive_failures: 0 }, generation: 0 }
     }
 
     /// The current state.
@@ -85,19 +95,20 @@ impl Breaker {
 
     /// Asks to send one request. `Err(ms)` means fail fast: nothing may be
     /// sent for `ms` milliseconds. Every `Ok` must be followed by exactly one
-    /// `on_success` or `on_failure`.
-    pub fn permit(&mut self, now_ms: u64) -> Result<(), u64> {
+    /// `on_success` or `on_failure` with the permit.
+    pub fn permit(&mut self, now_ms: u64) -> Result<Permit, u64> {
         match self.state {
-            State::Closed { .. } => Ok(()),
+            State::Closed { .. } => Ok(Permit { probe: None }),
             State::Open { until_ms } if now_ms < until_ms => Err(until_ms - now_ms),
             State::Open { .. } => {
+                self.generation += 1;
                 self.state = State::HalfOpen { in_flight: 1, successes: 0 };
-                Ok(())
+                Ok(Permit { probe: Some(self.generation) })
             }
             State::HalfOpen { in_flight, successes } => {
                 if in_flight < self.settings.half_open_probes {
                     self.state = State::HalfOpen { in_flight: in_flight + 1, successes };
-                    Ok(())
+                    Ok(Permit { probe: Some(self.generation) })
                 } else {
                     // Probes are out; the caller should come back shortly.
                     Err(1)
@@ -106,10 +117,18 @@ impl Breaker {
         }
     }
 
+    /// Whether `permit` is a probe of the current half-open episode. Anything
+    /// else answering while half-open was sent before the breaker opened: it
+    /// says nothing about recovery and must not count as a probe.
+    fn is_current_probe(&self, permit: Permit) -> bool {
+        permit.probe == Some(self.generation)
+    }
+
     /// The permitted request succeeded (or failed non-transiently).
-    pub fn on_success(&mut self) {
+    pub fn on_success(&mut self, permit: Permit) {
         self.state = match self.state {
             State::Closed { .. } => State::Closed { consecutive_failures: 0 },
+            half_open @ State::HalfOpen { .. } if !self.is_current_probe(permit) => half_open,
             State::HalfOpen { in_flight, successes } => {
                 let successes = successes + 1;
                 if successes >= self.settings.success_threshold {
@@ -124,7 +143,7 @@ impl Breaker {
     }
 
     /// The permitted request failed transiently.
-    pub fn on_failure(&mut self, now_ms: u64) {
+    pub fn on_failure(&mut self, permit: Permit, now_ms: u64) {
         let open = State::Open { until_ms: now_ms.saturating_add(self.settings.open_ms) };
         self.state = match self.state {
             State::Closed { consecutive_failures } => {
@@ -135,6 +154,7 @@ impl Breaker {
                     State::Closed { consecutive_failures: failures }
                 }
             }
+            half_open @ State::HalfOpen { .. } if !self.is_current_probe(permit) => half_open,
             // A failed probe re-opens for a full period.
             State::HalfOpen { .. } => open,
             // Late failures while open do not extend the period.
@@ -155,12 +175,12 @@ mod tests {
     fn opens_after_n_consecutive_failures() {
         let mut b = breaker(3, 1, 1);
         for _ in 0..2 {
-            b.permit(0).unwrap();
-            b.on_failure(0);
+            let p = b.permit(0).unwrap();
+            b.on_failure(p, 0);
         }
         assert_eq!(b.phase(0).0, Phase::Closed);
-        b.permit(0).unwrap();
-        b.on_failure(10);
+        let p = b.permit(0).unwrap();
+        b.on_failure(p, 10);
         assert_eq!(b.state(), State::Open { until_ms: 1_010 });
         assert_eq!(b.permit(500), Err(510));
     }
@@ -168,33 +188,53 @@ mod tests {
     #[test]
     fn a_success_resets_the_count() {
         let mut b = breaker(2, 1, 1);
-        b.on_failure(0);
-        b.on_success();
-        b.on_failure(0);
+        let p = b.permit(0).unwrap();
+        b.on_failure(p, 0);
+        b.on_success(p);
+        b.on_failure(p, 0);
         assert_eq!(b.phase(0).0, Phase::Closed);
     }
 
     #[test]
     fn half_open_limits_probes_and_closes_after_m_successes() {
         let mut b = breaker(1, 2, 2);
-        b.on_failure(0);
+        let p = b.permit(0).unwrap();
+        b.on_failure(p, 0);
         assert!(b.permit(999).is_err());
-        b.permit(1_000).unwrap();
-        b.permit(1_000).unwrap();
+        let p1 = b.permit(1_000).unwrap();
+        let p2 = b.permit(1_000).unwrap();
         assert!(b.permit(1_000).is_err(), "only two probes in flight");
-        b.on_success();
+        b.on_success(p1);
         assert!(matches!(b.state(), State::HalfOpen { successes: 1, .. }));
-        b.on_success();
+        b.on_success(p2);
         assert_eq!(b.state(), State::Closed { consecutive_failures: 0 });
     }
 
     #[test]
     fn a_failed_probe_reopens() {
         let mut b = breaker(1, 1, 1);
-        b.on_failure(0);
-        b.permit(1_000).unwrap();
-        b.on_failure(1_200);
+        let p = b.permit(0).unwrap();
+        b.on_failure(p, 0);
+        let probe = b.permit(1_000).unwrap();
+        b.on_failure(probe, 1_200);
         assert_eq!(b.state(), State::Open { until_ms: 2_200 });
+    }
+
+    #[test]
+    fn late_answers_from_before_the_breaker_opened_are_not_probes() {
+        let mut b = breaker(1, 1, 1);
+        let old_a = b.permit(0).unwrap();
+        let old_b = b.permit(0).unwrap();
+        b.on_failure(old_a, 0);
+        let probe = b.permit(1_000).unwrap();
+        // old_b's answer arrives while the probe is out: it neither closes nor re-opens.
+        b.on_success(old_b);
+        assert_eq!(b.state(), State::HalfOpen { in_flight: 1, successes: 0 });
+        b.on_failure(old_b, 1_100);
+        assert_eq!(b.state(), State::HalfOpen { in_flight: 1, successes: 0 });
+        assert!(b.permit(1_100).is_err(), "still only one probe");
+        b.on_success(probe);
+        assert_eq!(b.state(), State::Closed { consecutive_failures: 0 });
     }
 
     #[test]

@@ -68,6 +68,28 @@ impl Error {
         }
     }
 
+    /// The same error with every occurrence of `secret` in its text replaced:
+    /// messages partly come from upstream bodies, which a misbehaving proxy
+    /// could fill with what it was sent.
+    pub fn redact(self, secret: &[u8]) -> Error {
+        let Ok(secret) = core::str::from_utf8(secret) else {
+            return self;
+        };
+        if secret.is_empty() {
+            return self;
+        }
+        let clean = |text: String| if text.contains(secret) { text.replace(secret, "<redacted>") } else { text };
+        match self {
+            Error::InvalidRequest(m) => Error::InvalidRequest(clean(m)),
+            Error::UnknownEnvironment(m) => Error::UnknownEnvironment(clean(m)),
+            Error::NotFound(m) => Error::NotFound(clean(m)),
+            Error::PermissionDenied(m) => Error::PermissionDenied(clean(m)),
+            Error::Backend { status, reason } => Error::Backend { status, reason: clean(reason) },
+            Error::Config(m) => Error::Config(clean(m)),
+            other @ (Error::Unavailable { .. } | Error::Timeout { .. } | Error::RateLimited { .. }) => other,
+        }
+    }
+
     /// A backend failure with a reason.
     pub fn backend(status: Option<u16>, reason: impl Into<String>) -> Error {
         Error::Backend {
@@ -101,6 +123,15 @@ mod tests {
         assert_eq!(sanitize_reason("a\r\nb"), "a  b");
         let long = "x".repeat(1000);
         assert!(sanitize_reason(&long).chars().count() <= 161);
+    }
+
+    #[test]
+    fn redact_removes_the_secret_from_every_message() {
+        let e = Error::PermissionDenied("proxy says: bad token s.TOKEN123 (s.TOKEN123)".into());
+        assert_eq!(e.redact(b"s.TOKEN123"), Error::PermissionDenied("proxy says: bad token <redacted> (<redacted>)".into()));
+        let e = Error::backend(Some(502), "echo: s.TOKEN123");
+        assert_eq!(e.redact(b"s.TOKEN123"), Error::backend(Some(502), "echo: <redacted>"));
+        assert_eq!(Error::NotFound("x".into()).redact(b""), Error::NotFound("x".into()));
     }
 
     #[test]

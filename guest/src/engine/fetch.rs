@@ -11,13 +11,14 @@
 use crate::prelude::*;
 use super::{Job, Outbound, Provider, Secret, Source, Ticket};
 use crate::backend::{self, Failure, Fetched};
+use crate::breaker::Permit;
 use crate::cache::{CacheKey, Cached};
 use crate::error::Error;
 use crate::http::{HttpRequest, HttpResponse, TransportError};
 use crate::validate::VersionSel;
 
-/// At most this many requests are in flight at once; further misses of a
-/// large `get-many` start as earlier ones finish.
+/// At most this many requests per environment are in flight at once; further
+/// misses of a large `get-many` start as earlier ones finish.
 pub const MAX_IN_FLIGHT: usize = 32;
 
 /// One backend read in flight, and the callers waiting for it.
@@ -32,6 +33,8 @@ struct Fetch {
     ready_at_ms: u64,
     deadline_ms: u64,
     last_error: Option<Error>,
+    /// The breaker's leave for the attempt in flight.
+    permit: Option<Permit>,
 }
 
 type Slots = Vec<Option<Result<Secret, Error>>>;
@@ -59,28 +62,37 @@ impl Provider {
                 attempts: 0,
                 ready_at_ms: start,
                 last_error: None,
+                permit: None,
             });
         }
 
         let mut in_flight: Vec<(Ticket, Fetch)> = Vec::new();
         loop {
             let now = io.clock.now_ms();
-            // Start every fetch whose time has come, up to the in-flight cap.
+            // Start every fetch whose time has come, up to the cap of its environment
+            // (so one hanging backend cannot take the slots of another).
             let mut waiting = Vec::with_capacity(pending.len());
-            for fetch in pending.drain(..) {
-                if fetch.ready_at_ms > now || in_flight.len() >= MAX_IN_FLIGHT {
+            for mut fetch in pending.drain(..) {
+                let busy = in_flight.iter().filter(|(_, f)| f.env == fetch.env).count() >= MAX_IN_FLIGHT;
+                if fetch.ready_at_ms > now || (busy && now < fetch.deadline_ms) {
                     waiting.push(fetch);
                     continue;
                 }
                 match self.admit(&fetch, now) {
-                    Ok(outbound) => in_flight.push((io.transport.start(outbound), fetch)),
+                    Ok((outbound, permit)) => {
+                        fetch.permit = Some(permit);
+                        in_flight.push((io.transport.start(outbound), fetch));
+                    }
                     Err(error) => self.fail(fetch, error, &mut slots),
                 }
             }
             pending = waiting;
-            // Fetches already due are only waiting for a free slot, which an
-            // answer will make: they need no timer of their own.
-            let next_ready = pending.iter().map(|f| f.ready_at_ms).filter(|at| *at > now).min();
+            // Wake when a retry falls due, or when a fetch waiting for a slot
+            // reaches its deadline (it then fails on time instead of waiting on).
+            let next_ready = pending
+                .iter()
+                .map(|f| if f.ready_at_ms > now { f.ready_at_ms } else { f.deadline_ms })
+                .min();
             if in_flight.is_empty() {
                 match next_ready {
                     Some(at) => {
@@ -91,7 +103,17 @@ impl Provider {
                 }
             }
             // Wake for whichever comes first: an answer, or a retry falling due.
-            for (ticket, response) in io.transport.wait(next_ready) {
+            let answers = io.transport.wait(next_ready);
+            if answers.is_empty() && next_ready.is_none() {
+                // A transport that loses requests must not spin this loop.
+                let now = io.clock.now_ms();
+                for (_, fetch) in in_flight.drain(..) {
+                    self.settle_abandoned(&fetch, now);
+                    self.fail(fetch, Error::backend(None, "transport lost the request"), &mut slots);
+                }
+                continue;
+            }
+            for (ticket, response) in answers {
                 let Some(i) = in_flight.iter().position(|(t, _)| *t == ticket) else {
                     continue;
                 };
@@ -131,19 +153,26 @@ impl Provider {
         };
         let failure = match outcome {
             Ok(fetched) => {
-                self.envs[fetch.env].breaker.on_success();
+                if let Some(permit) = fetch.permit.take() {
+                    self.envs[fetch.env].breaker.on_success(permit);
+                }
                 self.deliver(fetch, &fetched, now, slots);
                 return None;
             }
             Err(failure) => failure,
         };
         let breaker = &mut self.envs[fetch.env].breaker;
-        if failure.transient {
-            breaker.on_failure(now);
-        } else {
-            // A 403/404/malformed answer still proves the backend is up.
-            breaker.on_success();
+        if let Some(permit) = fetch.permit.take() {
+            if failure.transient {
+                breaker.on_failure(permit, now);
+            } else {
+                // A 403/404/malformed answer still proves the backend is up.
+                breaker.on_success(permit);
+            }
         }
+        // An upstream message must never carry the credential back, even
+        // from a proxy that echoes request headers into its error body.
+        let failure = Failure { error: failure.error.redact(self.envs[fetch.env].env.token.expose()), ..failure };
         let delay = if failure.transient {
             policy.retry.next_delay(fetch.attempts, failure.retry_after_ms, now, fetch.deadline_ms, random)
         } else {
@@ -162,23 +191,32 @@ impl Provider {
         }
     }
 
+    /// Hands back the breaker permit of an attempt that got no answer at all,
+    /// as a failure: the backend did not answer.
+    fn settle_abandoned(&mut self, fetch: &Fetch, now: u64) {
+        if let Some(permit) = fetch.permit {
+            self.envs[fetch.env].breaker.on_failure(permit, now);
+        }
+    }
+
     /// Checks the deadline and the breaker before an attempt, and counts it.
-    fn admit(&mut self, fetch: &Fetch, now: u64) -> Result<Outbound, Error> {
+    fn admit(&mut self, fetch: &Fetch, now: u64) -> Result<(Outbound, Permit), Error> {
         let state = &mut self.envs[fetch.env];
         let policy = state.env.spec.policy;
         if now >= fetch.deadline_ms {
             return Err(fetch.last_error.clone().unwrap_or(Error::Timeout { deadline_ms: policy.deadline_ms }));
         }
-        state.breaker.permit(now).map_err(|retry_after_ms| Error::Unavailable { retry_after_ms })?;
+        let permit = state.breaker.permit(now).map_err(|retry_after_ms| Error::Unavailable { retry_after_ms })?;
         state.counters.backend_calls += 1;
         if fetch.attempts > 0 {
             state.counters.retries += 1;
         }
-        Ok(Outbound {
+        let outbound = Outbound {
             request: fetch.request.clone(),
             timeout_ms: policy.attempt_timeout_ms.min(fetch.deadline_ms - now),
             max_body_bytes: policy.max_body_bytes,
-        })
+        };
+        Ok((outbound, permit))
     }
 
     /// Hands the fetched version to every waiter and caches each field.

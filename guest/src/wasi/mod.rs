@@ -54,8 +54,12 @@ pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
 /// describe a block this allocator returned earlier (or `old_len == 0`).
 #[no_mangle]
 pub unsafe extern "C" fn cabi_realloc(old_ptr: *mut u8, old_len: usize, align: usize, new_len: usize) -> *mut u8 {
-    use alloc::alloc::{alloc, realloc, Layout};
+    use alloc::alloc::{alloc, dealloc, realloc, Layout};
     if new_len == 0 {
+        if old_len != 0 && Layout::from_size_align(old_len, align).is_ok() {
+            // SAFETY: `old_ptr` came from this allocator with this layout (ABI contract).
+            unsafe { dealloc(old_ptr, Layout::from_size_align_unchecked(old_len, align)) };
+        }
         return align as *mut u8;
     }
     if Layout::from_size_align(new_len, align).is_err() {

@@ -202,7 +202,10 @@ fn read_available(mut reading: Reading, max_body_bytes: usize, expired: bool) ->
             Ok(chunk) => {
                 // Fallible: a body that does not fit in this instance's memory is the
                 // backend's problem to report, not a reason to trap.
-                if reading.bytes.try_reserve(chunk.len()).is_err() {
+                // Doubling first (linear total copying); the exact size when
+                // doubling no longer fits.
+                let grown = reading.bytes.try_reserve(chunk.len()).or_else(|_| reading.bytes.try_reserve_exact(chunk.len()));
+                if grown.is_err() {
                     return Exchange::Done(Err(TransportError::OutOfMemory { bytes: reading.bytes.len() + chunk.len() }));
                 }
                 reading.bytes.extend_from_slice(&chunk);
