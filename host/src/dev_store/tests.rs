@@ -195,39 +195,14 @@ fn writes_create_versions_and_honour_check_and_set() {
         .unwrap()
         .contains("check-and-set"));
 
-    assert_eq!(
-        call(
-            &s,
-            "POST",
-            "/v1/secret/data/x",
-            Some(TOKEN),
-            Some(r#"{"nodata":1}"#)
-        )
-        .0,
-        400
-    );
-    assert_eq!(
-        call(
-            &s,
-            "POST",
-            "/v1/secret/data/x",
-            Some(TOKEN),
-            Some("not json")
-        )
-        .0,
-        400
-    );
-    assert_eq!(
-        call(
-            &s,
-            "POST",
-            "/v1/secret/data/a/../b",
-            Some(TOKEN),
-            Some(r#"{"data":{}}"#)
-        )
-        .0,
-        400
-    );
+    // Malformed writes: no `data`, not JSON, a traversal path.
+    for (path, body) in [
+        ("/v1/secret/data/x", r#"{"nodata":1}"#),
+        ("/v1/secret/data/x", "not json"),
+        ("/v1/secret/data/a/../b", r#"{"data":{}}"#),
+    ] {
+        assert_eq!(call(&s, "POST", path, Some(TOKEN), Some(body)).0, 400, "{path} {body}");
+    }
     assert_eq!(
         call(&s, "DELETE", "/v1/secret/data/app/db", Some(TOKEN), None).0,
         405

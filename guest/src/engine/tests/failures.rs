@@ -147,13 +147,12 @@ fn a_hanging_backend_does_not_hold_back_another_environments_retry() {
             if calls_to_b == 1 {
                 return status(502);
             }
-            let body = r#"{"name":"projects/proj/secrets/db/versions/2","payload":{"data":"aGVsbG8="}}"#;
-            return Ok(HttpResponse { status: 200, headers: vec![], body: body.as_bytes().to_vec() });
+            return gcp_ok();
         }
         vault_ok(1, "v")
     }));
     // env a hangs (every attempt runs into its 500 ms timeout); env b answers in 5 ms.
-    h.transport.latency_of = Some(Box::new(|o: &Outbound| if o.request.authority == "gcp-b" { 5 } else { 10_000 }));
+    h.transport.latency_of = Some(Box::new(a_hangs_b_is_fast));
     h.random = FixedRandom(1);
     let start = h.now();
     let results = h.get_many(&[req("a", "x", None, None), req("b", "db", None, None)]);
@@ -173,14 +172,8 @@ fn a_hanging_backend_does_not_hold_back_another_environments_retry() {
 
 #[test]
 fn one_environment_filling_its_slots_does_not_block_another() {
-    let mut h = Harness::new(&policy(r#", "retry": {"attempts": 1}"#), Box::new(|o: &Outbound| {
-        if o.request.authority == "gcp-b" {
-            let body = r#"{"name":"projects/proj/secrets/db/versions/2","payload":{"data":"aGVsbG8="}}"#;
-            return Ok(HttpResponse { status: 200, headers: vec![], body: body.as_bytes().to_vec() });
-        }
-        vault_ok(1, "v")
-    }));
-    h.transport.latency_of = Some(Box::new(|o: &Outbound| if o.request.authority == "gcp-b" { 5 } else { 10_000 }));
+    let mut h = Harness::new(&policy(r#", "retry": {"attempts": 1}"#), Box::new(both_backends_ok));
+    h.transport.latency_of = Some(Box::new(a_hangs_b_is_fast));
     let start = h.now();
     let mut requests: Vec<SecretRequest> = (0..fetch::MAX_IN_FLIGHT + 1).map(|i| req("a", &format!("s{i}"), None, None)).collect();
     requests.push(req("b", "db", None, None));

@@ -181,6 +181,26 @@ fn vault_ok(version: u64, value: &str) -> Result<HttpResponse, TransportError> {
     Ok(HttpResponse { status: 200, headers: vec![], body: body.into_bytes() })
 }
 
+/// GCP's answer for `projects/proj/secrets/db`, version 2, payload "hello".
+fn gcp_ok() -> Result<HttpResponse, TransportError> {
+    let body = r#"{"name":"projects/proj/secrets/db/versions/2","payload":{"data":"aGVsbG8="}}"#;
+    Ok(HttpResponse { status: 200, headers: vec![], body: body.as_bytes().to_vec() })
+}
+
+/// Answers env `b`'s GCP requests with [`gcp_ok`] and env `a`'s Vault requests with value `v`.
+fn both_backends_ok(o: &Outbound) -> Result<HttpResponse, TransportError> {
+    if o.request.authority == "gcp-b" {
+        gcp_ok()
+    } else {
+        vault_ok(1, "v")
+    }
+}
+
+/// `b`'s requests answer in 5 ms; `a`'s would take 10 s (they hit their timeouts).
+fn a_hangs_b_is_fast(o: &Outbound) -> u64 {
+    if o.request.authority == "gcp-b" { 5 } else { 10_000 }
+}
+
 fn status(code: u16) -> Result<HttpResponse, TransportError> {
     Ok(HttpResponse { status: code, headers: vec![], body: br#"{"errors":["boom"]}"#.to_vec() })
 }

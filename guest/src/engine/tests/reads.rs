@@ -48,14 +48,7 @@ fn invalid_requests_send_nothing() {
 
 #[test]
 fn each_environment_sends_only_its_own_token_to_its_own_backend() {
-    let mut h = Harness::new(&policy(""), Box::new(|o: &Outbound| {
-        if o.request.authority == "gcp-b" {
-            let body = r#"{"name":"projects/proj/secrets/db/versions/2","payload":{"data":"aGVsbG8="}}"#;
-            Ok(HttpResponse { status: 200, headers: vec![], body: body.as_bytes().to_vec() })
-        } else {
-            vault_ok(1, "v")
-        }
-    }));
+    let mut h = Harness::new(&policy(""), Box::new(both_backends_ok));
     h.get("a", "db").unwrap();
     h.get("b", "db").unwrap();
     let a = &h.transport.sent[0].request;
@@ -68,14 +61,7 @@ fn each_environment_sends_only_its_own_token_to_its_own_backend() {
 
 #[test]
 fn get_many_fetches_misses_in_one_parallel_batch_and_shares_identical_reads() {
-    let mut h = Harness::new(&policy(""), Box::new(|o: &Outbound| {
-        if o.request.authority == "gcp-b" {
-            let body = r#"{"name":"projects/proj/secrets/db/versions/2","payload":{"data":"aGVsbG8="}}"#;
-            Ok(HttpResponse { status: 200, headers: vec![], body: body.as_bytes().to_vec() })
-        } else {
-            vault_ok(1, "v")
-        }
-    }));
+    let mut h = Harness::new(&policy(""), Box::new(both_backends_ok));
     h.get("a", "cached").unwrap();
     let results = h.get_many(&[
         req("a", "one", None, None),
