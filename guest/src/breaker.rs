@@ -78,9 +78,24 @@ impl Breaker {
         Breaker { settings, state: State::Closed { consecutive_failures: 0 }, generation: 0 }
     }
 
+    /// A breaker in a state read back from shared state.
+    pub fn restore(settings: BreakerSettings, state: State, generation: u64) -> Breaker {
+        Breaker { settings, state, generation }
+    }
+
     /// The current state.
     pub fn state(&self) -> State {
         self.state
+    }
+
+    /// The half-open episode counter (stored with the state when it is shared).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The settings it runs with.
+    pub fn settings(&self) -> BreakerSettings {
+        self.settings
     }
 
     /// The state as seen at `now_ms` (an open breaker whose time is up reads

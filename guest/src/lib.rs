@@ -31,6 +31,7 @@ pub mod error;
 pub mod http;
 pub mod retry;
 pub mod secret;
+pub mod shared;
 pub mod validate;
 
 #[cfg(target_arch = "wasm32")]

@@ -33,8 +33,14 @@ pub struct EnvironmentStats {
     pub environment: String,
     /// `vault` or `gcp`.
     pub backend: String,
+    /// Reads answered from the instance's memory.
     pub hits: u64,
+    /// Reads that missed memory (some answered by shared state).
     pub misses: u64,
+    /// Misses answered from the shared cache, with no backend request.
+    pub shared_hits: u64,
+    /// Shared records that failed to authenticate (never served).
+    pub shared_rejected: u64,
     /// HTTP requests sent (every attempt counts).
     pub backend_calls: u64,
     pub retries: u64,
@@ -62,6 +68,29 @@ pub struct HealthReport {
     /// Per environment, sorted by environment name.
     pub environments: Vec<EnvironmentHealth>,
     pub unknown_environment_errors: u64,
+    /// The shared-state layer (`wasi:keyvalue`).
+    pub shared: SharedHealth,
+}
+
+/// Whether state is shared through `wasi:keyvalue`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SharedStatus {
+    /// No `shared` object in the policy.
+    Disabled,
+    /// Configured, but the sealing key is not set: memory only.
+    NoKey,
+    Ok,
+    /// The last store operation failed: running from memory.
+    Degraded,
+}
+
+/// The shared-state layer's health.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SharedHealth {
+    pub status: SharedStatus,
+    /// The store's last error while degraded.
+    pub last_error: Option<String>,
 }
 
 impl From<wit::BreakerState> for BreakerState {
@@ -95,6 +124,8 @@ impl From<wit::EnvironmentStats> for EnvironmentStats {
             backend: s.backend,
             hits: s.hits,
             misses: s.misses,
+            shared_hits: s.shared_hits,
+            shared_rejected: s.shared_rejected,
             backend_calls: s.backend_calls,
             retries: s.retries,
             errors: s.errors.into(),
@@ -117,6 +148,15 @@ impl From<wit::HealthReport> for HealthReport {
             config_error: h.config_error,
             environments: h.environments.into_iter().map(Into::into).collect(),
             unknown_environment_errors: h.unknown_environment_errors,
+            shared: SharedHealth {
+                status: match h.shared.status {
+                    wit::SharedStatus::Disabled => SharedStatus::Disabled,
+                    wit::SharedStatus::NoKey => SharedStatus::NoKey,
+                    wit::SharedStatus::Ok => SharedStatus::Ok,
+                    wit::SharedStatus::Degraded => SharedStatus::Degraded,
+                },
+                last_error: h.shared.last_error,
+            },
         }
     }
 }

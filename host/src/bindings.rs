@@ -16,6 +16,7 @@ wasmtime::component::bindgen!({
         "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
         "wasi:random": wasmtime_wasi::p2::bindings::random,
         "wasi:config/store": crate::wasi_config::store,
+        "wasi:keyvalue": crate::keyvalue::wasi_keyvalue,
     },
 });
 

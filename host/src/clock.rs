@@ -1,4 +1,5 @@
-//! [`ManualClock`]: a `wasi:clocks/monotonic-clock` that tests can move forward.
+//! [`ManualClock`]: `wasi:clocks/monotonic-clock` and `wall-clock` that tests can move forward
+//! together (the component times shared state with the wall clock).
 //!
 //! It runs at real speed and [`advance`](ManualClock::advance) adds a jump on top. A frozen clock
 //! would be simpler but wrong here: wasmtime-wasi turns `subscribe-instant` into a real-time
@@ -8,9 +9,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use wasmtime_wasi::HostMonotonicClock;
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock};
 
 /// A monotonic clock shared by every instance of the runtimes it is given to. Cheap to clone;
 /// clones share the same time.
@@ -20,12 +21,15 @@ pub struct ManualClock(Arc<Inner>);
 #[derive(Debug)]
 struct Inner {
     start: Instant,
+    /// The wall-clock time at `start`.
+    wall_start: Duration,
     offset_nanos: AtomicU64,
 }
 
 impl ManualClock {
     pub fn new() -> ManualClock {
-        ManualClock(Arc::new(Inner { start: Instant::now(), offset_nanos: AtomicU64::new(0) }))
+        let wall_start = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        ManualClock(Arc::new(Inner { start: Instant::now(), wall_start, offset_nanos: AtomicU64::new(0) }))
     }
 
     /// Moves the clock forward by `by` (on top of real time passing).
@@ -48,6 +52,20 @@ impl ManualClock {
 impl Default for ManualClock {
     fn default() -> Self {
         ManualClock::new()
+    }
+}
+
+/// The per-store wall-clock adapter: the real time at creation, plus the same elapsed time and
+/// jumps as the monotonic clock.
+pub(crate) struct WasiManualWallClock(pub(crate) ManualClock);
+
+impl HostWallClock for WasiManualWallClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_nanos(1)
+    }
+
+    fn now(&self) -> Duration {
+        self.0 .0.wall_start + self.0.elapsed()
     }
 }
 
@@ -81,5 +99,10 @@ mod tests {
         assert!(clock.elapsed() >= after + Duration::from_millis(5));
         let wasi = WasiManualClock(clock.clone());
         assert!(wasi.now() >= after.as_nanos() as u64);
+        // The wall clock jumps with it.
+        let wall = WasiManualWallClock(clock.clone());
+        let before_jump = wall.now();
+        clock.advance(Duration::from_secs(3600));
+        assert!(wall.now() >= before_jump + Duration::from_secs(3600));
     }
 }

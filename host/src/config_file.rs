@@ -103,6 +103,12 @@ impl ConfigFile {
     pub fn runtime(&self) -> Result<Runtime, Error> {
         Runtime::new(self.wasi_config.clone(), self.options.clone())
     }
+
+    /// Uses `keyvalue` as the component's `wasi:keyvalue` store (e.g. Redis shared by hosts).
+    pub fn with_keyvalue(mut self, keyvalue: crate::KeyValue) -> ConfigFile {
+        self.options.keyvalue = Some(keyvalue);
+        self
+    }
 }
 
 /// `[a-z][a-z0-9_]*`: valid Spin variable names, so the same keys work under Spin.

@@ -19,6 +19,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use crate::bindings::{Provider, ProviderPre};
 use crate::compile_cache::{self, CompileSource};
+use crate::keyvalue::KeyValue;
 use crate::outbound::Outbound;
 use crate::store::{self, StoreState};
 use crate::types::Error;
@@ -31,6 +32,8 @@ pub static GUEST_WASM: &[u8] = include_bytes!(env!("EDGE_SECRETS_GUEST_WASM"));
 
 /// How often the epoch ticker advances; the call deadline's resolution.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// The epoch deadline while instantiating: one second.
+const INSTANTIATION_TICKS: u64 = 100;
 
 /// Host-side knobs. Secret-free, so it derives `Debug`.
 #[derive(Debug, Clone)]
@@ -54,8 +57,12 @@ pub struct RuntimeOptions {
     pub max_idle_connections_per_host: usize,
     /// Let the guest write to the host's stderr (panic messages); off by default.
     pub guest_stderr: bool,
-    /// Replaces the component's monotonic clock (tests: skip TTLs and breaker timeouts).
+    /// Replaces the component's monotonic and wall clocks (tests: skip TTLs and breaker timeouts).
     pub clock: Option<ManualClock>,
+    /// The `wasi:keyvalue` store holding the component's shared state (when its policy has a
+    /// `shared` object). `None`: a private in-memory store per [`Runtime`], shared by its
+    /// clients. Give several runtimes (or hosts, with Redis) the same one to share state.
+    pub keyvalue: Option<KeyValue>,
 }
 
 impl Default for RuntimeOptions {
@@ -68,6 +75,7 @@ impl Default for RuntimeOptions {
             max_idle_connections_per_host: 32,
             guest_stderr: false,
             clock: None,
+            keyvalue: None,
         }
     }
 }
@@ -100,6 +108,11 @@ impl RuntimeOptions {
 
     pub fn clock(mut self, clock: ManualClock) -> Self {
         self.clock = Some(clock);
+        self
+    }
+
+    pub fn keyvalue(mut self, keyvalue: KeyValue) -> Self {
+        self.keyvalue = Some(keyvalue);
         self
     }
 
@@ -138,6 +151,7 @@ pub(crate) struct Inner {
     engine: Engine,
     pre: ProviderPre<StoreState>,
     config: WasiConfigVariables,
+    keyvalue: KeyValue,
     outbound: Outbound,
     pub(crate) options: RuntimeOptions,
     pub(crate) deadline_ticks: u64,
@@ -181,6 +195,7 @@ impl Runtime {
                 engine,
                 pre,
                 config,
+                keyvalue: options.keyvalue.clone().unwrap_or_else(KeyValue::memory),
                 outbound: Outbound::new(IO_RUNTIME.handle().clone(), options.max_idle_connections_per_host),
                 deadline_ticks: ticks,
                 compile_source,
@@ -199,6 +214,11 @@ impl Runtime {
         &self.inner.options
     }
 
+    /// The `wasi:keyvalue` store the instances share.
+    pub fn keyvalue(&self) -> &KeyValue {
+        &self.inner.keyvalue
+    }
+
     /// Whether the component came from the compile cache (for diagnostics and tests).
     pub fn compile_source(&self) -> CompileSource {
         self.inner.compile_source
@@ -214,10 +234,13 @@ impl Runtime {
 
 impl Inner {
     pub(crate) fn instantiate(&self) -> Result<(Store<StoreState>, Provider), Error> {
-        let state = StoreState::new(self.config.clone(), self.outbound.clone(), &self.options);
+        let state = StoreState::new(self.config.clone(), self.keyvalue.clone(), self.outbound.clone(), &self.options);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(self.deadline_ticks);
+        // Instantiation runs no guest code worth bounding, but on a loaded machine it can be
+        // descheduled past a short call deadline: give it at least a second. Every call sets
+        // the call deadline again before it starts (`Client::call`).
+        store.set_epoch_deadline(self.deadline_ticks.max(INSTANTIATION_TICKS));
         let _io = enter_io();
         let provider = self.pre.instantiate(&mut store).map_err(|e| Error::Runtime(format!("cannot instantiate the component: {e:#}")))?;
         Ok((store, provider))

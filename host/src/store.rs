@@ -6,7 +6,8 @@ use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::clock::WasiManualClock;
+use crate::clock::{WasiManualClock, WasiManualWallClock};
+use crate::keyvalue::{self, KeyValue, WasiKeyValue};
 use crate::outbound::{Outbound, PooledHooks};
 use crate::runtime::RuntimeOptions;
 use crate::wasi_config::{self, WasiConfig, WasiConfigVariables};
@@ -17,11 +18,12 @@ pub(crate) struct StoreState {
     table: ResourceTable,
     hooks: PooledHooks,
     config: WasiConfigVariables,
+    keyvalue: KeyValue,
     pub(crate) limits: StoreLimits,
 }
 
 impl StoreState {
-    pub(crate) fn new(config: WasiConfigVariables, outbound: Outbound, options: &RuntimeOptions) -> StoreState {
+    pub(crate) fn new(config: WasiConfigVariables, keyvalue: KeyValue, outbound: Outbound, options: &RuntimeOptions) -> StoreState {
         // No args, env, preopens or sockets: the guest only needs clocks, random and (through
         // std) the cli interfaces. stdout stays closed: the CLI writes secret bytes there.
         let mut wasi = WasiCtx::builder();
@@ -30,6 +32,7 @@ impl StoreState {
         }
         if let Some(clock) = &options.clock {
             wasi.monotonic_clock(WasiManualClock(clock.clone()));
+            wasi.wall_clock(WasiManualWallClock(clock.clone()));
         }
         StoreState {
             wasi: wasi.build(),
@@ -37,6 +40,7 @@ impl StoreState {
             table: ResourceTable::new(),
             hooks: PooledHooks(outbound),
             config,
+            keyvalue,
             // `trap_on_grow_failure(false)`: a refused `memory.grow` returns -1 and the guest's
             // allocator reports out-of-memory (an abort, i.e. a trap) with its own message.
             limits: StoreLimitsBuilder::new().memory_size(options.memory_limit_bytes).instances(16).tables(16).memories(4).build(),
@@ -57,11 +61,13 @@ impl WasiHttpView for StoreState {
 }
 
 /// Everything the component can import: WASI p2 (std in a wasip2 guest imports `wasi:cli/*`,
-/// `wasi:random/insecure-seed`...), `wasi:http`, and `wasi:config/store`. All synchronous.
+/// `wasi:random/insecure-seed`...), `wasi:http`, `wasi:config/store` and `wasi:keyvalue`. All
+/// synchronous.
 pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<StoreState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)?;
     wasi_config::add_to_linker(&mut linker, |state: &mut StoreState| WasiConfig::new(&state.config))?;
+    keyvalue::add_to_linker(&mut linker, |state: &mut StoreState| WasiKeyValue::new(&state.keyvalue, &mut state.table))?;
     Ok(linker)
 }

@@ -5,13 +5,16 @@
 //!   injection and request recording;
 //! - [`PolicyBuilder`]: the component's `secrets_policy` document and credential entries;
 //! - [`Harness`]: the fake backend plus the real component in the wasmtime host;
-//! - [`codec`]: CRC32C and base64, written independently of the component's own.
+//! - [`codec`]: CRC32C and base64, written independently of the component's own;
+//! - [`RedisServer`]: a throwaway `redis-server` on a free loopback port.
 
 pub mod codec;
 pub mod fake_backend;
 pub mod harness;
 pub mod policy;
+pub mod redis_server;
 
 pub use fake_backend::{FakeBackend, Fault, RecordedRequest};
 pub use harness::Harness;
-pub use policy::{PolicyBuilder, POLICY_KEY};
+pub use policy::{PolicyBuilder, POLICY_KEY, STATE_KEY_KEY};
+pub use redis_server::RedisServer;

@@ -27,7 +27,11 @@ pub struct PolicyBuilder {
     defaults: Map<String, Value>,
     environments: Vec<(String, Map<String, Value>)>,
     credentials: BTreeMap<String, String>,
+    shared: Option<Map<String, Value>>,
 }
+
+/// The config key [`PolicyBuilder::shared`] stores the sealing key under.
+pub const STATE_KEY_KEY: &str = "state_key";
 
 impl PolicyBuilder {
     pub fn new() -> PolicyBuilder {
@@ -70,6 +74,23 @@ impl PolicyBuilder {
         self
     }
 
+    /// Turns on shared state (`wasi:keyvalue`, bucket `default`) sealed with `key_hex`
+    /// (64 hex digits), stored under [`STATE_KEY_KEY`].
+    pub fn shared(mut self, key_hex: &str) -> PolicyBuilder {
+        let mut shared = Map::new();
+        shared.insert("key_key".into(), STATE_KEY_KEY.into());
+        self.shared = Some(shared);
+        self.credentials.insert(STATE_KEY_KEY.into(), key_hex.into());
+        self
+    }
+
+    /// Sets `key` in the `shared` object (after [`PolicyBuilder::shared`]).
+    pub fn set_shared(mut self, key: &str, value: impl Into<Value>) -> PolicyBuilder {
+        let shared = self.shared.as_mut().expect("PolicyBuilder::set_shared: call shared() first");
+        set_dotted(shared, key, value.into());
+        self
+    }
+
     /// Sets a credential entry directly (e.g. a second token, or a wrong one).
     pub fn credential(mut self, key: &str, value: &str) -> PolicyBuilder {
         self.credentials.insert(key.to_owned(), value.to_owned());
@@ -100,6 +121,9 @@ impl PolicyBuilder {
         let mut doc = String::from("{");
         if !self.defaults.is_empty() {
             doc += &format!("\"defaults\":{},", Value::Object(self.defaults.clone()));
+        }
+        if let Some(shared) = &self.shared {
+            doc += &format!("\"shared\":{},", Value::Object(shared.clone()));
         }
         doc += &format!("\"environments\":{{{}}}}}", envs.join(","));
         doc

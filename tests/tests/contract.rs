@@ -33,7 +33,11 @@ fn the_component_imports_only_standard_wasi_and_exports_the_contract() {
             "wasi:io/streams@0.2.12",
             "wasi:config/store@0.2.0-draft-2024-09-27",
             "wasi:clocks/monotonic-clock@0.2.12",
+            "wasi:clocks/wall-clock@0.2.12",
             "wasi:random/random@0.2.12",
+            // Shared state, in the draft Spin implements (bucket `default`).
+            "wasi:keyvalue/store@0.2.0-draft2",
+            "wasi:keyvalue/atomics@0.2.0-draft2",
         ]
         .into_iter()
         .map(String::from),

@@ -19,6 +19,7 @@ use reader::Obj;
 
 use crate::http::BaseUrl;
 use crate::secret::SecretBytes;
+use crate::shared::{SealKey, SharedSetup, SharedSpec};
 
 /// The config key holding the policy document.
 pub const POLICY_KEY: &str = "secrets_policy";
@@ -98,14 +99,38 @@ impl LoadError {
     }
 }
 
-/// Reads the whole configuration: the policy, then each environment's
-/// credential.
+/// Reads the environments (see [`load_all`]).
 pub fn load(source: &dyn ConfigSource) -> Result<Vec<Environment>, LoadError> {
+    load_all(source).map(|(environments, _)| environments)
+}
+
+/// Reads the whole configuration: the policy, each environment's credential,
+/// and the shared-state key when shared state is configured.
+pub fn load_all(source: &dyn ConfigSource) -> Result<(Vec<Environment>, SharedSetup), LoadError> {
     let text = source
         .get(POLICY_KEY)
         .map_err(|e| LoadError::store(POLICY_KEY, POLICY_KEY, &e))?
         .ok_or_else(|| LoadError::invalid(format!("{POLICY_KEY}: is not set")))?;
-    let specs = parse_policy(&text).map_err(LoadError::invalid)?;
+    let document = parse_document(&text).map_err(LoadError::invalid)?;
+    let shared = match document.shared {
+        None => SharedSetup::Disabled,
+        Some(spec) => {
+            let key_path = "shared.key_key";
+            match source.get(&spec.key_key).map_err(|e| LoadError::store(key_path, &spec.key_key, &e))? {
+                None => SharedSetup::NoKey { key_key: spec.key_key },
+                Some(text) => {
+                    let key = SealKey::from_hex(&text)
+                        .map_err(|why| LoadError::invalid(format!("{key_path}: config key `{}` {why}", spec.key_key)))?;
+                    SharedSetup::Ready { bucket: spec.bucket, key, lease_ms: spec.lease_ms }
+                }
+            }
+        }
+    };
+    let environments = load_environments(source, document.environments)?;
+    Ok((environments, shared))
+}
+
+fn load_environments(source: &dyn ConfigSource, specs: Vec<EnvironmentSpec>) -> Result<Vec<Environment>, LoadError> {
     specs
         .into_iter()
         .map(|spec| {
@@ -125,9 +150,21 @@ pub fn load(source: &dyn ConfigSource) -> Result<Vec<Environment>, LoadError> {
         .collect()
 }
 
+/// The policy document: environments, and where shared state lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyDocument {
+    pub environments: Vec<EnvironmentSpec>,
+    pub shared: Option<SharedSpec>,
+}
+
 /// Parses and validates the policy document alone (no credentials needed):
 /// hosts call this to check a configuration before starting the component.
 pub fn parse_policy(text: &str) -> Result<Vec<EnvironmentSpec>, String> {
+    parse_document(text).map(|document| document.environments)
+}
+
+/// Parses and validates the whole policy document.
+pub fn parse_document(text: &str) -> Result<PolicyDocument, String> {
     let doc: Value = serde_json::from_str(text).map_err(|e| {
         // serde_json's message for syntax errors names only the position.
         format!("{POLICY_KEY}: invalid JSON at line {} column {}", e.line(), e.column())
@@ -137,15 +174,38 @@ pub fn parse_policy(text: &str) -> Result<Vec<EnvironmentSpec>, String> {
         Some(obj) => Policy::read(obj, &Policy::default())?,
         None => Policy::default(),
     };
+    let shared = match root.object("shared")? {
+        Some(obj) => Some(parse_shared(obj)?),
+        None => None,
+    };
     let entries = root.entries("environments")?;
     root.finish()?;
     if entries.is_empty() {
         return Err("environments: at least one environment is required".into());
     }
-    entries
+    let environments = entries
         .into_iter()
         .map(|(name, value)| parse_environment(&name, value, &defaults))
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok(PolicyDocument { environments, shared })
+}
+
+/// Default lease: long enough for a typical backend read, short enough that a
+/// crashed holder delays the others only briefly.
+const DEFAULT_LEASE_MS: u64 = 1_000;
+
+fn parse_shared(mut obj: Obj<'_>) -> Result<SharedSpec, String> {
+    let bucket = obj.string("bucket")?.unwrap_or("default").to_string();
+    if !is_environment_name(&bucket) {
+        return Err(format!("{}: bucket names must match [a-z0-9][a-z0-9_-]{{0,62}}", obj.path_of("bucket")));
+    }
+    let key_key = obj.required_string("key_key")?.to_string();
+    if !is_config_key(&key_key) {
+        return Err(format!("{}: must be a config key matching [a-z][a-z0-9_]*", obj.path_of("key_key")));
+    }
+    let lease_ms = obj.integer("lease_ms", 10..=60_000)?.unwrap_or(DEFAULT_LEASE_MS);
+    obj.finish()?;
+    Ok(SharedSpec { bucket, key_key, lease_ms })
 }
 
 fn parse_environment(name: &str, value: &Value, defaults: &Policy) -> Result<EnvironmentSpec, String> {

@@ -78,7 +78,7 @@ impl Provider {
                     waiting.push(fetch);
                     continue;
                 }
-                match self.admit(&fetch, now) {
+                match self.admit(&fetch, now, io) {
                     Ok((outbound, permit)) => {
                         fetch.permit = Some(permit);
                         in_flight.push((io.transport.start(outbound), fetch));
@@ -106,9 +106,8 @@ impl Provider {
             let answers = io.transport.wait(next_ready);
             if answers.is_empty() && next_ready.is_none() {
                 // A transport that loses requests must not spin this loop.
-                let now = io.clock.now_ms();
                 for (_, fetch) in in_flight.drain(..) {
-                    self.settle_abandoned(&fetch, now);
+                    self.settle_abandoned(&fetch, io);
                     self.fail(fetch, Error::backend(None, "transport lost the request"), &mut slots);
                 }
                 continue;
@@ -118,8 +117,7 @@ impl Provider {
                     continue;
                 };
                 let (_, fetch) = in_flight.swap_remove(i);
-                let now = io.clock.now_ms();
-                if let Some(retry) = self.judge(fetch, response, now, io.random.next_u64(), &mut slots) {
+                if let Some(retry) = self.judge(fetch, response, io, &mut slots) {
                     pending.push(retry);
                 }
             }
@@ -136,10 +134,10 @@ impl Provider {
         &mut self,
         mut fetch: Fetch,
         response: Result<HttpResponse, TransportError>,
-        now: u64,
-        random: u64,
+        io: &mut super::Io<'_>,
         slots: &mut Slots,
     ) -> Option<Fetch> {
+        let now = io.clock.now_ms();
         fetch.attempts += 1;
         let state = &self.envs[fetch.env];
         let policy = state.env.spec.policy;
@@ -154,27 +152,28 @@ impl Provider {
         let failure = match outcome {
             Ok(fetched) => {
                 if let Some(permit) = fetch.permit.take() {
-                    self.envs[fetch.env].breaker.on_success(permit);
+                    self.with_breaker(fetch.env, io, |b| b.on_success(permit));
                 }
                 self.deliver(fetch, &fetched, now, slots);
                 return None;
             }
             Err(failure) => failure,
         };
-        let breaker = &mut self.envs[fetch.env].breaker;
         if let Some(permit) = fetch.permit.take() {
+            // Breakers run on wall-clock time: their open periods are shared between instances.
+            let wall = io.clock.wall_ms();
             if failure.transient {
-                breaker.on_failure(permit, now);
+                self.with_breaker(fetch.env, io, |b| b.on_failure(permit, wall));
             } else {
                 // A 403/404/malformed answer still proves the backend is up.
-                breaker.on_success(permit);
+                self.with_breaker(fetch.env, io, |b| b.on_success(permit));
             }
         }
         // An upstream message must never carry the credential back, even
         // from a proxy that echoes request headers into its error body.
         let failure = Failure { error: failure.error.redact(self.envs[fetch.env].env.token.expose()), ..failure };
         let delay = if failure.transient {
-            policy.retry.next_delay(fetch.attempts, failure.retry_after_ms, now, fetch.deadline_ms, random)
+            policy.retry.next_delay(fetch.attempts, failure.retry_after_ms, now, fetch.deadline_ms, io.random.next_u64())
         } else {
             None
         };
@@ -193,20 +192,23 @@ impl Provider {
 
     /// Hands back the breaker permit of an attempt that got no answer at all,
     /// as a failure: the backend did not answer.
-    fn settle_abandoned(&mut self, fetch: &Fetch, now: u64) {
+    fn settle_abandoned(&mut self, fetch: &Fetch, io: &mut super::Io<'_>) {
         if let Some(permit) = fetch.permit {
-            self.envs[fetch.env].breaker.on_failure(permit, now);
+            let wall = io.clock.wall_ms();
+            self.with_breaker(fetch.env, io, |b| b.on_failure(permit, wall));
         }
     }
 
     /// Checks the deadline and the breaker before an attempt, and counts it.
-    fn admit(&mut self, fetch: &Fetch, now: u64) -> Result<(Outbound, Permit), Error> {
-        let state = &mut self.envs[fetch.env];
-        let policy = state.env.spec.policy;
+    fn admit(&mut self, fetch: &Fetch, now: u64, io: &mut super::Io<'_>) -> Result<(Outbound, Permit), Error> {
+        let policy = self.envs[fetch.env].env.spec.policy;
         if now >= fetch.deadline_ms {
             return Err(fetch.last_error.clone().unwrap_or(Error::Timeout { deadline_ms: policy.deadline_ms }));
         }
-        let permit = state.breaker.permit(now).map_err(|retry_after_ms| Error::Unavailable { retry_after_ms })?;
+        let wall = io.clock.wall_ms();
+        let permit =
+            self.with_breaker(fetch.env, io, |b| b.permit(wall)).map_err(|retry_after_ms| Error::Unavailable { retry_after_ms })?;
+        let state = &mut self.envs[fetch.env];
         state.counters.backend_calls += 1;
         if fetch.attempts > 0 {
             state.counters.retries += 1;
@@ -221,8 +223,8 @@ impl Provider {
 
     /// Hands the fetched version to every waiter and caches each field.
     fn deliver(&mut self, fetch: Fetch, fetched: &Fetched, now: u64, slots: &mut Slots) {
-        let state = &mut self.envs[fetch.env];
-        let policy = state.env.spec.policy;
+        let policy = self.envs[fetch.env].env.spec.policy;
+        let env = fetch.env;
         // A `latest` read also answers later reads pinned to the version it
         // resolved to; pinned versions never change, so they live longer.
         let pinned_too = match fetch.version {
@@ -234,15 +236,17 @@ impl Provider {
                 let cached = Cached { value, version: fetched.version.clone() };
                 if let Some(pinned) = pinned_too {
                     let key = CacheKey { name: fetch.name.clone(), version: pinned, field: field.clone() };
-                    state.cache.insert(key, cached.clone(), policy.cache_pinned_ttl_ms, now);
+                    self.queue_publish(env, key.clone(), &cached, policy.cache_pinned_ttl_ms);
+                    self.envs[env].cache.insert(key, cached.clone(), policy.cache_pinned_ttl_ms, now);
                 }
                 let ttl = if fetch.version.is_pinned() { policy.cache_pinned_ttl_ms } else { policy.cache_ttl_ms };
                 let key = CacheKey { name: fetch.name.clone(), version: fetch.version, field };
-                state.cache.insert(key, cached.clone(), ttl, now);
+                self.queue_publish(env, key.clone(), &cached, ttl);
+                self.envs[env].cache.insert(key, cached.clone(), ttl, now);
                 Secret { value: cached.value, version: cached.version, source: Source::Backend }
             });
             if let Err(error) = &result {
-                state.counters.error(error.kind());
+                self.envs[env].counters.error(error.kind());
             }
             slots[slot] = Some(result);
         }

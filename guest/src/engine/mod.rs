@@ -5,6 +5,7 @@
 use crate::prelude::*;
 
 pub mod fetch;
+mod shared_state;
 pub mod stats;
 #[cfg(test)]
 mod tests;
@@ -15,13 +16,19 @@ use crate::config::Environment;
 use crate::error::Error;
 use crate::http::{HttpRequest, HttpResponse, TransportError};
 use crate::secret::SecretBytes;
+use crate::shared::{SharedSetup, SharedStatus, SharedStore};
 use crate::validate::VersionSel;
 use crate::{backend, validate};
 use stats::{Counters, EnvironmentHealth, EnvironmentStats};
 
-/// Monotonic time in milliseconds, and sleeping.
+/// Time in milliseconds, and sleeping.
 pub trait Clock {
+    /// Monotonic time: deadlines, timeouts and this instance's cache TTLs.
     fn now_ms(&self) -> u64;
+    /// Wall-clock time (Unix milliseconds): anything shared with other
+    /// instances or hosts (shared cache expiry, breaker open periods, leases),
+    /// whose monotonic clocks have other origins.
+    fn wall_ms(&self) -> u64;
     fn sleep_ms(&mut self, ms: u64);
 }
 
@@ -63,6 +70,9 @@ pub struct Io<'a> {
     pub clock: &'a mut dyn Clock,
     pub random: &'a mut dyn Random,
     pub transport: &'a mut dyn Transport,
+    /// The shared-state bucket; only used when the provider has shared state
+    /// configured ([`crate::shared::NoStore`] otherwise).
+    pub store: &'a mut dyn SharedStore,
 }
 
 /// A read request, as received from a caller.
@@ -110,11 +120,18 @@ pub struct Provider {
     /// Sorted by name, for binary search.
     envs: Vec<EnvState>,
     unknown_environment_errors: u64,
+    shared: shared_state::Layer,
 }
 
 impl Provider {
-    /// A provider over loaded environments.
-    pub fn new(mut environments: Vec<Environment>) -> Provider {
+    /// A provider over loaded environments, with in-memory state only.
+    pub fn new(environments: Vec<Environment>) -> Provider {
+        Provider::with_shared(environments, SharedSetup::Disabled)
+    }
+
+    /// A provider whose cache and breakers are also kept in a shared bucket
+    /// (when `shared` is ready).
+    pub fn with_shared(mut environments: Vec<Environment>, shared: SharedSetup) -> Provider {
         environments.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
         let envs = environments
             .into_iter()
@@ -125,7 +142,7 @@ impl Provider {
                 env,
             })
             .collect();
-        Provider { envs, unknown_environment_errors: 0 }
+        Provider { envs, unknown_environment_errors: 0, shared: shared_state::Layer::new(shared) }
     }
 
     /// Reads one secret.
@@ -134,7 +151,7 @@ impl Provider {
         match self.lookup(request, now) {
             Lookup::Done(result) => result,
             Lookup::Miss(job) => {
-                let mut results = self.fetch(vec![job], io);
+                let mut results = self.resolve(vec![job], io);
                 results.pop().unwrap_or_else(|| Err(Error::backend(None, "internal: no result")))
             }
         }
@@ -157,7 +174,7 @@ impl Provider {
         }
         if !jobs.is_empty() {
             let (slots, jobs): (Vec<usize>, Vec<Job>) = jobs.into_iter().unzip();
-            for (slot, result) in slots.into_iter().zip(self.fetch(jobs, io)) {
+            for (slot, result) in slots.into_iter().zip(self.resolve(jobs, io)) {
                 done[slot] = Some(result);
             }
         }
@@ -166,7 +183,8 @@ impl Provider {
             .collect()
     }
 
-    /// Drops cached entries of an environment (all, or one secret's).
+    /// Drops cached entries of an environment (all, or one secret's) from this
+    /// instance's memory. (Shared entries expire by their TTL.)
     pub fn invalidate(&mut self, environment: &str, name: Option<&str>) -> Result<u32, Error> {
         let Some(i) = self.find(environment) else {
             self.unknown_environment_errors += 1;
@@ -179,7 +197,8 @@ impl Provider {
         })
     }
 
-    /// Counters per environment, sorted by name.
+    /// Counters per environment, sorted by name. `now_ms` is wall-clock time
+    /// (breakers run on it; see [`Clock::wall_ms`]).
     pub fn stats(&self, now_ms: u64) -> Vec<EnvironmentStats> {
         self.envs
             .iter()
@@ -193,7 +212,7 @@ impl Provider {
             .collect()
     }
 
-    /// Breaker health per environment, sorted by name.
+    /// Breaker health per environment, sorted by name (`now_ms`: wall-clock).
     pub fn health(&self, now_ms: u64) -> Vec<EnvironmentHealth> {
         self.envs
             .iter()
@@ -207,6 +226,11 @@ impl Provider {
     /// Whether every breaker is closed.
     pub fn all_closed(&self, now_ms: u64) -> bool {
         self.envs.iter().all(|s| s.breaker.phase(now_ms).0 == Phase::Closed)
+    }
+
+    /// The state of the shared-state layer, and the last store error (secret-free).
+    pub fn shared_status(&self) -> (SharedStatus, Option<&str>) {
+        self.shared.status()
     }
 
     /// Requests that named an unconfigured environment.

@@ -19,8 +19,15 @@ pub struct ErrorCounts {
 /// Counters of one environment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
+    /// Reads answered from this instance's memory.
     pub hits: u64,
+    /// Reads that missed memory (some of them answered by shared state).
     pub misses: u64,
+    /// Misses answered from shared state, without a backend request.
+    pub shared_hits: u64,
+    /// Shared-state records that failed to open (edited, swapped or sealed
+    /// under another key): ignored and replaced, never served.
+    pub shared_rejected: u64,
     pub backend_calls: u64,
     pub retries: u64,
     pub errors: ErrorCounts,

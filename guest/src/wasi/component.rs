@@ -10,17 +10,20 @@ use core::cell::RefCell;
 
 use super::exports::edge::secrets::admin::{self, BreakerState};
 use super::exports::edge::secrets::secrets::{self, BackendFailure};
+use super::keyvalue::{BucketSlot, WasiStore};
 use super::platform::{WasiClock, WasiConfig, WasiRandom};
 use super::transport::WasiTransport;
 use crate::breaker::Phase;
 use crate::engine::{stats, Clock, Io, SecretRequest, Source};
+use crate::shared::{NoStore, SharedSetup, SharedStatus};
 use crate::{config, Error, Provider};
 
 /// The component.
 pub struct Component;
 
 enum State {
-    Ready(Provider),
+    /// The provider, and its shared-state bucket when one is configured.
+    Ready(Provider, Option<(String, BucketSlot)>),
     Broken(String),
 }
 
@@ -42,8 +45,14 @@ fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
     if let Some(state) = slot.as_mut() {
         return f(state);
     }
-    match config::load(&WasiConfig) {
-        Ok(envs) => f(slot.insert(State::Ready(Provider::new(envs)))),
+    match config::load_all(&WasiConfig) {
+        Ok((envs, shared)) => {
+            let bucket = match &shared {
+                SharedSetup::Ready { bucket, .. } => Some((bucket.clone(), BucketSlot::default())),
+                SharedSetup::Disabled | SharedSetup::NoKey { .. } => None,
+            };
+            f(slot.insert(State::Ready(Provider::with_shared(envs, shared), bucket)))
+        }
         Err(error) if error.store_failure => f(&mut State::Broken(error.message)),
         Err(error) => f(slot.insert(State::Broken(error.message))),
     }
@@ -51,9 +60,18 @@ fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
 
 fn with_provider<R>(f: impl FnOnce(&mut Provider, &mut Io<'_>) -> R, broken: impl FnOnce(&str) -> R) -> R {
     with_state(|state| match state {
-        State::Ready(provider) => {
+        State::Ready(provider, bucket) => {
             let mut transport = WasiTransport::default();
-            let mut io = Io { clock: &mut WasiClock, random: &mut WasiRandom, transport: &mut transport };
+            let mut no_store = NoStore;
+            let mut wasi_store;
+            let store: &mut dyn crate::shared::SharedStore = match bucket {
+                Some((name, slot)) => {
+                    wasi_store = WasiStore::new(name, slot);
+                    &mut wasi_store
+                }
+                None => &mut no_store,
+            };
+            let mut io = Io { clock: &mut WasiClock, random: &mut WasiRandom, transport: &mut transport, store };
             f(provider, &mut io)
         }
         State::Broken(message) => broken(message),
@@ -139,6 +157,16 @@ fn breaker_state(phase: Phase) -> BreakerState {
     }
 }
 
+fn shared_health((status, last_error): (SharedStatus, Option<&str>)) -> admin::SharedHealth {
+    let status = match status {
+        SharedStatus::Disabled => admin::SharedStatus::Disabled,
+        SharedStatus::NoKey => admin::SharedStatus::NoKey,
+        SharedStatus::Ok => admin::SharedStatus::Ok,
+        SharedStatus::Degraded => admin::SharedStatus::Degraded,
+    };
+    admin::SharedHealth { status, last_error: last_error.map(str::to_string) }
+}
+
 fn error_counts(e: stats::ErrorCounts) -> admin::ErrorCounts {
     admin::ErrorCounts {
         invalid_request: e.invalid_request,
@@ -153,9 +181,10 @@ fn error_counts(e: stats::ErrorCounts) -> admin::ErrorCounts {
 
 impl admin::Guest for Component {
     fn stats() -> Vec<admin::EnvironmentStats> {
-        let now = WasiClock.now_ms();
+        let now = WasiClock.wall_ms();
         with_provider(
-            |provider, _| {
+            |provider, io| {
+                provider.sync_breakers(io);
                 provider
                     .stats(now)
                     .into_iter()
@@ -164,6 +193,8 @@ impl admin::Guest for Component {
                         backend: s.backend.to_string(),
                         hits: s.counters.hits,
                         misses: s.counters.misses,
+                        shared_hits: s.counters.shared_hits,
+                        shared_rejected: s.counters.shared_rejected,
                         backend_calls: s.counters.backend_calls,
                         retries: s.counters.retries,
                         errors: error_counts(s.counters.errors),
@@ -177,27 +208,32 @@ impl admin::Guest for Component {
     }
 
     fn health() -> admin::HealthReport {
-        let now = WasiClock.now_ms();
+        let now = WasiClock.wall_ms();
         with_provider(
-            |provider, _| admin::HealthReport {
-                ok: provider.all_closed(now),
-                config_error: None,
-                environments: provider
-                    .health(now)
-                    .into_iter()
-                    .map(|h| admin::EnvironmentHealth {
-                        environment: h.environment,
-                        breaker: breaker_state(h.breaker),
-                        retry_after_ms: h.retry_after_ms,
-                    })
-                    .collect(),
-                unknown_environment_errors: provider.unknown_environment_errors(),
+            |provider, io| {
+                provider.sync_breakers(io);
+                admin::HealthReport {
+                    ok: provider.all_closed(now),
+                    config_error: None,
+                    environments: provider
+                        .health(now)
+                        .into_iter()
+                        .map(|h| admin::EnvironmentHealth {
+                            environment: h.environment,
+                            breaker: breaker_state(h.breaker),
+                            retry_after_ms: h.retry_after_ms,
+                        })
+                        .collect(),
+                    unknown_environment_errors: provider.unknown_environment_errors(),
+                    shared: shared_health(provider.shared_status()),
+                }
             },
             |message| admin::HealthReport {
                 ok: false,
                 config_error: Some(message.to_string()),
                 environments: Vec::new(),
                 unknown_environment_errors: 0,
+                shared: admin::SharedHealth { status: admin::SharedStatus::Disabled, last_error: None },
             },
         )
     }

@@ -3,6 +3,7 @@
 //! wasm32; everything here is glue with no decisions of its own.
 
 mod component;
+mod keyvalue;
 mod platform;
 mod transport;
 

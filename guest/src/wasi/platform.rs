@@ -1,7 +1,7 @@
 //! Clock, randomness and configuration from WASI.
 
 use crate::prelude::*;
-use super::wasi::clocks::monotonic_clock;
+use super::wasi::clocks::{monotonic_clock, wall_clock};
 use super::wasi::config::store;
 use super::wasi::random::random;
 use crate::config::ConfigSource;
@@ -13,6 +13,11 @@ pub struct WasiClock;
 impl Clock for WasiClock {
     fn now_ms(&self) -> u64 {
         monotonic_clock::now() / 1_000_000
+    }
+
+    fn wall_ms(&self) -> u64 {
+        let now = wall_clock::now();
+        now.seconds.saturating_mul(1_000).saturating_add(u64::from(now.nanoseconds / 1_000_000))
     }
 
     fn sleep_ms(&mut self, ms: u64) {

@@ -83,6 +83,9 @@ impl Clock for NativeClock {
     fn now_ms(&self) -> u64 {
         self.0.elapsed().as_millis() as u64
     }
+    fn wall_ms(&self) -> u64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    }
     fn sleep_ms(&mut self, ms: u64) {
         std::thread::sleep(Duration::from_millis(ms));
     }
@@ -142,7 +145,13 @@ impl<'h> NativeCore<'h> {
     }
 
     pub fn get(&mut self, request: &SecretRequest) -> Result<Secret> {
-        let mut io = Io { clock: &mut self.clock, random: &mut self.random, transport: &mut self.transport };
+        // In-memory state only, like the component's bench policy: the hit path is what is measured.
+        let mut io = Io {
+            clock: &mut self.clock,
+            random: &mut self.random,
+            transport: &mut self.transport,
+            store: &mut edge_secrets_guest::shared::NoStore,
+        };
         // The core's errors carry names and reasons, never values.
         self.provider.get(request, &mut io).map_err(|e| anyhow!("native core: {e}"))
     }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use base64::Engine as _;
 use clap::Args;
-use edge_secrets_host::{Client, ConfigFile, Request, Runtime, Secret};
+use edge_secrets_host::{Client, ConfigFile, KeyValue, Request, Runtime, Secret};
 
 use super::exit;
 
@@ -22,6 +22,11 @@ pub struct GetArgs {
     pub name: String,
     #[command(flatten)]
     pub read: ReadArgs,
+    /// The `wasi:keyvalue` store for the component's shared state (when the policy has a
+    /// `shared` object): `memory` (this process only) or `redis://HOST:PORT[/DB]`, which every
+    /// host pointed at the same Redis shares.
+    #[arg(long, value_name = "URL", default_value = "memory")]
+    pub kv: String,
 }
 
 /// Which version/field to read and how to print it (shared with `dev --get`).
@@ -47,6 +52,13 @@ pub fn run(args: GetArgs) -> u8 {
             return exit::USAGE;
         }
     };
+    let config = match KeyValue::from_url(&args.kv) {
+        Ok(kv) => config.with_keyvalue(kv),
+        Err(e) => {
+            eprintln!("edge-secrets: --kv {}: {e}", redact_url(&args.kv));
+            return exit::USAGE;
+        }
+    };
     let mut client = match config.runtime().and_then(|rt| client_of(&rt, "edge-secrets")) {
         Ok(client) => client,
         Err(e) => {
@@ -55,6 +67,14 @@ pub fn run(args: GetArgs) -> u8 {
         }
     };
     read_and_print(&mut client, &args.environment, &args.name, &args.read)
+}
+
+/// A store URL for messages: a password in it (`redis://:pw@host`) is replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://***@{}", &url[..scheme], &url[at + 1..]),
+        _ => url.to_string(),
+    }
 }
 
 /// A client of `runtime`, after saying on stderr why the compile cache was not used, if it was not.
@@ -110,6 +130,14 @@ pub fn json_output(secret: &Secret) -> Vec<u8> {
 mod tests {
     use super::*;
     use edge_secrets_host::{SecretValue, Source};
+
+    #[test]
+    fn store_urls_in_messages_hide_their_password() {
+        assert_eq!(redact_url("redis://:hunter2@127.0.0.1:6379/0"), "redis://***@127.0.0.1:6379/0");
+        assert_eq!(redact_url("redis://user:pw@host"), "redis://***@host");
+        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(redact_url("memory"), "memory");
+    }
 
     fn parse(out: Vec<u8>) -> serde_json::Value {
         serde_json::from_slice(&out).unwrap()

@@ -31,6 +31,10 @@ impl Clock for FakeClock {
     fn now_ms(&self) -> u64 {
         self.time.0.get()
     }
+    /// The same time: these tests read breaker periods off `now()`.
+    fn wall_ms(&self) -> u64 {
+        self.time.0.get()
+    }
     fn sleep_ms(&mut self, ms: u64) {
         self.slept.push(ms);
         self.time.advance(ms);
@@ -110,6 +114,7 @@ struct Harness {
     clock: FakeClock,
     random: FixedRandom,
     transport: ScriptTransport,
+    store: crate::shared::MemoryStore,
 }
 
 impl Harness {
@@ -118,11 +123,13 @@ impl Harness {
         source.insert(config::POLICY_KEY.to_string(), policy.to_string());
         source.insert("tok_a".to_string(), "token-a".to_string());
         source.insert("tok_b".to_string(), "token-b".to_string());
-        let envs = config::load(&source).unwrap();
+        source.insert("state_key".to_string(), "5e".repeat(32));
+        let (envs, shared) = config::load_all(&source).unwrap();
         let time = Time::default();
         time.advance(1_000);
         Harness {
-            provider: Provider::new(envs),
+            provider: Provider::with_shared(envs, shared),
+            store: crate::shared::MemoryStore::default(),
             clock: FakeClock { time: time.clone(), slept: vec![] },
             random: FixedRandom(u64::MAX),
             transport: ScriptTransport {
@@ -145,12 +152,12 @@ impl Harness {
     }
 
     fn get_req(&mut self, request: &SecretRequest) -> Result<Secret, Error> {
-        let mut io = Io { clock: &mut self.clock, random: &mut self.random, transport: &mut self.transport };
+        let mut io = Io { clock: &mut self.clock, random: &mut self.random, transport: &mut self.transport, store: &mut self.store };
         self.provider.get(request, &mut io)
     }
 
     fn get_many(&mut self, requests: &[SecretRequest]) -> Vec<Result<Secret, Error>> {
-        let mut io = Io { clock: &mut self.clock, random: &mut self.random, transport: &mut self.transport };
+        let mut io = Io { clock: &mut self.clock, random: &mut self.random, transport: &mut self.transport, store: &mut self.store };
         self.provider.get_many(requests, &mut io)
     }
 
@@ -221,3 +228,4 @@ fn policy(extra: &str) -> String {
 
 mod failures;
 mod reads;
+mod shared;

@@ -1,0 +1,251 @@
+//! Shared state between "instances": several providers over one
+//! [`MemoryStore`] and one fake time, as Spin's per-request instances share a
+//! key-value store.
+
+use super::*;
+use crate::shared::{CasToken, MemoryStore, SharedStatus, SharedStore, StoreError};
+
+/// The test policy with shared state turned on (key in `state_key`).
+fn shared_policy(extra: &str) -> String {
+    policy(extra).replacen(r#""environments""#, r#""shared": {"key_key": "state_key", "lease_ms": 200}, "environments""#, 1)
+}
+
+fn instance(handler: Handler) -> Harness {
+    Harness::new(&shared_policy(""), handler)
+}
+
+/// Another instance of the same component: same store, same time.
+fn twin(of: &Harness, handler: Handler) -> Harness {
+    let mut h = instance(handler);
+    h.store = of.store.clone();
+    h.clock.time = of.clock.time.clone();
+    h.transport.time = of.clock.time.clone();
+    h
+}
+
+fn ok() -> Handler {
+    Box::new(|_| vault_ok(4, "s3cr3t-value"))
+}
+
+#[test]
+fn a_second_instance_reads_what_the_first_fetched_without_a_backend_request() {
+    let mut first = instance(ok());
+    assert_eq!(first.get("a", "app/db").unwrap().source, Source::Backend);
+    let mut second = twin(&first, ok());
+    let secret = second.get("a", "app/db").unwrap();
+    assert_eq!((secret.value.expose(), secret.version.as_str(), secret.source), (&b"s3cr3t-value"[..], "4", Source::Cache));
+    assert_eq!(second.sent(), 0);
+    let stats = second.stats("a");
+    assert_eq!((stats.counters.misses, stats.counters.shared_hits, stats.counters.hits), (1, 1, 0));
+    // Now in the second instance's memory too: the next read does not touch the store.
+    let before = second.store.operations();
+    second.get("a", "app/db").unwrap();
+    assert_eq!((second.store.operations(), second.stats("a").counters.hits), (before, 1));
+    // The pinned version the `latest` read resolved to was shared as well.
+    assert_eq!(twin(&first, ok()).get_req(&req("a", "app/db", Some("4"), None)).unwrap().source, Source::Cache);
+}
+
+#[test]
+fn the_bucket_holds_neither_values_names_nor_tokens() {
+    let mut first = instance(ok());
+    first.get("a", "app/db").unwrap();
+    let dump = first.store.dump();
+    assert!(dump.len() >= 2, "an entry for latest and one for version 4: {:?}", dump.keys());
+    for (key, value) in &dump {
+        let id = key.strip_prefix("es1-cache-").expect("only cache entries after a healthy read");
+        assert!(id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()), "{key}");
+        for needle in [&b"s3cr3t-value"[..], b"token-a", b"app/db"] {
+            assert!(!value.windows(needle.len()).any(|w| w == needle), "{key} holds plaintext");
+        }
+    }
+}
+
+#[test]
+fn shared_entries_expire_with_their_ttl() {
+    let mut first = instance(ok());
+    first.get("a", "app/db").unwrap();
+    first.clock.time.advance(10_001); // the test policy's ttl_ms is 10 000
+    let mut second = twin(&first, ok());
+    assert_eq!(second.get("a", "app/db").unwrap().source, Source::Backend);
+    assert_eq!(second.sent(), 1);
+}
+
+#[test]
+fn an_edited_entry_is_rejected_counted_and_replaced_by_a_fresh_fetch() {
+    let mut first = instance(ok());
+    first.get("a", "app/db").unwrap();
+    for (key, mut value) in first.store.dump() {
+        let last = value.len() - 1;
+        value[last] ^= 0x01;
+        first.store.poke(&key, value);
+    }
+    let mut second = twin(&first, ok());
+    let secret = second.get("a", "app/db").unwrap();
+    assert_eq!((secret.value.expose(), secret.source), (&b"s3cr3t-value"[..], Source::Backend));
+    assert_eq!(second.sent(), 1);
+    assert!(second.stats("a").counters.shared_rejected >= 1);
+    // The fresh fetch replaced it: a third instance gets a valid entry.
+    assert_eq!(twin(&first, ok()).get("a", "app/db").unwrap().source, Source::Cache);
+}
+
+#[test]
+fn an_entry_moved_under_another_secrets_key_is_rejected() {
+    let mut first = instance(Box::new(|o: &Outbound| {
+        if o.request.path_and_query.ends_with("/one") { vault_ok(1, "value-one") } else { vault_ok(1, "value-two") }
+    }));
+    first.get("a", "one").unwrap();
+    let one: Vec<_> = first.store.dump().into_iter().collect();
+    first.get("a", "two").unwrap();
+    let two_keys: Vec<String> = first.store.dump().into_keys().filter(|k| !one.iter().any(|(o, _)| o == k)).collect();
+    assert!(!two_keys.is_empty());
+    // Copy one's sealed entries over two's ids: same key material, wrong identity.
+    for (key, (_, sealed)) in two_keys.iter().zip(one.iter().cycle()) {
+        first.store.poke(key, sealed.clone());
+    }
+    let mut second = twin(&first, Box::new(|_| vault_ok(1, "value-two")));
+    let secret = second.get("a", "two").unwrap();
+    assert_eq!(secret.value.expose(), b"value-two", "a swapped entry must never be served");
+    assert!(second.stats("a").counters.shared_rejected >= 1);
+}
+
+#[test]
+fn the_breaker_opens_across_instances() {
+    // Threshold 3; each instance's read makes 3 failing attempts (retry.attempts 3).
+    let mut first = instance(Box::new(|_| status(503)));
+    assert!(matches!(first.get("a", "app/db"), Err(Error::Backend { status: Some(503), .. })));
+    assert_eq!(first.sent(), 3);
+    let mut second = twin(&first, Box::new(|_| status(503)));
+    assert!(matches!(second.get("a", "app/db"), Err(Error::Unavailable { .. })));
+    assert_eq!(second.sent(), 0, "a fresh instance must see the open breaker");
+    assert_eq!(second.provider.health(second.now())[0].breaker, Phase::Open);
+    // After open_ms one instance probes; the success closes it for everyone.
+    first.clock.time.advance(5_000);
+    let mut third = twin(&first, ok());
+    third.get("a", "app/db").unwrap();
+    assert_eq!(third.sent(), 1);
+    assert_eq!(third.provider.health(third.now())[0].breaker, Phase::HalfOpen, "success_threshold is 2");
+    let mut fourth = twin(&first, ok());
+    fourth.get("a", "other").unwrap();
+    assert_eq!(fourth.provider.health(fourth.now())[0].breaker, Phase::Closed, "the second probe success closes it");
+}
+
+#[test]
+fn failures_from_instances_in_turn_add_up() {
+    let policy = shared_policy(r#", "retry": {"attempts": 1, "base_delay_ms": 1, "max_delay_ms": 1}"#);
+    let first = Harness::new(&policy, Box::new(|_| status(500)));
+    for _ in 0..3 {
+        let mut next = Harness::new(&policy, Box::new(|_| status(500)));
+        next.store = first.store.clone();
+        next.clock.time = first.clock.time.clone();
+        next.transport.time = first.clock.time.clone();
+        assert!(matches!(next.get("a", "x"), Err(Error::Backend { .. })));
+    }
+    let mut last = Harness::new(&policy, Box::new(|_| status(500)));
+    last.store = first.store.clone();
+    assert!(matches!(last.get("a", "x"), Err(Error::Unavailable { .. })), "3 single failures in 3 instances open it");
+}
+
+#[test]
+fn a_failing_store_leaves_memory_working_and_shows_in_health() {
+    let mut h = instance(ok());
+    h.store.set_failing(Some("redis: connection refused"));
+    let secret = h.get("a", "app/db").unwrap();
+    assert_eq!(secret.value.expose(), b"s3cr3t-value");
+    assert_eq!(h.provider.shared_status(), (SharedStatus::Degraded, Some("redis: connection refused")));
+    assert_eq!(h.get("a", "app/db").unwrap().source, Source::Cache, "memory still caches");
+    h.store.set_failing(None);
+    h.get("a", "other").unwrap();
+    assert_eq!(h.provider.shared_status(), (SharedStatus::Ok, None));
+}
+
+#[test]
+fn without_the_key_the_component_runs_from_memory_and_says_so() {
+    let mut source = BTreeMap::new();
+    source.insert(config::POLICY_KEY.to_string(), shared_policy(""));
+    source.insert("tok_a".to_string(), "token-a".to_string());
+    source.insert("tok_b".to_string(), "token-b".to_string());
+    let (envs, shared) = config::load_all(&source).unwrap();
+    let provider = Provider::with_shared(envs, shared);
+    assert_eq!(provider.shared_status(), (SharedStatus::NoKey, None));
+    let mut h = Harness::new(&policy(""), ok());
+    assert_eq!(h.provider.shared_status().0, SharedStatus::Disabled);
+    h.get("a", "app/db").unwrap();
+    assert_eq!(h.store.operations(), 0, "nothing is written without shared state");
+}
+
+/// A store on which the answer of another instance's fetch appears after a
+/// few reads of it: what a waiter sees while the lease holder works.
+struct ArrivesLater {
+    inner: MemoryStore,
+    arriving: Vec<(String, Vec<u8>)>,
+    reads_left: u32,
+}
+
+impl SharedStore for ArrivesLater {
+    fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if self.arriving.iter().any(|(k, _)| k == key) {
+            if self.reads_left == 0 {
+                for (k, v) in self.arriving.drain(..) {
+                    self.inner.poke(&k, v);
+                }
+            } else {
+                self.reads_left -= 1;
+            }
+        }
+        self.inner.get(key)
+    }
+    fn set(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.inner.set(key, value)
+    }
+    fn delete(&mut self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key)
+    }
+    fn watch(&mut self, key: &str) -> Result<(Option<Vec<u8>>, CasToken), StoreError> {
+        self.inner.watch(key)
+    }
+    fn swap(&mut self, token: CasToken, value: &[u8]) -> Result<bool, StoreError> {
+        self.inner.swap(token, value)
+    }
+}
+
+/// Takes the fetch lease of `a/app/db` (latest) as another instance would.
+fn hold_lease(store: &MemoryStore, time: &Time) {
+    let mut holder = instance(ok());
+    holder.store = store.clone();
+    holder.clock.time = time.clone();
+    let job = Job { env: 0, name: "app/db".into(), version: VersionSel::Latest, field: "value".into() };
+    let mut io = Io { clock: &mut holder.clock, random: &mut holder.random, transport: &mut holder.transport, store: &mut holder.store };
+    assert!(matches!(holder.provider.lease(&job, &mut io), super::super::shared_state::Lease::Fetch(Some(_))));
+}
+
+#[test]
+fn while_another_instance_holds_the_lease_a_reader_waits_for_its_answer() {
+    // What the lease holder will publish: a real sealed entry from a finished fetch.
+    let mut producer = instance(ok());
+    producer.get("a", "app/db").unwrap();
+    let published: Vec<(String, Vec<u8>)> = producer.store.dump().into_iter().collect();
+
+    let mut waiter = instance(ok());
+    hold_lease(&waiter.store, &waiter.clock.time);
+    // Read 1 is the lookup before the lease; reads 2 and 3 are polls that find nothing yet.
+    let mut store = ArrivesLater { inner: waiter.store.clone(), arriving: published, reads_left: 3 };
+    let mut io = Io { clock: &mut waiter.clock, random: &mut waiter.random, transport: &mut waiter.transport, store: &mut store };
+    let secret = waiter.provider.get(&req("a", "app/db", None, None), &mut io).unwrap();
+    assert_eq!((secret.value.expose(), secret.source), (&b"s3cr3t-value"[..], Source::Cache));
+    assert_eq!(waiter.sent(), 0, "the waiter sent nothing: the holder's answer served it");
+    assert_eq!(waiter.clock.slept, vec![LEASE_POLL_MS; 2]);
+}
+
+#[test]
+fn a_lease_whose_holder_never_answers_delays_a_reader_only_until_it_expires() {
+    let mut waiter = instance(ok());
+    hold_lease(&waiter.store, &waiter.clock.time);
+    let start = waiter.now();
+    assert_eq!(waiter.get("a", "app/db").unwrap().source, Source::Backend);
+    assert_eq!(waiter.sent(), 1);
+    let waited = waiter.clock.slept.iter().sum::<u64>();
+    assert!((200..=200 + LEASE_POLL_MS).contains(&waited), "waited {waited} ms for a 200 ms lease");
+    assert!(waiter.now() - start >= 200);
+}
+
+use super::super::shared_state::LEASE_POLL_MS;

@@ -1,0 +1,189 @@
+//! The plaintext layouts of shared-state records (sealed before they are
+//! stored; see [`super::seal`]). Fixed binary layouts, big-endian: every
+//! decoder checks lengths and tags and returns `None` on anything else, so a
+//! record from a newer or broken writer is treated as absent, never trusted.
+//!
+//! Times are wall-clock milliseconds: instances, and hosts on other machines,
+//! share these records, and monotonic clocks are per instance.
+
+use crate::prelude::*;
+use crate::breaker::State;
+
+const CACHE: u8 = 1;
+const BREAKER: u8 = 2;
+const LEASE: u8 = 3;
+
+/// A cached answer as shared between instances.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CacheRecord {
+    pub expires_at_ms: u64,
+    pub version: String,
+    pub value: Vec<u8>,
+}
+
+impl CacheRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let version = self.version.as_bytes();
+        let mut out = Vec::with_capacity(1 + 8 + 2 + version.len() + self.value.len());
+        out.push(CACHE);
+        out.extend_from_slice(&self.expires_at_ms.to_be_bytes());
+        out.extend_from_slice(&(version.len() as u16).to_be_bytes());
+        out.extend_from_slice(version);
+        out.extend_from_slice(&self.value);
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<CacheRecord> {
+        let mut r = Reader(bytes);
+        r.tag(CACHE)?;
+        let expires_at_ms = r.u64()?;
+        let len = usize::from(r.u16()?);
+        let version = core::str::from_utf8(r.take(len)?).ok()?.to_string();
+        Some(CacheRecord { expires_at_ms, version, value: r.0.to_vec() })
+    }
+}
+
+/// A breaker's state and half-open generation, as shared between instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerRecord {
+    pub state: State,
+    pub generation: u64,
+}
+
+impl BreakerRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let (which, a, b, c) = match self.state {
+            State::Closed { consecutive_failures } => (0u8, 0, consecutive_failures, 0),
+            State::Open { until_ms } => (1, until_ms, 0, 0),
+            State::HalfOpen { in_flight, successes } => (2, 0, in_flight, successes),
+        };
+        let mut out = Vec::with_capacity(1 + 1 + 8 + 4 + 4 + 8);
+        out.push(BREAKER);
+        out.push(which);
+        out.extend_from_slice(&a.to_be_bytes());
+        out.extend_from_slice(&b.to_be_bytes());
+        out.extend_from_slice(&c.to_be_bytes());
+        out.extend_from_slice(&self.generation.to_be_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<BreakerRecord> {
+        let mut r = Reader(bytes);
+        r.tag(BREAKER)?;
+        let which = r.u8()?;
+        let (a, b, c, generation) = (r.u64()?, r.u32()?, r.u32()?, r.u64()?);
+        r.end()?;
+        let state = match which {
+            0 => State::Closed { consecutive_failures: b },
+            1 => State::Open { until_ms: a },
+            2 => State::HalfOpen { in_flight: b, successes: c },
+            _ => return None,
+        };
+        Some(BreakerRecord { state, generation })
+    }
+}
+
+/// "One instance is fetching this secret until `expires_at_ms`."
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseRecord {
+    pub expires_at_ms: u64,
+    /// A random id of the holder.
+    pub holder: u64,
+}
+
+impl LeaseRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(17);
+        out.push(LEASE);
+        out.extend_from_slice(&self.expires_at_ms.to_be_bytes());
+        out.extend_from_slice(&self.holder.to_be_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<LeaseRecord> {
+        let mut r = Reader(bytes);
+        r.tag(LEASE)?;
+        let record = LeaseRecord { expires_at_ms: r.u64()?, holder: r.u64()? };
+        r.end()?;
+        Some(record)
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn tag(&mut self, tag: u8) -> Option<()> {
+        (self.u8()? == tag).then_some(())
+    }
+
+    fn end(&self) -> Option<()> {
+        self.0.is_empty().then_some(())
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
+    }
+
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_be_bytes(self.take(2)?.try_into().ok()?))
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_be_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_be_bytes(self.take(8)?.try_into().ok()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip() {
+        let cache = CacheRecord { expires_at_ms: 42, version: "7".into(), value: b"\x00bytes\xff".to_vec() };
+        assert!(CacheRecord::decode(&cache.encode()) == Some(cache.clone()));
+        for state in [
+            State::Closed { consecutive_failures: 3 },
+            State::Open { until_ms: u64::MAX },
+            State::HalfOpen { in_flight: 1, successes: 2 },
+        ] {
+            let record = BreakerRecord { state, generation: 9 };
+            assert_eq!(BreakerRecord::decode(&record.encode()), Some(record));
+        }
+        let lease = LeaseRecord { expires_at_ms: 5, holder: 6 };
+        assert_eq!(LeaseRecord::decode(&lease.encode()), Some(lease));
+    }
+
+    #[test]
+    fn wrong_tags_and_lengths_decode_to_none() {
+        let cache = CacheRecord { expires_at_ms: 1, version: "12".into(), value: vec![] }.encode();
+        let lease = LeaseRecord { expires_at_ms: 5, holder: 6 }.encode();
+        let breaker = BreakerRecord { state: State::Open { until_ms: 1 }, generation: 0 }.encode();
+        assert!(CacheRecord::decode(&lease).is_none());
+        assert!(LeaseRecord::decode(&cache).is_none());
+        assert!(CacheRecord::decode(&cache[..cache.len() - 1]).is_none(), "version cut short");
+        assert!(LeaseRecord::decode(&lease[..16]).is_none());
+        let mut long = lease.clone();
+        long.push(0);
+        assert!(LeaseRecord::decode(&long).is_none());
+        let mut bad_state = breaker.clone();
+        bad_state[1] = 7;
+        assert!(BreakerRecord::decode(&bad_state).is_none());
+        assert!(BreakerRecord::decode(&[]).is_none());
+        let mut bad_utf8 = cache;
+        bad_utf8[11] = 0xff;
+        assert!(CacheRecord::decode(&bad_utf8).is_none());
+    }
+}

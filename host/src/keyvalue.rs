@@ -1,0 +1,285 @@
+//! Host side of `wasi:keyvalue@0.2.0-draft2` (`store`, `atomics`, `batch`): the version Spin
+//! implements and the component imports. wasmtime's `wasmtime-wasi-keyvalue` implements the
+//! older `0.2.0-draft`, and its in-memory store gives every `open` its own copy, so it could
+//! neither link this import nor share anything between instances.
+//!
+//! Shaped like wasmtime's wasi crates: a [`KeyValue`] handle shared by every store of a runtime,
+//! a borrowed per-call view ([`WasiKeyValue`]) and an [`add_to_linker`] taking a projection. The
+//! data lives behind [`KvBackend`]: [`MemoryBackend`] (one process) or [`RedisBackend`] (many
+//! hosts share one bucket — how edge-secrets scales past one machine).
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::Arc;
+
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+use wasmtime::Result;
+
+mod memory;
+mod redis;
+
+pub use memory::MemoryBackend;
+pub use redis::RedisBackend;
+
+mod generated {
+    wasmtime::component::bindgen!({
+        path: "../wit/deps/keyvalue",
+        world: "wasi:keyvalue/imports",
+        imports: { default: trappable },
+        with: {
+            "wasi:keyvalue/store.bucket": super::BucketHandle,
+            "wasi:keyvalue/atomics.cas": super::CasHandle,
+        },
+    });
+}
+
+use generated::wasi::keyvalue::{atomics, batch, store};
+
+/// The generated `wasi:keyvalue` interfaces (for other bindgen! invocations' `with`).
+pub use generated::wasi::keyvalue as wasi_keyvalue;
+
+/// A key-value store's failure, as the backend reports it (no values: they are the guest's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvError(pub String);
+
+impl fmt::Display for KvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where buckets live. Keys are scoped by bucket; every operation is atomic on its own.
+pub trait KvBackend: Send + Sync {
+    fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, KvError>;
+    fn set(&self, bucket: &str, key: &str, value: &[u8]) -> Result<(), KvError>;
+    fn delete(&self, bucket: &str, key: &str) -> Result<(), KvError>;
+    /// Every key of the bucket (for `list-keys`; buckets here are small).
+    fn keys(&self, bucket: &str) -> Result<Vec<String>, KvError>;
+    fn increment(&self, bucket: &str, key: &str, delta: i64) -> Result<i64, KvError>;
+    /// Writes `value` if the key still holds `expected` (`None`: absent). `Ok(false)` if not.
+    fn compare_and_swap(&self, bucket: &str, key: &str, expected: Option<&[u8]>, value: &[u8]) -> Result<bool, KvError>;
+}
+
+/// The store every instance of a runtime sees: a backend plus the bucket names `open` accepts.
+/// Cheap to clone; clones share the data.
+#[derive(Clone)]
+pub struct KeyValue {
+    backend: Arc<dyn KvBackend>,
+    buckets: Arc<BTreeSet<String>>,
+}
+
+impl fmt::Debug for KeyValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyValue").field("buckets", &self.buckets).finish_non_exhaustive()
+    }
+}
+
+/// The bucket Spin gives an app that lists `key_value_stores = ["default"]`.
+pub const DEFAULT_BUCKET: &str = "default";
+
+impl KeyValue {
+    /// An in-memory store with the `default` bucket.
+    pub fn memory() -> KeyValue {
+        KeyValue::new(Arc::new(MemoryBackend::default()), [DEFAULT_BUCKET])
+    }
+
+    /// `memory` or a `redis://` / `rediss://` URL, with the `default` bucket.
+    pub fn from_url(url: &str) -> Result<KeyValue, KvError> {
+        if url == "memory" {
+            return Ok(KeyValue::memory());
+        }
+        Ok(KeyValue::new(Arc::new(RedisBackend::connect(url)?), [DEFAULT_BUCKET]))
+    }
+
+    /// A store over `backend` that opens only the named buckets (others: `no-such-store`).
+    pub fn new<'a>(backend: Arc<dyn KvBackend>, buckets: impl IntoIterator<Item = &'a str>) -> KeyValue {
+        KeyValue { backend, buckets: Arc::new(buckets.into_iter().map(str::to_string).collect()) }
+    }
+
+    /// The backend (tests and operators inspect the shared state through it).
+    pub fn backend(&self) -> &dyn KvBackend {
+        &*self.backend
+    }
+}
+
+/// An open bucket (the `bucket` resource).
+pub struct BucketHandle {
+    name: String,
+}
+
+/// A compare-and-swap in progress (the `cas` resource): the value seen when it began.
+pub struct CasHandle {
+    bucket: String,
+    key: String,
+    seen: Option<Vec<u8>>,
+}
+
+/// A borrowed view of the store for one host call.
+pub struct WasiKeyValue<'a> {
+    kv: &'a KeyValue,
+    table: &'a mut ResourceTable,
+}
+
+impl<'a> WasiKeyValue<'a> {
+    pub fn new(kv: &'a KeyValue, table: &'a mut ResourceTable) -> Self {
+        WasiKeyValue { kv, table }
+    }
+
+    fn bucket(&self, bucket: &Resource<BucketHandle>) -> Result<String> {
+        Ok(self.table.get(bucket)?.name.clone())
+    }
+}
+
+fn other(e: KvError) -> store::Error {
+    store::Error::Other(e.0)
+}
+
+impl store::Host for WasiKeyValue<'_> {
+    fn open(&mut self, identifier: String) -> Result<Result<Resource<BucketHandle>, store::Error>> {
+        if !self.kv.buckets.contains(&identifier) {
+            return Ok(Err(store::Error::NoSuchStore));
+        }
+        Ok(Ok(self.table.push(BucketHandle { name: identifier })?))
+    }
+}
+
+impl store::HostBucket for WasiKeyValue<'_> {
+    fn get(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<Result<Option<Vec<u8>>, store::Error>> {
+        let name = self.bucket(&bucket)?;
+        Ok(self.kv.backend.get(&name, &key).map_err(other))
+    }
+
+    fn set(&mut self, bucket: Resource<BucketHandle>, key: String, value: Vec<u8>) -> Result<Result<(), store::Error>> {
+        let name = self.bucket(&bucket)?;
+        Ok(self.kv.backend.set(&name, &key, &value).map_err(other))
+    }
+
+    fn delete(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<Result<(), store::Error>> {
+        let name = self.bucket(&bucket)?;
+        Ok(self.kv.backend.delete(&name, &key).map_err(other))
+    }
+
+    fn exists(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<Result<bool, store::Error>> {
+        let name = self.bucket(&bucket)?;
+        Ok(self.kv.backend.get(&name, &key).map(|v| v.is_some()).map_err(other))
+    }
+
+    fn list_keys(&mut self, bucket: Resource<BucketHandle>, cursor: Option<String>) -> Result<Result<store::KeyResponse, store::Error>> {
+        let name = self.bucket(&bucket)?;
+        // One page: the cursor is the last key returned, so a caller that passes it back gets
+        // the keys after it.
+        Ok(self.kv.backend.keys(&name).map_err(other).map(|mut keys| {
+            keys.sort();
+            if let Some(after) = cursor {
+                keys.retain(|k| *k > after);
+            }
+            store::KeyResponse { keys, cursor: None }
+        }))
+    }
+
+    fn drop(&mut self, bucket: Resource<BucketHandle>) -> Result<()> {
+        self.table.delete(bucket)?;
+        Ok(())
+    }
+}
+
+impl atomics::Host for WasiKeyValue<'_> {
+    fn increment(&mut self, bucket: Resource<BucketHandle>, key: String, delta: i64) -> Result<Result<i64, store::Error>> {
+        let name = self.bucket(&bucket)?;
+        Ok(self.kv.backend.increment(&name, &key, delta).map_err(other))
+    }
+
+    fn swap(&mut self, cas: Resource<CasHandle>, value: Vec<u8>) -> Result<Result<(), atomics::CasError>> {
+        let handle = self.table.delete(cas)?;
+        match self.kv.backend.compare_and_swap(&handle.bucket, &handle.key, handle.seen.as_deref(), &value) {
+            Ok(true) => Ok(Ok(())),
+            Ok(false) => {
+                // The guest gets a fresh handle on the current value, to retry with.
+                let current = self.kv.backend.get(&handle.bucket, &handle.key);
+                let current = match current {
+                    Ok(current) => current,
+                    Err(e) => return Ok(Err(atomics::CasError::StoreError(other(e)))),
+                };
+                let retry = self.table.push(CasHandle { seen: current, ..handle })?;
+                Ok(Err(atomics::CasError::CasFailed(retry)))
+            }
+            Err(e) => Ok(Err(atomics::CasError::StoreError(other(e)))),
+        }
+    }
+}
+
+impl atomics::HostCas for WasiKeyValue<'_> {
+    fn new(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<Result<Resource<CasHandle>, store::Error>> {
+        let name = self.bucket(&bucket)?;
+        let seen = match self.kv.backend.get(&name, &key) {
+            Ok(seen) => seen,
+            Err(e) => return Ok(Err(other(e))),
+        };
+        Ok(Ok(self.table.push(CasHandle { bucket: name, key, seen })?))
+    }
+
+    fn current(&mut self, cas: Resource<CasHandle>) -> Result<Result<Option<Vec<u8>>, store::Error>> {
+        Ok(Ok(self.table.get(&cas)?.seen.clone()))
+    }
+
+    fn drop(&mut self, cas: Resource<CasHandle>) -> Result<()> {
+        self.table.delete(cas)?;
+        Ok(())
+    }
+}
+
+impl batch::Host for WasiKeyValue<'_> {
+    fn get_many(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        keys: Vec<String>,
+    ) -> Result<Result<Vec<(String, Option<Vec<u8>>)>, store::Error>> {
+        let name = self.bucket(&bucket)?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            match self.kv.backend.get(&name, &key) {
+                Ok(value) => out.push((key, value)),
+                Err(e) => return Ok(Err(other(e))),
+            }
+        }
+        Ok(Ok(out))
+    }
+
+    fn set_many(&mut self, bucket: Resource<BucketHandle>, key_values: Vec<(String, Vec<u8>)>) -> Result<Result<(), store::Error>> {
+        let name = self.bucket(&bucket)?;
+        for (key, value) in key_values {
+            if let Err(e) = self.kv.backend.set(&name, &key, &value) {
+                return Ok(Err(other(e)));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    fn delete_many(&mut self, bucket: Resource<BucketHandle>, keys: Vec<String>) -> Result<Result<(), store::Error>> {
+        let name = self.bucket(&bucket)?;
+        for key in keys {
+            if let Err(e) = self.kv.backend.delete(&name, &key) {
+                return Ok(Err(other(e)));
+            }
+        }
+        Ok(Ok(()))
+    }
+}
+
+struct HasWasiKeyValue;
+
+impl HasData for HasWasiKeyValue {
+    type Data<'a> = WasiKeyValue<'a>;
+}
+
+/// Adds `wasi:keyvalue/{store,atomics,batch}@0.2.0-draft2` to `linker`; `f` projects the store
+/// data to a [`WasiKeyValue`].
+pub fn add_to_linker<T: 'static>(linker: &mut Linker<T>, f: fn(&mut T) -> WasiKeyValue<'_>) -> Result<()> {
+    store::add_to_linker::<T, HasWasiKeyValue>(linker, f)?;
+    atomics::add_to_linker::<T, HasWasiKeyValue>(linker, f)?;
+    batch::add_to_linker::<T, HasWasiKeyValue>(linker, f)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,62 @@
+use super::*;
+use atomics::{Host as _, HostCas as _};
+use store::{Host as _, HostBucket as _};
+
+fn open(view: &mut WasiKeyValue<'_>) -> Resource<BucketHandle> {
+    view.open(DEFAULT_BUCKET.into()).unwrap().unwrap()
+}
+
+#[test]
+fn only_configured_buckets_open() {
+    let kv = KeyValue::memory();
+    let mut table = ResourceTable::new();
+    let mut view = WasiKeyValue::new(&kv, &mut table);
+    assert!(matches!(view.open("other".into()).unwrap(), Err(store::Error::NoSuchStore)));
+    open(&mut view);
+}
+
+#[test]
+fn two_views_of_one_store_see_each_others_writes() {
+    let kv = KeyValue::memory();
+    let (mut t1, mut t2) = (ResourceTable::new(), ResourceTable::new());
+    let mut a = WasiKeyValue::new(&kv, &mut t1);
+    let bucket = open(&mut a);
+    a.set(Resource::new_borrow(bucket.rep()), "k".into(), b"v".to_vec()).unwrap().unwrap();
+    let mut b = WasiKeyValue::new(&kv, &mut t2);
+    let other = open(&mut b);
+    assert_eq!(b.get(Resource::new_borrow(other.rep()), "k".into()).unwrap().unwrap(), Some(b"v".to_vec()));
+    assert!(b.exists(Resource::new_borrow(other.rep()), "k".into()).unwrap().unwrap());
+    b.delete(Resource::new_borrow(other.rep()), "k".into()).unwrap().unwrap();
+    assert_eq!(kv.backend().get(DEFAULT_BUCKET, "k").unwrap(), None);
+}
+
+#[test]
+fn compare_and_swap_fails_after_a_concurrent_write_and_hands_back_a_fresh_handle() {
+    let kv = KeyValue::memory();
+    let mut table = ResourceTable::new();
+    let mut view = WasiKeyValue::new(&kv, &mut table);
+    let bucket = open(&mut view);
+    let cas = view.new(Resource::new_borrow(bucket.rep()), "k".into()).unwrap().unwrap();
+    assert_eq!(view.current(Resource::new_borrow(cas.rep())).unwrap().unwrap(), None);
+    kv.backend().set(DEFAULT_BUCKET, "k", b"theirs").unwrap();
+    let retry = match view.swap(cas, b"mine".to_vec()).unwrap() {
+        Err(atomics::CasError::CasFailed(retry)) => retry,
+        other => panic!("expected cas-failed, got {:?}", other.map_err(|_| "error")),
+    };
+    assert_eq!(view.current(Resource::new_borrow(retry.rep())).unwrap().unwrap(), Some(b"theirs".to_vec()));
+    view.swap(retry, b"mine".to_vec()).unwrap().unwrap();
+    assert_eq!(kv.backend().get(DEFAULT_BUCKET, "k").unwrap(), Some(b"mine".to_vec()));
+    assert_eq!(view.increment(Resource::new_borrow(bucket.rep()), "n".into(), 5).unwrap().unwrap(), 5);
+    assert_eq!(view.increment(Resource::new_borrow(bucket.rep()), "n".into(), -2).unwrap().unwrap(), 3);
+    assert!(view.increment(Resource::new_borrow(bucket.rep()), "k".into(), 1).unwrap().is_err(), "not an integer");
+}
+
+#[test]
+fn buckets_do_not_share_keys() {
+    let backend = MemoryBackend::default();
+    backend.set("a", "k", b"1").unwrap();
+    assert_eq!(backend.get("b", "k").unwrap(), None);
+    assert_eq!(backend.keys("a").unwrap(), vec!["k".to_string()]);
+    assert!(backend.compare_and_swap("a", "k", None, b"2").map(|w| !w).unwrap(), "k exists: expecting absent fails");
+    assert!(backend.compare_and_swap("a", "k", Some(b"1"), b"2").unwrap());
+}

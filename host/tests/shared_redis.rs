@@ -1,0 +1,104 @@
+//! Several hosts share one Redis: separate `edge-secrets get` processes, each a fresh host with a
+//! fresh instance, see each other's cache entries and breaker state through `--kv redis://...`.
+//! Also the Redis backend's own semantics (compare-and-swap, buckets) against a real server.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use edge_secrets_host::keyvalue::{KvBackend, RedisBackend};
+use edge_secrets_tests::{FakeBackend, Fault, RedisServer};
+
+const VALUE: &str = "redis-shared-SENTINEL-5521";
+const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+fn config(backend: &FakeBackend, name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("shared-redis-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("edge.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[policy.shared]\nkey_key = \"state_key\"\n\n\
+             [policy.defaults.retry]\nattempts = 1\n\n\
+             [policy.defaults.breaker]\nfailure_threshold = 2\n\n\
+             [policy.environments.prod]\nbackend = \"vault\"\nurl = \"{url}\"\ntoken_key = \"vault_token\"\n\n\
+             [credentials]\nvault_token = {{ env = \"EDGE_TEST_VAULT_TOKEN\" }}\nstate_key = {{ env = \"EDGE_TEST_STATE_KEY\" }}\n",
+            url = backend.url()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// One `edge-secrets get` process: (exit code, stdout, stderr). The value must never reach stderr.
+fn get(config: &Path, redis: &RedisServer, name: &str) -> (i32, Vec<u8>, String) {
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-cache");
+    let Output { status, stdout, stderr } = Command::new(env!("CARGO_BIN_EXE_edge-secrets"))
+        .args(["get", "--env", "prod", name, "--kv", &redis.url(), "--config"])
+        .arg(config)
+        .env("XDG_CACHE_HOME", cache)
+        .env("EDGE_TEST_VAULT_TOKEN", "tok")
+        .env("EDGE_TEST_STATE_KEY", KEY)
+        .output()
+        .expect("run edge-secrets");
+    let stderr = String::from_utf8_lossy(&stderr).into_owned();
+    assert!(!stderr.contains("SENTINEL") && !stderr.contains(KEY), "{stderr}");
+    (status.code().expect("exited"), stdout, stderr)
+}
+
+#[test]
+fn separate_host_processes_share_cache_entries_through_redis() {
+    let redis = RedisServer::start();
+    let backend = FakeBackend::start();
+    backend.expect_vault_token("tok");
+    backend.put_vault("app/db", 2, &[("value", VALUE)]);
+    let config = config(&backend, "cache");
+    for _ in 0..3 {
+        let (code, out, err) = get(&config, &redis, "app/db");
+        assert_eq!((code, out.as_slice()), (0, VALUE.as_bytes()), "stderr: {err}");
+    }
+    assert_eq!(backend.request_count(), 1, "the second and third hosts read the first one's entry from Redis");
+    // What Redis holds is sealed: no value, no name.
+    let kv = RedisBackend::connect(&redis.url()).unwrap();
+    let keys = kv.keys("default").unwrap();
+    assert!(!keys.is_empty());
+    for key in keys {
+        assert!(!key.contains("app"), "{key}");
+        let sealed = kv.get("default", &key).unwrap().unwrap();
+        assert!(!sealed.windows(VALUE.len()).any(|w| w == VALUE.as_bytes()));
+    }
+}
+
+#[test]
+fn separate_host_processes_share_the_breaker_through_redis() {
+    let redis = RedisServer::start();
+    let backend = FakeBackend::start();
+    backend.accept_any_credentials();
+    backend.set_fault_always(Some(Fault::vault_error(503, "down")));
+    let config = config(&backend, "breaker");
+    // Exit codes (see `edge-secrets get --help`): 10 backend, 7 unavailable (breaker open).
+    for _ in 0..2 {
+        let (code, _, err) = get(&config, &redis, "a");
+        assert_eq!(code, 10, "{err}");
+    }
+    assert_eq!(backend.request_count(), 2);
+    let (code, _, err) = get(&config, &redis, "b");
+    assert_eq!(code, 7, "expected the open breaker: {err}");
+    assert_eq!(backend.request_count(), 2, "a third host sent nothing: the breaker opened in Redis");
+}
+
+#[test]
+fn redis_compare_and_swap_and_buckets() {
+    let redis = RedisServer::start();
+    let kv = RedisBackend::connect(&redis.url()).unwrap();
+    assert!(kv.compare_and_swap("b1", "k", None, b"one").unwrap(), "absent as expected: written");
+    assert!(!kv.compare_and_swap("b1", "k", None, b"two").unwrap(), "present now: refused");
+    assert!(!kv.compare_and_swap("b1", "k", Some(b"zzz"), b"two").unwrap());
+    assert!(kv.compare_and_swap("b1", "k", Some(b"one"), b"\x00binary\xff").unwrap());
+    assert_eq!(kv.get("b1", "k").unwrap().as_deref(), Some(&b"\x00binary\xff"[..]));
+    assert_eq!(kv.get("b2", "k").unwrap(), None, "buckets do not share keys");
+    assert_eq!(kv.increment("b1", "n", 3).unwrap(), 3);
+    kv.delete("b1", "k").unwrap();
+    assert_eq!(kv.keys("b1").unwrap(), vec!["n".to_string()]);
+    assert!(RedisBackend::connect("redis://127.0.0.1:1").is_err(), "nothing listens on port 1");
+}
