@@ -27,7 +27,8 @@ pub struct ErrorCounts {
     pub backend: u64,
 }
 
-/// Counters for one environment since the instance started.
+/// Counters for one environment: this instance's since it started, or totals over every instance
+/// sharing the key-value store (`counters_shared`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EnvironmentStats {
     pub environment: String,
@@ -47,6 +48,9 @@ pub struct EnvironmentStats {
     pub errors: ErrorCounts,
     pub breaker: BreakerState,
     pub cache_entries: u32,
+    /// The counters are totals over every instance sharing the key-value store (else this
+    /// instance's).
+    pub counters_shared: bool,
 }
 
 /// Health of one environment.
@@ -131,6 +135,7 @@ impl From<wit::EnvironmentStats> for EnvironmentStats {
             errors: s.errors.into(),
             breaker: s.breaker.into(),
             cache_entries: s.cache_entries,
+            counters_shared: s.counters_shared,
         }
     }
 }

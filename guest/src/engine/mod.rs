@@ -5,6 +5,7 @@
 use crate::prelude::*;
 
 pub mod fetch;
+mod shared_counters;
 mod shared_state;
 pub mod stats;
 #[cfg(test)]
@@ -149,10 +150,15 @@ impl Provider {
     pub fn get(&mut self, request: &SecretRequest, io: &mut Io<'_>) -> Result<Secret, Error> {
         let now = io.clock.now_ms();
         match self.lookup(request, now) {
-            Lookup::Done(result) => result,
+            Lookup::Done(result) => {
+                self.flush_counters(io, false);
+                result
+            }
             Lookup::Miss(job) => {
                 let mut results = self.resolve(vec![job], io);
-                results.pop().unwrap_or_else(|| Err(Error::backend(None, "internal: no result")))
+                let result = results.pop().unwrap_or_else(|| Err(Error::backend(None, "internal: no result")));
+                self.flush_counters(io, false);
+                result
             }
         }
     }
@@ -178,6 +184,7 @@ impl Provider {
                 done[slot] = Some(result);
             }
         }
+        self.flush_counters(io, false);
         done.into_iter()
             .map(|r| r.unwrap_or_else(|| Err(Error::backend(None, "internal: no result"))))
             .collect()

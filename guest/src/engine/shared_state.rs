@@ -26,18 +26,24 @@ const CAS_ROUNDS: usize = 4;
 
 /// The shared-state layer of a provider.
 pub(super) struct Layer {
-    ready: Option<Ready>,
+    pub(super) ready: Option<Ready>,
     status: SharedStatus,
     last_error: Option<String>,
     /// Set when a store operation failed during the current call: the rest of
     /// the call runs from memory instead of failing again at every step.
-    suspended: bool,
+    pub(super) suspended: bool,
     /// Answers fetched during this call, to publish when it ends.
     outbox: Vec<(usize, CacheKey, Cached, u64)>,
+    /// Whether the store was used since counters were last flushed.
+    pub(super) touched: bool,
+    /// Per environment: the counter values already added to the shared totals.
+    pub(super) flushed: Vec<[u64; super::stats::COUNTER_COUNT]>,
+    /// When counters were last flushed (monotonic ms).
+    pub(super) last_flush_ms: Option<u64>,
 }
 
-struct Ready {
-    key: SealKey,
+pub(super) struct Ready {
+    pub(super) key: SealKey,
     lease_ms: u64,
 }
 
@@ -49,14 +55,23 @@ impl Layer {
             // The bucket itself is opened by the WASI layer, which owns the handle.
             SharedSetup::Ready { key, lease_ms, .. } => (Some(Ready { key, lease_ms }), SharedStatus::Ok),
         };
-        Layer { ready, status, last_error: None, suspended: false, outbox: Vec::new() }
+        Layer {
+            ready,
+            status,
+            last_error: None,
+            suspended: false,
+            outbox: Vec::new(),
+            touched: false,
+            flushed: Vec::new(),
+            last_flush_ms: None,
+        }
     }
 
     pub(super) fn status(&self) -> (SharedStatus, Option<&str>) {
         (self.status, self.last_error.as_deref())
     }
 
-    fn usable(&self) -> Option<&Ready> {
+    pub(super) fn usable(&self) -> Option<&Ready> {
         self.ready.as_ref().filter(|_| !self.suspended)
     }
 
@@ -178,8 +193,13 @@ impl Provider {
 
     /// Runs one store operation unless the layer is suspended; a failure
     /// suspends it for the rest of the call.
-    fn store_op<R>(&mut self, io: &mut Io<'_>, op: impl FnOnce(&mut dyn crate::shared::SharedStore) -> Result<R, StoreError>) -> Option<R> {
+    pub(super) fn store_op<R>(
+        &mut self,
+        io: &mut Io<'_>,
+        op: impl FnOnce(&mut dyn crate::shared::SharedStore) -> Result<R, StoreError>,
+    ) -> Option<R> {
         self.shared.usable()?;
+        self.shared.touched = true;
         match op(&mut *io.store) {
             Ok(r) => {
                 self.shared.worked();

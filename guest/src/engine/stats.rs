@@ -33,7 +33,68 @@ pub struct Counters {
     pub errors: ErrorCounts,
 }
 
+/// How many counters [`Counters::to_array`] holds.
+pub const COUNTER_COUNT: usize = 13;
+
+/// Their names, in [`Counters::to_array`] order (shared-state keys are derived from them).
+pub const COUNTER_NAMES: [&str; COUNTER_COUNT] = [
+    "hits",
+    "misses",
+    "shared_hits",
+    "shared_rejected",
+    "backend_calls",
+    "retries",
+    "invalid_request",
+    "not_found",
+    "permission_denied",
+    "unavailable",
+    "timeout",
+    "rate_limited",
+    "backend",
+];
+
 impl Counters {
+    /// Every counter, in [`COUNTER_NAMES`] order.
+    pub fn to_array(&self) -> [u64; COUNTER_COUNT] {
+        let e = &self.errors;
+        [
+            self.hits,
+            self.misses,
+            self.shared_hits,
+            self.shared_rejected,
+            self.backend_calls,
+            self.retries,
+            e.invalid_request,
+            e.not_found,
+            e.permission_denied,
+            e.unavailable,
+            e.timeout,
+            e.rate_limited,
+            e.backend,
+        ]
+    }
+
+    /// The inverse of [`Counters::to_array`].
+    pub fn from_array(a: [u64; COUNTER_COUNT]) -> Counters {
+        Counters {
+            hits: a[0],
+            misses: a[1],
+            shared_hits: a[2],
+            shared_rejected: a[3],
+            backend_calls: a[4],
+            retries: a[5],
+            errors: ErrorCounts {
+                invalid_request: a[6],
+                not_found: a[7],
+                permission_denied: a[8],
+                unavailable: a[9],
+                timeout: a[10],
+                rate_limited: a[11],
+                backend: a[12],
+            },
+        }
+    }
+
     /// Counts an error returned to a caller.
     pub fn error(&mut self, kind: ErrorKind) {
         let e = &mut self.errors;
@@ -61,6 +122,22 @@ pub struct EnvironmentStats {
     pub counters: Counters,
     pub breaker: Phase,
     pub cache_entries: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_round_trip_through_arrays_in_name_order() {
+        let mut c = Counters { hits: 1, misses: 2, shared_hits: 3, shared_rejected: 4, backend_calls: 5, retries: 6, ..Counters::default() };
+        c.error(ErrorKind::InvalidRequest);
+        c.error(ErrorKind::Backend);
+        c.error(ErrorKind::Backend);
+        let a = c.to_array();
+        assert_eq!(Counters::from_array(a), c);
+        assert_eq!((a[COUNTER_NAMES.iter().position(|n| *n == "backend").unwrap()], a[6]), (2, 1));
+    }
 }
 
 /// One environment's health for `admin.health`.

@@ -34,6 +34,8 @@ pub trait SharedStore {
     fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     fn set(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError>;
     fn delete(&mut self, key: &str) -> Result<(), StoreError>;
+    /// Adds `delta` to the integer under `key` (absent: 0) and returns the result.
+    fn increment(&mut self, key: &str, delta: i64) -> Result<i64, StoreError>;
     /// Reads `key` and starts a compare-and-swap on it.
     fn watch(&mut self, key: &str) -> Result<(Option<Vec<u8>>, CasToken), StoreError>;
     /// Writes `value` if `key` still holds what [`watch`](Self::watch) read.
@@ -145,6 +147,17 @@ impl SharedStore for MemoryStore {
         Ok(())
     }
 
+    fn increment(&mut self, key: &str, delta: i64) -> Result<i64, StoreError> {
+        let mut inner = self.begin()?;
+        let current = match inner.entries.get(key) {
+            Some(bytes) => core::str::from_utf8(bytes).ok().and_then(|s| s.parse::<i64>().ok()).ok_or_else(|| StoreError("not an integer".into()))?,
+            None => 0,
+        };
+        let next = current.saturating_add(delta);
+        inner.entries.insert(key.to_string(), next.to_string().into_bytes());
+        Ok(next)
+    }
+
     fn watch(&mut self, key: &str) -> Result<(Option<Vec<u8>>, CasToken), StoreError> {
         let mut inner = self.begin()?;
         let current = inner.entries.get(key).cloned();
@@ -178,6 +191,9 @@ impl SharedStore for NoStore {
         Err(StoreError("no shared store".into()))
     }
     fn delete(&mut self, _: &str) -> Result<(), StoreError> {
+        Err(StoreError("no shared store".into()))
+    }
+    fn increment(&mut self, _: &str, _: i64) -> Result<i64, StoreError> {
         Err(StoreError("no shared store".into()))
     }
     fn watch(&mut self, _: &str) -> Result<(Option<Vec<u8>>, CasToken), StoreError> {

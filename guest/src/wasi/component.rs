@@ -185,9 +185,18 @@ impl admin::Guest for Component {
         with_provider(
             |provider, io| {
                 provider.sync_breakers(io);
+                let totals = provider.shared_totals(io);
+                let counters_shared = totals.is_some();
                 provider
                     .stats(now)
                     .into_iter()
+                    .enumerate()
+                    .map(|(i, mut s)| {
+                        if let Some(total) = totals.as_ref().and_then(|t| t.get(i)) {
+                            s.counters = *total;
+                        }
+                        s
+                    })
                     .map(|s| admin::EnvironmentStats {
                         environment: s.environment,
                         backend: s.backend.to_string(),
@@ -200,6 +209,7 @@ impl admin::Guest for Component {
                         errors: error_counts(s.counters.errors),
                         breaker: breaker_state(s.breaker),
                         cache_entries: s.cache_entries,
+                        counters_shared,
                     })
                     .collect()
             },

@@ -56,6 +56,10 @@ impl SharedStore for WasiStore<'_> {
         self.bucket()?.delete(key).map_err(|e| error("delete", e))
     }
 
+    fn increment(&mut self, key: &str, delta: i64) -> Result<i64, StoreError> {
+        atomics::increment(self.bucket()?, key, delta).map_err(|e| error("increment", e))
+    }
+
     fn watch(&mut self, key: &str) -> Result<(Option<Vec<u8>>, CasToken), StoreError> {
         self.pending = None;
         let cas = Cas::new(self.bucket()?, key).map_err(|e| error("compare-and-swap", e))?;

@@ -52,7 +52,8 @@ fn the_bucket_holds_neither_values_names_nor_tokens() {
     let dump = first.store.dump();
     assert!(dump.len() >= 2, "an entry for latest and one for version 4: {:?}", dump.keys());
     for (key, value) in &dump {
-        let id = key.strip_prefix("es1-cache-").expect("only cache entries after a healthy read");
+        let id = key.strip_prefix("es1-cache-").or_else(|| key.strip_prefix("es1-count-"));
+        let id = id.expect("cache entries and counter totals after a healthy read");
         assert!(id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()), "{key}");
         for needle in [&b"s3cr3t-value"[..], b"token-a", b"app/db"] {
             assert!(!value.windows(needle.len()).any(|w| w == needle), "{key} holds plaintext");
@@ -200,6 +201,9 @@ impl SharedStore for ArrivesLater {
     fn delete(&mut self, key: &str) -> Result<(), StoreError> {
         self.inner.delete(key)
     }
+    fn increment(&mut self, key: &str, delta: i64) -> Result<i64, StoreError> {
+        self.inner.increment(key, delta)
+    }
     fn watch(&mut self, key: &str) -> Result<(Option<Vec<u8>>, CasToken), StoreError> {
         self.inner.watch(key)
     }
@@ -249,3 +253,39 @@ fn a_lease_whose_holder_never_answers_delays_a_reader_only_until_it_expires() {
 }
 
 use super::super::shared_state::LEASE_POLL_MS;
+
+fn totals(h: &mut Harness) -> Vec<stats::Counters> {
+    let mut io = Io { clock: &mut h.clock, random: &mut h.random, transport: &mut h.transport, store: &mut h.store };
+    h.provider.shared_totals(&mut io).expect("shared state is usable")
+}
+
+#[test]
+fn counters_add_up_across_instances() {
+    let mut first = instance(ok());
+    first.get("a", "app/db").unwrap();
+    for _ in 0..3 {
+        twin(&first, ok()).get("a", "app/db").unwrap();
+    }
+    let mut reader = twin(&first, ok());
+    let a = totals(&mut reader)[0];
+    assert_eq!((a.misses, a.shared_hits, a.backend_calls, a.hits), (4, 3, 1, 0));
+    assert_eq!(totals(&mut reader)[1], stats::Counters::default(), "env b saw nothing");
+    // Errors are totalled too.
+    twin(&first, ok()).get_req(&req("a", "app/db", Some("0"), None)).unwrap_err();
+    assert_eq!(totals(&mut reader)[0].errors.invalid_request, 1);
+}
+
+#[test]
+fn memory_hits_reach_the_totals_within_a_second() {
+    let mut h = instance(ok());
+    h.get("a", "app/db").unwrap(); // a miss: flushed at once
+    for _ in 0..5 {
+        h.get("a", "app/db").unwrap();
+    }
+    let mut other = twin(&h, ok());
+    assert_eq!(totals(&mut other)[0].hits, 0, "hits wait up to a second before they are added");
+    h.clock.time.advance(super::super::shared_counters::FLUSH_INTERVAL_MS);
+    h.get("a", "app/db").unwrap();
+    assert_eq!(totals(&mut other)[0].hits, 6);
+    assert_eq!(totals(&mut h)[0].hits, 6, "its own stats flush what is pending and do not count it twice");
+}
