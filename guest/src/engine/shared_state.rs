@@ -22,7 +22,7 @@ use crate::validate::VersionSel;
 /// How often an instance waiting on another's lease looks for its answer.
 pub const LEASE_POLL_MS: u64 = 20;
 /// Compare-and-swap rounds before a breaker update falls back to memory.
-const CAS_ROUNDS: usize = 4;
+const CAS_ROUNDS: usize = 16;
 
 /// The shared-state layer of a provider.
 pub(super) struct Layer {

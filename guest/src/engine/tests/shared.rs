@@ -212,6 +212,66 @@ impl SharedStore for ArrivesLater {
     }
 }
 
+/// A store on which another instance records a breaker failure between this
+/// instance's read of the breaker and its write: the race compare-and-swap is for.
+struct RacingWriter {
+    inner: MemoryStore,
+    other: Option<Harness>,
+    breaker_watch: Option<CasToken>,
+}
+
+impl SharedStore for RacingWriter {
+    fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(key)
+    }
+    fn set(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.inner.set(key, value)
+    }
+    fn delete(&mut self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key)
+    }
+    fn increment(&mut self, key: &str, delta: i64) -> Result<i64, StoreError> {
+        self.inner.increment(key, delta)
+    }
+    fn watch(&mut self, key: &str) -> Result<(Option<Vec<u8>>, CasToken), StoreError> {
+        let (value, token) = self.inner.watch(key)?;
+        if key.starts_with("es1-breaker-") {
+            self.breaker_watch = Some(token);
+        }
+        Ok((value, token))
+    }
+    fn swap(&mut self, token: CasToken, value: &[u8]) -> Result<bool, StoreError> {
+        if self.breaker_watch == Some(token) {
+            if let Some(mut other) = self.other.take() {
+                // The other instance fails a read of its own, all the way to its breaker write.
+                assert!(matches!(other.get("a", "other"), Err(Error::Backend { .. })));
+            }
+        }
+        self.inner.swap(token, value)
+    }
+}
+
+#[test]
+fn a_breaker_update_racing_another_instances_is_not_lost() {
+    let policy = shared_policy(r#", "retry": {"attempts": 1, "base_delay_ms": 1, "max_delay_ms": 1}"#)
+        .replace(r#""failure_threshold": 3"#, r#""failure_threshold": 2"#);
+    let mut first = Harness::new(&policy, Box::new(|_| status(500)));
+    let mut racer = Harness::new(&policy, Box::new(|_| status(500)));
+    racer.store = first.store.clone();
+    racer.clock.time = first.clock.time.clone();
+    racer.transport.time = first.clock.time.clone();
+    let mut store = RacingWriter { inner: first.store.clone(), other: Some(racer), breaker_watch: None };
+    let mut io = Io { clock: &mut first.clock, random: &mut first.random, transport: &mut first.transport, store: &mut store };
+    assert!(matches!(first.provider.get(&req("a", "x", None, None), &mut io), Err(Error::Backend { .. })));
+    assert!(store.other.is_none(), "the race happened");
+    // Two failures, one from each instance: with a lost update the count would be 1 and closed.
+    let mut third = Harness::new(&policy, Box::new(|_| status(500)));
+    third.store = first.store.clone();
+    third.clock.time = first.clock.time.clone();
+    assert!(matches!(third.get("a", "y"), Err(Error::Unavailable { .. })));
+    assert_eq!(third.sent(), 0);
+}
+
 /// Takes the fetch lease of `a/app/db` (latest) as another instance would.
 fn hold_lease(store: &MemoryStore, time: &Time) {
     let mut holder = instance(ok());
