@@ -18,6 +18,10 @@ pub struct BreakerSettings {
     pub half_open_probes: u32,
     /// Probe successes that close it.
     pub success_threshold: u32,
+    /// How long a probe may take before it counts as lost (its instance died, or its answer
+    /// never reached the shared state) and the next caller may probe instead: without it, a
+    /// half-open breaker whose probes never report back would refuse every call for good.
+    pub probe_timeout_ms: u64,
 }
 
 impl BreakerSettings {
@@ -35,7 +39,12 @@ impl BreakerSettings {
         if success_threshold == 0 {
             return Err("success_threshold must be at least 1".into());
         }
-        Ok(BreakerSettings { failure_threshold, open_ms, half_open_probes, success_threshold })
+        Ok(BreakerSettings { failure_threshold, open_ms, half_open_probes, success_threshold, probe_timeout_ms: 5_000 })
+    }
+
+    /// The same settings with another probe timeout (the policy sets its call deadline).
+    pub fn with_probe_timeout(self, probe_timeout_ms: u64) -> Self {
+        BreakerSettings { probe_timeout_ms: probe_timeout_ms.max(1), ..self }
     }
 }
 
@@ -44,7 +53,8 @@ impl BreakerSettings {
 pub enum State {
     Closed { consecutive_failures: u32 },
     Open { until_ms: u64 },
-    HalfOpen { in_flight: u32, successes: u32 },
+    /// `probes_until_ms`: when the newest probe counts as lost.
+    HalfOpen { in_flight: u32, successes: u32, probes_until_ms: u64 },
 }
 
 /// The public shape of a state, for stats.
@@ -115,14 +125,13 @@ impl Breaker {
         match self.state {
             State::Closed { .. } => Ok(Permit { probe: None }),
             State::Open { until_ms } if now_ms < until_ms => Err(until_ms - now_ms),
-            State::Open { .. } => {
-                self.generation += 1;
-                self.state = State::HalfOpen { in_flight: 1, successes: 0 };
-                Ok(Permit { probe: Some(self.generation) })
-            }
-            State::HalfOpen { in_flight, successes } => {
+            // An open period that is over, or probes that never reported back: a new episode.
+            State::Open { .. } => Ok(self.new_episode(now_ms)),
+            State::HalfOpen { probes_until_ms, .. } if now_ms >= probes_until_ms => Ok(self.new_episode(now_ms)),
+            State::HalfOpen { in_flight, successes, .. } => {
                 if in_flight < self.settings.half_open_probes {
-                    self.state = State::HalfOpen { in_flight: in_flight + 1, successes };
+                    let probes_until_ms = self.probe_deadline(now_ms);
+                    self.state = State::HalfOpen { in_flight: in_flight + 1, successes, probes_until_ms };
                     Ok(Permit { probe: Some(self.generation) })
                 } else {
                     // Probes are out; the caller should come back shortly.
@@ -130,6 +139,17 @@ impl Breaker {
                 }
             }
         }
+    }
+
+    /// Starts a half-open episode whose first probe is the returned permit.
+    fn new_episode(&mut self, now_ms: u64) -> Permit {
+        self.generation = self.generation.wrapping_add(1);
+        self.state = State::HalfOpen { in_flight: 1, successes: 0, probes_until_ms: self.probe_deadline(now_ms) };
+        Permit { probe: Some(self.generation) }
+    }
+
+    fn probe_deadline(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_add(self.settings.probe_timeout_ms)
     }
 
     /// Whether `permit` is a probe of the current half-open episode. Anything
@@ -144,12 +164,12 @@ impl Breaker {
         self.state = match self.state {
             State::Closed { .. } => State::Closed { consecutive_failures: 0 },
             half_open @ State::HalfOpen { .. } if !self.is_current_probe(permit) => half_open,
-            State::HalfOpen { in_flight, successes } => {
+            State::HalfOpen { in_flight, successes, probes_until_ms } => {
                 let successes = successes + 1;
                 if successes >= self.settings.success_threshold {
                     State::Closed { consecutive_failures: 0 }
                 } else {
-                    State::HalfOpen { in_flight: in_flight.saturating_sub(1), successes }
+                    State::HalfOpen { in_flight: in_flight.saturating_sub(1), successes, probes_until_ms }
                 }
             }
             // A late success from before the breaker opened changes nothing.
@@ -244,11 +264,27 @@ mod tests {
         let probe = b.permit(1_000).unwrap();
         // old_b's answer arrives while the probe is out: it neither closes nor re-opens.
         b.on_success(old_b);
-        assert_eq!(b.state(), State::HalfOpen { in_flight: 1, successes: 0 });
+        assert!(matches!(b.state(), State::HalfOpen { in_flight: 1, successes: 0, .. }));
         b.on_failure(old_b, 1_100);
-        assert_eq!(b.state(), State::HalfOpen { in_flight: 1, successes: 0 });
+        assert!(matches!(b.state(), State::HalfOpen { in_flight: 1, successes: 0, .. }));
         assert!(b.permit(1_100).is_err(), "still only one probe");
         b.on_success(probe);
+        assert_eq!(b.state(), State::Closed { consecutive_failures: 0 });
+    }
+
+    #[test]
+    fn probes_that_never_report_back_are_replaced_after_the_probe_timeout() {
+        let settings = BreakerSettings::new(1, 1_000, 1, 1).unwrap().with_probe_timeout(500);
+        let mut b = Breaker::new(settings);
+        let p = b.permit(0).unwrap();
+        b.on_failure(p, 0);
+        let lost = b.permit(1_000).unwrap();
+        assert_eq!(b.permit(1_499), Err(1), "the probe is still out");
+        let replacement = b.permit(1_500).unwrap();
+        assert_ne!(lost, replacement, "a new episode: the lost probe's late answer is not a probe of it");
+        b.on_success(lost);
+        assert!(matches!(b.state(), State::HalfOpen { .. }));
+        b.on_success(replacement);
         assert_eq!(b.state(), State::Closed { consecutive_failures: 0 });
     }
 

@@ -97,6 +97,8 @@ impl Policy {
         if let Some(n) = obj.integer("max_body_bytes", 1024..=MAX_BODY_CAP)? {
             p.max_body_bytes = n as usize;
         }
+        // A probe is one read: it has reported back by the call's deadline, or it never will.
+        p.breaker = p.breaker.with_probe_timeout(p.deadline_ms);
         Ok(p)
     }
 }

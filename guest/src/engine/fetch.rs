@@ -42,8 +42,14 @@ type Slots = Vec<Option<Result<Secret, Error>>>;
 impl Provider {
     /// Fetches `jobs`; one result per job, in order.
     pub(super) fn fetch(&mut self, jobs: Vec<Job>, io: &mut super::Io<'_>) -> Vec<Result<Secret, Error>> {
-        let mut slots: Slots = jobs.iter().map(|_| None).collect();
         let start = io.clock.now_ms();
+        self.fetch_since(jobs, io, start)
+    }
+
+    /// Fetches `jobs` for a call that started at `start` (monotonic ms): its deadline counts
+    /// from then, so time spent waiting for another instance's answer is not added to it.
+    pub(super) fn fetch_since(&mut self, jobs: Vec<Job>, io: &mut super::Io<'_>, start: u64) -> Vec<Result<Secret, Error>> {
+        let mut slots: Slots = jobs.iter().map(|_| None).collect();
         let mut pending: Vec<Fetch> = Vec::new();
         for (slot, job) in jobs.into_iter().enumerate() {
             let same = |f: &&mut Fetch| f.env == job.env && f.name == job.name && f.version == job.version;

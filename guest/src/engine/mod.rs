@@ -5,6 +5,7 @@
 use crate::prelude::*;
 
 pub mod fetch;
+mod shared_breaker;
 mod shared_counters;
 mod shared_state;
 pub mod stats;
@@ -33,7 +34,9 @@ pub trait Clock {
     fn sleep_ms(&mut self, ms: u64);
 }
 
-/// Uniform random numbers (for backoff jitter).
+/// Uniform random numbers: backoff jitter, and (with shared state) AEAD nonces
+/// and lease ids, so with shared state it must be cryptographically secure
+/// (`wasi:random/random` in the component).
 pub trait Random {
     fn next_u64(&mut self) -> u64;
 }
@@ -149,6 +152,7 @@ impl Provider {
     /// Reads one secret.
     pub fn get(&mut self, request: &SecretRequest, io: &mut Io<'_>) -> Result<Secret, Error> {
         let now = io.clock.now_ms();
+        self.shared.begin_call(now);
         match self.lookup(request, now) {
             Lookup::Done(result) => {
                 self.flush_counters(io, false);
@@ -167,6 +171,7 @@ impl Provider {
     /// request order.
     pub fn get_many(&mut self, requests: &[SecretRequest], io: &mut Io<'_>) -> Vec<Result<Secret, Error>> {
         let now = io.clock.now_ms();
+        self.shared.begin_call(now);
         let mut done: Vec<Option<Result<Secret, Error>>> = Vec::with_capacity(requests.len());
         let mut jobs = Vec::new();
         for (slot, request) in requests.iter().enumerate() {
@@ -191,17 +196,29 @@ impl Provider {
     }
 
     /// Drops cached entries of an environment (all, or one secret's) from this
-    /// instance's memory. (Shared entries expire by their TTL.)
-    pub fn invalidate(&mut self, environment: &str, name: Option<&str>) -> Result<u32, Error> {
+    /// instance's memory and, with shared state, makes every shared entry of the
+    /// environment unreachable (shared entries are keyed by an environment
+    /// epoch that this moves on; one secret cannot be singled out there, since
+    /// its entries' keys are not enumerable). Returns how many in-memory
+    /// entries were dropped.
+    pub fn invalidate(&mut self, environment: &str, name: Option<&str>, io: &mut Io<'_>) -> Result<u32, Error> {
+        let now = io.clock.now_ms();
+        self.shared.begin_call(now);
         let Some(i) = self.find(environment) else {
             self.unknown_environment_errors += 1;
             return Err(Error::UnknownEnvironment(validate::shorten(environment)));
         };
         let cache = &mut self.envs[i].cache;
-        Ok(match name {
+        let dropped = match name {
             Some(name) => cache.remove_name(name),
             None => cache.clear(),
-        })
+        };
+        if !self.invalidate_shared(i, io) {
+            // The caller relies on the next read not serving the old value: say it cannot
+            // be promised instead of reporting success.
+            return Err(Error::Unavailable { retry_after_ms: shared_state::STORE_BACKOFF_MS });
+        }
+        Ok(dropped)
     }
 
     /// Counters per environment, sorted by name. `now_ms` is wall-clock time

@@ -30,7 +30,9 @@ impl Provider {
         if !(force || self.shared.touched || due) {
             return;
         }
-        self.shared.suspended = false;
+        // Whatever happens below, the next attempt waits for its turn: a failing store must
+        // not be tried again on every memory hit.
+        self.shared.last_flush_ms = Some(now);
         self.shared.flushed.resize(self.envs.len(), [0; COUNTER_COUNT]);
         for env in 0..self.envs.len() {
             let current = self.envs[env].counters.to_array();
@@ -49,7 +51,6 @@ impl Provider {
             }
         }
         self.shared.touched = false;
-        self.shared.last_flush_ms = Some(now);
     }
 
     /// The totals over every instance sharing the store, per environment in

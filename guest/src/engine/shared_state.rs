@@ -1,39 +1,41 @@
 //! The read path's use of shared state: misses are looked up in the shared
-//! bucket before the backend, fetched values are published to it, a short
-//! lease lets one instance fetch a secret while the others wait for its answer,
-//! and breakers are read and updated there with compare-and-swap so parallel
-//! instances do not lose each other's updates.
+//! bucket before the backend, fetched values are published to it, and a short
+//! lease lets one instance fetch a secret while the others wait for its answer.
+//! (Breakers: [`super::shared_breaker`]; counters: [`super::shared_counters`].)
 //!
-//! Every store failure falls back to this instance's memory for the rest of
-//! the call and is reported by `health`: shared state makes the component
-//! better, never less available.
+//! Every store failure falls back to this instance's memory and is reported by
+//! `health`; the store is then left alone for [`STORE_BACKOFF_MS`], so a hung
+//! store costs one timeout a second, not one per call. Shared state makes the
+//! component better, never less available.
 
 use crate::prelude::*;
 use super::{Io, Job, Provider, Secret, Source};
-use crate::breaker::Breaker;
 use crate::cache::{CacheKey, Cached};
 use crate::error::Error;
 use crate::secret::SecretBytes;
-use crate::shared::record::{BreakerRecord, CacheRecord, LeaseRecord};
+use crate::shared::record::{CacheRecord, LeaseRecord};
 use crate::shared::seal::{self, SealKey};
-use crate::shared::{SharedSetup, SharedStatus, StoreError};
+use crate::shared::{SharedSetup, SharedStatus, SharedStore, StoreError};
 use crate::validate::VersionSel;
 
 /// How often an instance waiting on another's lease looks for its answer.
 pub const LEASE_POLL_MS: u64 = 20;
-/// Compare-and-swap rounds before a breaker update falls back to memory.
-const CAS_ROUNDS: usize = 16;
+/// After a store failure, how long the store is left alone (monotonic ms).
+pub const STORE_BACKOFF_MS: u64 = 1_000;
 
 /// The shared-state layer of a provider.
 pub(super) struct Layer {
     pub(super) ready: Option<Ready>,
     status: SharedStatus,
     last_error: Option<String>,
-    /// Set when a store operation failed during the current call: the rest of
-    /// the call runs from memory instead of failing again at every step.
+    /// The store is not used for the rest of this call (it failed, or is backing off).
     pub(super) suspended: bool,
+    /// After a failure: no store use before this monotonic time.
+    retry_at_ms: Option<u64>,
     /// Answers fetched during this call, to publish when it ends.
     outbox: Vec<(usize, CacheKey, Cached, u64)>,
+    /// Per environment, the invalidation epoch read during this call.
+    epochs: Vec<Option<i64>>,
     /// Whether the store was used since counters were last flushed.
     pub(super) touched: bool,
     /// Per environment: the counter values already added to the shared totals.
@@ -60,7 +62,9 @@ impl Layer {
             status,
             last_error: None,
             suspended: false,
+            retry_at_ms: None,
             outbox: Vec::new(),
+            epochs: Vec::new(),
             touched: false,
             flushed: Vec::new(),
             last_flush_ms: None,
@@ -75,104 +79,96 @@ impl Layer {
         self.ready.as_ref().filter(|_| !self.suspended)
     }
 
-    fn failed(&mut self, error: StoreError) {
+    /// Starts an exported call: the store is used unless it is backing off.
+    pub(super) fn begin_call(&mut self, now_ms: u64) {
+        self.suspended = self.retry_at_ms.is_some_and(|at| now_ms < at);
+        self.epochs.clear();
+    }
+
+    fn failed(&mut self, error: StoreError, now_ms: u64) {
         self.suspended = true;
+        self.retry_at_ms = Some(now_ms.saturating_add(STORE_BACKOFF_MS));
         self.status = SharedStatus::Degraded;
         self.last_error = Some(crate::error::sanitize_reason(&error.0));
     }
 
     fn worked(&mut self) {
-        if self.ready.is_some() && !self.suspended {
-            self.status = SharedStatus::Ok;
-            self.last_error = None;
-        }
+        self.retry_at_ms = None;
+        self.status = SharedStatus::Ok;
+        self.last_error = None;
     }
 }
 
-/// How a fetch lease went.
+/// A fetch lease this instance holds.
+pub(super) struct Held {
+    id: String,
+    identity: Vec<u8>,
+    record: LeaseRecord,
+}
+
+/// How taking a fetch lease went.
 pub(super) enum Lease {
-    /// This instance holds it (or shared state is unusable): fetch.
-    Fetch(Option<String>),
+    /// This instance holds it (`None`: shared state is unusable): fetch.
+    Fetch(Option<Held>),
     /// Another instance is fetching until the given wall time: wait for it.
     HeldUntil(u64),
 }
 
-fn version_text(version: VersionSel) -> String {
+pub(super) fn version_text(version: VersionSel) -> String {
     match version {
         VersionSel::Latest => "latest".to_string(),
         VersionSel::Pinned(n) => n.to_string(),
     }
 }
 
-fn nonce(io: &mut Io<'_>) -> [u8; 12] {
+/// A fresh AEAD nonce from the provider's random source (in the component,
+/// `wasi:random/random`, a CSPRNG; see [`super::Random`]).
+pub(super) fn nonce(io: &mut Io<'_>) -> [u8; 12] {
     let mut out = [0u8; 12];
     out[..8].copy_from_slice(&io.random.next_u64().to_le_bytes());
     out[8..].copy_from_slice(&io.random.next_u64().to_le_bytes()[..4]);
     out
 }
 
+fn same_read(a: &Job, b: &Job) -> bool {
+    a.env == b.env && a.name == b.name && a.version == b.version
+}
+
 impl Provider {
     /// Answers validated misses: from shared state, by waiting for another
     /// instance's fetch, or from the backend. One result per job, in order.
     pub(super) fn resolve(&mut self, jobs: Vec<Job>, io: &mut Io<'_>) -> Vec<Result<Secret, Error>> {
-        self.shared.suspended = false;
         if self.shared.ready.is_none() {
             return self.fetch(jobs, io);
         }
+        let start = io.clock.now_ms();
         let mut results: Vec<Option<Result<Secret, Error>>> = jobs.iter().map(|_| None).collect();
-        let mut fetch_now: Vec<(usize, Job)> = Vec::new();
         let mut wait: Vec<(usize, Job, u64)> = Vec::new();
-        let mut leases: Vec<String> = Vec::new();
+        let mut own = Vec::new();
         for (slot, job) in jobs.into_iter().enumerate() {
-            if let Some(secret) = self.shared_lookup(&job, io) {
-                results[slot] = Some(Ok(secret));
-                continue;
-            }
-            match self.lease(&job, io) {
-                Lease::Fetch(Some(lease)) => {
-                    // Another instance may have published and released its lease between our
-                    // lookup and our lease: look once more before going to the backend.
-                    if let Some(secret) = self.shared_lookup(&job, io) {
-                        self.store_op(io, |store| store.delete(&lease));
-                        results[slot] = Some(Ok(secret));
-                        continue;
-                    }
-                    leases.push(lease);
-                    fetch_now.push((slot, job));
-                }
-                Lease::Fetch(None) => fetch_now.push((slot, job)),
-                Lease::HeldUntil(until) => wait.push((slot, job, until)),
-            }
+            self.claim(slot, job, &mut own, &mut wait, &mut results, io);
         }
-        self.fetch_and_publish(fetch_now, &mut results, io);
-        for lease in leases {
-            self.store_op(io, |store| store.delete(&lease));
-        }
+        self.fetch_own(own, &mut results, io, start);
         // Wait for the other instances' answers, up to their leases and at most
         // half the deadline (leaving the other half for a fetch of our own).
-        let start = io.clock.wall_ms();
         while !wait.is_empty() {
-            let now = io.clock.wall_ms();
-            let mut still = Vec::new();
-            for (slot, job, until) in wait.drain(..) {
-                let give_up = start.saturating_add(self.envs[job.env].env.spec.policy.deadline_ms / 2).min(until);
+            io.clock.sleep_ms(LEASE_POLL_MS);
+            let (now, wall) = (io.clock.now_ms(), io.clock.wall_ms());
+            let mut own = Vec::new();
+            for (slot, job, until) in core::mem::take(&mut wait) {
+                let budget_over = now >= start.saturating_add(self.envs[job.env].env.spec.policy.deadline_ms / 2);
                 if let Some(secret) = self.shared_lookup(&job, io) {
                     results[slot] = Some(Ok(secret));
-                } else if now >= give_up || self.shared.usable().is_none() {
-                    still.push((slot, job, 0));
+                } else if budget_over || self.shared.usable().is_none() {
+                    own.push((slot, job, None));
+                } else if wall >= until {
+                    // The holder's lease ran out: take it over (or wait for whoever did).
+                    self.claim(slot, job, &mut own, &mut wait, &mut results, io);
                 } else {
-                    still.push((slot, job, until));
+                    wait.push((slot, job, until));
                 }
             }
-            let (give_up, waiting): (Vec<_>, Vec<_>) = still.into_iter().partition(|(_, _, until)| *until == 0);
-            wait = waiting;
-            // The holder gave up or vanished: fetch those ourselves (the breaker,
-            // read from shared state, still stops a stampede on a failing backend).
-            let own: Vec<(usize, Job)> = give_up.into_iter().map(|(slot, job, _)| (slot, job)).collect();
-            self.fetch_and_publish(own, &mut results, io);
-            if !wait.is_empty() {
-                io.clock.sleep_ms(LEASE_POLL_MS);
-            }
+            self.fetch_own(own, &mut results, io, start);
         }
         results
             .into_iter()
@@ -180,24 +176,67 @@ impl Provider {
             .collect()
     }
 
-    fn fetch_and_publish(&mut self, jobs: Vec<(usize, Job)>, results: &mut [Option<Result<Secret, Error>>], io: &mut Io<'_>) {
-        if jobs.is_empty() {
+    /// Decides who answers `job`: shared state now, this instance (under a lease
+    /// it takes, or one it already holds for the same read), or another instance.
+    fn claim(
+        &mut self,
+        slot: usize,
+        job: Job,
+        own: &mut Vec<(usize, Job, Option<Held>)>,
+        wait: &mut Vec<(usize, Job, u64)>,
+        results: &mut [Option<Result<Secret, Error>>],
+        io: &mut Io<'_>,
+    ) {
+        // Another field of a read this call fetches anyway: one request serves both.
+        if own.iter().any(|(_, other, _)| same_read(other, &job)) {
+            own.push((slot, job, None));
             return;
         }
-        let (slots, jobs): (Vec<usize>, Vec<Job>) = jobs.into_iter().unzip();
-        for (slot, result) in slots.into_iter().zip(self.fetch(jobs, io)) {
+        if let Some(secret) = self.shared_lookup(&job, io) {
+            results[slot] = Some(Ok(secret));
+            return;
+        }
+        match self.lease(&job, io) {
+            Lease::Fetch(Some(held)) => {
+                // Another instance may have published and released between our lookup and
+                // our lease: look once more before going to the backend.
+                if let Some(secret) = self.shared_lookup(&job, io) {
+                    self.release(&held, io);
+                    results[slot] = Some(Ok(secret));
+                } else {
+                    own.push((slot, job, Some(held)));
+                }
+            }
+            Lease::Fetch(None) => own.push((slot, job, None)),
+            Lease::HeldUntil(until) => wait.push((slot, job, until)),
+        }
+    }
+
+    /// Fetches this instance's share, publishes the answers, releases its leases.
+    fn fetch_own(&mut self, own: Vec<(usize, Job, Option<Held>)>, results: &mut [Option<Result<Secret, Error>>], io: &mut Io<'_>, start: u64) {
+        if own.is_empty() {
+            return;
+        }
+        let mut slots = Vec::with_capacity(own.len());
+        let mut jobs = Vec::with_capacity(own.len());
+        let mut leases = Vec::new();
+        for (slot, job, held) in own {
+            slots.push(slot);
+            jobs.push(job);
+            leases.extend(held);
+        }
+        for (slot, result) in slots.into_iter().zip(self.fetch_since(jobs, io, start)) {
             results[slot] = Some(result);
         }
         self.publish(io);
+        for held in &leases {
+            self.release(held, io);
+        }
     }
 
     /// Runs one store operation unless the layer is suspended; a failure
-    /// suspends it for the rest of the call.
-    pub(super) fn store_op<R>(
-        &mut self,
-        io: &mut Io<'_>,
-        op: impl FnOnce(&mut dyn crate::shared::SharedStore) -> Result<R, StoreError>,
-    ) -> Option<R> {
+    /// suspends it (and backs it off) and marks it degraded.
+    pub(super) fn store_op<R>(&mut self, io: &mut Io<'_>, op: impl FnOnce(&mut dyn SharedStore) -> Result<R, StoreError>) -> Option<R> {
         self.shared.usable()?;
         self.shared.touched = true;
         match op(&mut *io.store) {
@@ -206,40 +245,73 @@ impl Provider {
                 Some(r)
             }
             Err(error) => {
-                self.shared.failed(error);
+                let now = io.clock.now_ms();
+                self.shared.failed(error, now);
                 None
             }
         }
     }
 
-    fn cache_ids(&self, env: usize, key: &CacheKey) -> Option<(String, Vec<u8>)> {
-        let ready = self.shared.usable()?;
+    /// The invalidation epoch of environment `env` (read once per call):
+    /// shared cache entries are keyed by it, and `invalidate` moves it on.
+    fn env_epoch(&mut self, env: usize, io: &mut Io<'_>) -> Option<i64> {
+        if let Some(Some(epoch)) = self.shared.epochs.get(env) {
+            return Some(*epoch);
+        }
+        let id = self.shared.usable()?.key.entry_id("epoch", &[self.envs[env].env.spec.name.as_bytes()]);
+        let epoch = self.store_op(io, |store| store.increment(&id, 0))?;
+        self.shared.epochs.resize(self.envs.len(), None);
+        self.shared.epochs[env] = Some(epoch);
+        Some(epoch)
+    }
+
+    /// Moves environment `env`'s epoch on: every shared entry of it is then
+    /// unreachable (and expires in the store by its TTL). `false` if the store
+    /// could not be told.
+    pub(super) fn invalidate_shared(&mut self, env: usize, io: &mut Io<'_>) -> bool {
+        let Some(ready) = self.shared.usable() else { return self.shared.ready.is_none() };
+        let id = ready.key.entry_id("epoch", &[self.envs[env].env.spec.name.as_bytes()]);
+        self.shared.epochs.clear();
+        self.store_op(io, |store| store.increment(&id, 1)).is_some()
+    }
+
+    /// The bucket key and associated data of a cache entry. The identity binds
+    /// the environment, the backend it points at (so re-pointing `prod` at
+    /// another Vault, or two deployments sharing a store and key, never serve
+    /// each other's values), the epoch, the name, the version and the field.
+    fn cache_ids(&mut self, env: usize, key: &CacheKey, io: &mut Io<'_>) -> Option<(String, Vec<u8>)> {
+        let epoch = self.env_epoch(env, io)?.to_be_bytes();
+        let spec = &self.envs[env].env.spec;
+        let backend = format!("{:?}|{:?}", spec.backend, spec.url);
         let version = version_text(key.version);
-        let parts: [&[u8]; 4] =
-            [self.envs[env].env.spec.name.as_bytes(), key.name.as_bytes(), version.as_bytes(), key.field.as_bytes()];
+        let parts: [&[u8]; 6] =
+            [spec.name.as_bytes(), backend.as_bytes(), &epoch, key.name.as_bytes(), version.as_bytes(), key.field.as_bytes()];
+        let ready = self.shared.usable()?;
         Some((ready.key.entry_id("cache", &parts), seal::identity("cache", &parts)))
     }
 
     /// A fresh shared entry for `job`, copied into memory.
     fn shared_lookup(&mut self, job: &Job, io: &mut Io<'_>) -> Option<Secret> {
         let key = CacheKey { name: job.name.clone(), version: job.version, field: job.field.clone() };
-        let (id, identity) = self.cache_ids(job.env, &key)?;
+        let (id, identity) = self.cache_ids(job.env, &key, io)?;
         let sealed = self.store_op(io, |store| store.get(&id))??;
         let ready = self.shared.usable()?;
         let Some(record) = ready.key.open(&identity, &sealed).ok().and_then(|plain| CacheRecord::decode(&plain)) else {
             self.envs[job.env].counters.shared_rejected += 1;
             return None;
         };
-        let now_wall = io.clock.wall_ms();
-        if record.expires_at_ms <= now_wall {
-            return None;
-        }
         let state = &mut self.envs[job.env];
         let policy = state.env.spec.policy;
         let ttl = if job.version.is_pinned() { policy.cache_pinned_ttl_ms } else { policy.cache_ttl_ms };
-        let ttl = ttl.min(record.expires_at_ms - now_wall);
+        let now_wall = io.clock.wall_ms();
+        // An entry claiming to live longer than the TTL allows (a writer whose clock runs
+        // ahead) is not trusted past what this instance's own policy would give it.
+        if record.expires_at_ms <= now_wall || record.expires_at_ms - now_wall > ttl {
+            return None;
+        }
+        let remaining = record.expires_at_ms - now_wall;
         let cached = Cached { value: SecretBytes::new(record.value), version: record.version };
-        state.cache.insert(key, cached.clone(), ttl, io.clock.now_ms());
+        state.cache.insert(key, cached.clone(), remaining, io.clock.now_ms());
         state.counters.shared_hits += 1;
         Some(Secret { value: cached.value, version: cached.version, source: Source::Cache })
     }
@@ -254,7 +326,7 @@ impl Provider {
     /// Writes the answers fetched during this call to shared state.
     fn publish(&mut self, io: &mut Io<'_>) {
         for (env, key, cached, ttl) in core::mem::take(&mut self.shared.outbox) {
-            let Some((id, identity)) = self.cache_ids(env, &key) else { return };
+            let Some((id, identity)) = self.cache_ids(env, &key, io) else { return };
             let record = CacheRecord {
                 expires_at_ms: io.clock.wall_ms().saturating_add(ttl),
                 version: cached.version,
@@ -267,109 +339,57 @@ impl Provider {
         }
     }
 
+    fn lease_ids(&self, job: &Job) -> Option<(String, Vec<u8>)> {
+        let ready = self.shared.usable()?;
+        let version = version_text(job.version);
+        let parts: [&[u8]; 3] = [self.envs[job.env].env.spec.name.as_bytes(), job.name.as_bytes(), version.as_bytes()];
+        Some((ready.key.entry_id("lease", &parts), seal::identity("lease", &parts)))
+    }
+
     /// Takes the fetch lease for `job`'s secret and version, unless another
     /// instance holds a live one.
     pub(super) fn lease(&mut self, job: &Job, io: &mut Io<'_>) -> Lease {
-        let Some(ready) = self.shared.usable() else { return Lease::Fetch(None) };
-        let lease_ms = ready.lease_ms;
-        let version = version_text(job.version);
-        let parts: [&[u8]; 3] = [self.envs[job.env].env.spec.name.as_bytes(), job.name.as_bytes(), version.as_bytes()];
-        let (id, identity) = (ready.key.entry_id("lease", &parts), seal::identity("lease", &parts));
+        let Some((id, identity)) = self.lease_ids(job) else { return Lease::Fetch(None) };
         let Some((current, token)) = self.store_op(io, |store| store.watch(&id)) else { return Lease::Fetch(None) };
-        let now = io.clock.wall_ms();
+        let wall = io.clock.wall_ms();
         if let Some(sealed) = &current {
             let ready = self.shared.usable();
             let held = ready.and_then(|r| r.key.open(&identity, sealed).ok()).and_then(|p| LeaseRecord::decode(&p));
             match held {
-                Some(lease) if lease.expires_at_ms > now => return Lease::HeldUntil(lease.expires_at_ms),
+                Some(lease) if lease.expires_at_ms > wall => return Lease::HeldUntil(lease.expires_at_ms),
                 Some(_) => {}
                 None => self.envs[job.env].counters.shared_rejected += 1,
             }
         }
-        let record = LeaseRecord { expires_at_ms: now.saturating_add(lease_ms), holder: io.random.next_u64() };
+        let lease_ms = self.shared.ready.as_ref().map_or(0, |r| r.lease_ms);
+        let record = LeaseRecord { expires_at_ms: wall.saturating_add(lease_ms), holder: io.random.next_u64() };
         let nonce = nonce(io);
         let Some(ready) = self.shared.usable() else { return Lease::Fetch(None) };
         let sealed = ready.key.seal(&identity, &record.encode(), nonce);
         match self.store_op(io, |store| store.swap(token, &sealed)) {
-            Some(true) => Lease::Fetch(Some(id)),
+            Some(true) => Lease::Fetch(Some(Held { id, identity, record })),
             // Another instance took it between our read and our write.
             Some(false) => Lease::HeldUntil(record.expires_at_ms),
             None => Lease::Fetch(None),
         }
     }
 
-    /// Brings every environment's breaker copy up to date with shared state
-    /// (before `health` and `stats`, so a fresh instance reports what all see).
-    pub fn sync_breakers(&mut self, io: &mut Io<'_>) {
-        self.shared.suspended = false;
-        for env in 0..self.envs.len() {
-            if self.shared.usable().is_none() {
-                return;
-            }
-            self.with_breaker(env, io, |_| ());
+    /// Ends a lease, if it is still ours (an expired one may have been taken
+    /// over): the record is swapped for an expired one, atomically.
+    fn release(&mut self, held: &Held, io: &mut Io<'_>) {
+        let Some((current, token)) = self.store_op(io, |store| store.watch(&held.id)) else { return };
+        let Some(ready) = self.shared.usable() else { return };
+        let ours = current
+            .and_then(|sealed| ready.key.open(&held.identity, &sealed).ok())
+            .and_then(|plain| LeaseRecord::decode(&plain))
+            .is_some_and(|lease| lease.holder == held.record.holder);
+        if !ours {
+            return;
         }
-    }
-
-    /// Runs `op` on environment `env`'s breaker: on the shared state when it is
-    /// usable (read, apply, compare-and-swap; retried on a concurrent update),
-    /// else on this instance's copy. The instance's copy follows the shared
-    /// state whenever it is read, so it carries on from there if the store fails.
-    pub(super) fn with_breaker<R>(&mut self, env: usize, io: &mut Io<'_>, mut op: impl FnMut(&mut Breaker) -> R) -> R {
-        if self.shared.usable().is_some() {
-            for _ in 0..CAS_ROUNDS {
-                match self.shared_breaker_round(env, io, &mut op) {
-                    Round::Done(r) => return r,
-                    Round::Conflict => continue,
-                    Round::Unusable => break,
-                }
-            }
-        }
-        op(&mut self.envs[env].breaker)
-    }
-
-    fn shared_breaker_round<R>(&mut self, env: usize, io: &mut Io<'_>, op: &mut impl FnMut(&mut Breaker) -> R) -> Round<R> {
-        let Some(ready) = self.shared.usable() else { return Round::Unusable };
-        let name = self.envs[env].env.spec.name.as_bytes();
-        let kind = self.envs[env].env.spec.backend.kind().as_bytes();
-        let (id, identity) = (ready.key.entry_id("breaker", &[name, kind]), seal::identity("breaker", &[name, kind]));
-        let Some((current, token)) = self.store_op(io, |store| store.watch(&id)) else { return Round::Unusable };
-        let settings = self.envs[env].breaker.settings();
-        let mut breaker = Breaker::new(settings);
-        let mut rejected = false;
-        if let Some(sealed) = &current {
-            let ready = self.shared.usable();
-            match ready.and_then(|r| r.key.open(&identity, sealed).ok()).and_then(|p| BreakerRecord::decode(&p)) {
-                Some(record) => breaker = Breaker::restore(settings, record.state, record.generation),
-                // A forged record is replaced by a fresh closed breaker.
-                None => {
-                    self.envs[env].counters.shared_rejected += 1;
-                    rejected = true;
-                }
-            }
-        }
-        let before = (breaker.state(), breaker.generation());
-        let result = op(&mut breaker);
-        if (breaker.state(), breaker.generation()) == before && !rejected {
-            self.envs[env].breaker = breaker;
-            return Round::Done(result);
-        }
-        let record = BreakerRecord { state: breaker.state(), generation: breaker.generation() };
+        let ended = LeaseRecord { expires_at_ms: 0, holder: held.record.holder };
         let nonce = nonce(io);
-        let Some(ready) = self.shared.usable() else { return Round::Unusable };
-        let sealed = ready.key.seal(&identity, &record.encode(), nonce);
-        match self.store_op(io, |store| store.swap(token, &sealed)) {
-            Some(true) => {
-                self.envs[env].breaker = breaker;
-                Round::Done(result)
-            }
-            Some(false) => Round::Conflict,
-            None => Round::Unusable,
-        }
+        let Some(ready) = self.shared.usable() else { return };
+        let sealed = ready.key.seal(&held.identity, &ended.encode(), nonce);
+        self.store_op(io, |store| store.swap(token, &sealed));
     }
-}
-
-enum Round<R> {
-    Done(R),
-    Conflict,
-    Unusable,
 }

@@ -55,7 +55,7 @@ impl BreakerRecord {
         let (which, a, b, c) = match self.state {
             State::Closed { consecutive_failures } => (0u8, 0, consecutive_failures, 0),
             State::Open { until_ms } => (1, until_ms, 0, 0),
-            State::HalfOpen { in_flight, successes } => (2, 0, in_flight, successes),
+            State::HalfOpen { in_flight, successes, probes_until_ms } => (2, probes_until_ms, in_flight, successes),
         };
         let mut out = Vec::with_capacity(1 + 1 + 8 + 4 + 4 + 8);
         out.push(BREAKER);
@@ -76,7 +76,7 @@ impl BreakerRecord {
         let state = match which {
             0 => State::Closed { consecutive_failures: b },
             1 => State::Open { until_ms: a },
-            2 => State::HalfOpen { in_flight: b, successes: c },
+            2 => State::HalfOpen { in_flight: b, successes: c, probes_until_ms: a },
             _ => return None,
         };
         Some(BreakerRecord { state, generation })
@@ -157,7 +157,7 @@ mod tests {
         for state in [
             State::Closed { consecutive_failures: 3 },
             State::Open { until_ms: u64::MAX },
-            State::HalfOpen { in_flight: 1, successes: 2 },
+            State::HalfOpen { in_flight: 1, successes: 2, probes_until_ms: 77 },
         ] {
             let record = BreakerRecord { state, generation: 9 };
             assert_eq!(BreakerRecord::decode(&record.encode()), Some(record));

@@ -143,7 +143,7 @@ impl secrets::Guest for Component {
 
     fn invalidate(environment: String, name: Option<String>) -> Result<u32, secrets::Error> {
         with_provider(
-            |provider, _| provider.invalidate(&environment, name.as_deref()).map_err(to_wit_error),
+            |provider, io| provider.invalidate(&environment, name.as_deref(), io).map_err(to_wit_error),
             |message| Err(config_error(message)),
         )
     }

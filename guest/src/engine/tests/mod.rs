@@ -161,6 +161,11 @@ impl Harness {
         self.provider.get_many(requests, &mut io)
     }
 
+    fn invalidate(&mut self, env: &str, name: Option<&str>) -> Result<u32, Error> {
+        let mut io = Io { clock: &mut self.clock, random: &mut self.random, transport: &mut self.transport, store: &mut self.store };
+        self.provider.invalidate(env, name, &mut io)
+    }
+
     fn sent(&self) -> usize {
         self.transport.sent.len()
     }

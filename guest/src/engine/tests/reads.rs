@@ -91,10 +91,10 @@ fn invalidate_drops_entries_of_one_environment() {
     let mut h = Harness::new(&policy(""), Box::new(|_| vault_ok(1, "v")));
     h.get("a", "x").unwrap();
     h.get("a", "y").unwrap();
-    assert_eq!(h.provider.invalidate("a", Some("x")).unwrap(), 2, "latest + pinned entry");
-    assert_eq!(h.provider.invalidate("b", None).unwrap(), 0);
+    assert_eq!(h.invalidate("a", Some("x")).unwrap(), 2, "latest + pinned entry");
+    assert_eq!(h.invalidate("b", None).unwrap(), 0);
     assert_eq!(h.get("a", "x").unwrap().source, Source::Backend);
     assert_eq!(h.get("a", "y").unwrap().source, Source::Cache);
-    assert!(matches!(h.provider.invalidate("nope", None), Err(Error::UnknownEnvironment(_))));
+    assert!(matches!(h.invalidate("nope", None), Err(Error::UnknownEnvironment(_))));
 }
 

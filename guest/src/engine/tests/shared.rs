@@ -52,8 +52,8 @@ fn the_bucket_holds_neither_values_names_nor_tokens() {
     let dump = first.store.dump();
     assert!(dump.len() >= 2, "an entry for latest and one for version 4: {:?}", dump.keys());
     for (key, value) in &dump {
-        let id = key.strip_prefix("es1-cache-").or_else(|| key.strip_prefix("es1-count-"));
-        let id = id.expect("cache entries and counter totals after a healthy read");
+        let kind = ["es1-cache-", "es1-count-", "es1-epoch-", "es1-lease-"].into_iter().find(|k| key.starts_with(k));
+        let id = &key[kind.expect("only the four kinds of record").len()..];
         assert!(id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()), "{key}");
         for needle in [&b"s3cr3t-value"[..], b"token-a", b"app/db"] {
             assert!(!value.windows(needle.len()).any(|w| w == needle), "{key} holds plaintext");
@@ -155,7 +155,13 @@ fn a_failing_store_leaves_memory_working_and_shows_in_health() {
     assert_eq!(h.provider.shared_status(), (SharedStatus::Degraded, Some("redis: connection refused")));
     assert_eq!(h.get("a", "app/db").unwrap().source, Source::Cache, "memory still caches");
     h.store.set_failing(None);
+    // The store is left alone for a while after a failure (a hung store must not cost a
+    // timeout on every call), then tried again.
+    let before = h.store.operations();
     h.get("a", "other").unwrap();
+    assert_eq!(h.store.operations(), before, "backing off");
+    h.clock.time.advance(super::super::shared_state::STORE_BACKOFF_MS);
+    h.get("a", "third").unwrap();
     assert_eq!(h.provider.shared_status(), (SharedStatus::Ok, None));
 }
 
@@ -291,13 +297,14 @@ fn while_another_instance_holds_the_lease_a_reader_waits_for_its_answer() {
 
     let mut waiter = instance(ok());
     hold_lease(&waiter.store, &waiter.clock.time);
-    // Read 1 is the lookup before the lease; reads 2 and 3 are polls that find nothing yet.
+    // Read 1 is the lookup before the lease; reads 2 and 3 are polls that find nothing yet,
+    // the entry arrives before read 4.
     let mut store = ArrivesLater { inner: waiter.store.clone(), arriving: published, reads_left: 3 };
     let mut io = Io { clock: &mut waiter.clock, random: &mut waiter.random, transport: &mut waiter.transport, store: &mut store };
     let secret = waiter.provider.get(&req("a", "app/db", None, None), &mut io).unwrap();
     assert_eq!((secret.value.expose(), secret.source), (&b"s3cr3t-value"[..], Source::Cache));
     assert_eq!(waiter.sent(), 0, "the waiter sent nothing: the holder's answer served it");
-    assert_eq!(waiter.clock.slept, vec![LEASE_POLL_MS; 2]);
+    assert_eq!(waiter.clock.slept, vec![LEASE_POLL_MS; 3]);
 }
 
 #[test]
@@ -348,4 +355,61 @@ fn memory_hits_reach_the_totals_within_a_second() {
     h.get("a", "app/db").unwrap();
     assert_eq!(totals(&mut other)[0].hits, 6);
     assert_eq!(totals(&mut h)[0].hits, 6, "its own stats flush what is pending and do not count it twice");
+}
+
+#[test]
+fn invalidate_in_one_instance_hides_shared_entries_from_all() {
+    let mut first = instance(ok());
+    first.get("a", "app/db").unwrap();
+    assert_eq!(twin(&first, ok()).get("a", "app/db").unwrap().source, Source::Cache);
+    twin(&first, ok()).invalidate("a", Some("app/db")).unwrap();
+    let mut after = twin(&first, ok());
+    assert_eq!(after.get("a", "app/db").unwrap().source, Source::Backend);
+    assert_eq!(after.sent(), 1);
+    // And the refetched value is shared again under the new epoch.
+    assert_eq!(twin(&first, ok()).get("a", "app/db").unwrap().source, Source::Cache);
+    // Env b is untouched by a's invalidation.
+    let mut b = instance(Box::new(|_| gcp_ok()));
+    b.store = first.store.clone();
+    b.get("b", "db").unwrap();
+    twin(&first, ok()).invalidate("a", None).unwrap();
+    assert_eq!(twin(&first, ok()).get("b", "db").unwrap().source, Source::Cache);
+}
+
+#[test]
+fn invalidate_says_so_when_the_store_cannot_be_told() {
+    let mut h = instance(ok());
+    h.get("a", "app/db").unwrap();
+    h.store.set_failing(Some("down"));
+    assert!(matches!(h.invalidate("a", None), Err(Error::Unavailable { .. })));
+    let mut memory_only = Harness::new(&policy(""), ok());
+    assert_eq!(memory_only.invalidate("a", None), Ok(0));
+}
+
+#[test]
+fn two_fields_of_one_cold_secret_make_one_request_and_no_wait() {
+    let mut h = instance(ok());
+    let results = h.get_many(&[req("a", "app/db", None, Some("value")), req("a", "app/db", None, Some("user"))]);
+    assert_eq!(results[0].as_ref().unwrap().value.expose(), b"s3cr3t-value");
+    assert_eq!(results[1].as_ref().unwrap().value.expose(), b"admin");
+    assert_eq!(h.sent(), 1);
+    assert!(h.clock.slept.is_empty(), "the second field did not wait on the call's own lease");
+}
+
+#[test]
+fn a_half_open_probe_that_never_reports_back_is_replaced_after_the_deadline() {
+    // Open the shared breaker (threshold 3, 3 attempts), then let one instance take the probe
+    // and vanish: without a probe deadline every instance would be refused for good.
+    let mut first = instance(Box::new(|_| status(503)));
+    first.get("a", "x").unwrap_err();
+    first.clock.time.advance(5_000); // open_ms
+    let mut vanished = twin(&first, ok());
+    let wall = vanished.clock.wall_ms();
+    let mut io = Io { clock: &mut vanished.clock, random: &mut vanished.random, transport: &mut vanished.transport, store: &mut vanished.store };
+    assert!(vanished.provider.with_breaker(0, &mut io, |b| b.permit(wall)).is_ok(), "it took the probe");
+    let mut next = twin(&first, ok());
+    assert!(matches!(next.get("a", "y"), Err(Error::Unavailable { .. })), "the probe is still out");
+    first.clock.time.advance(2_000); // the test policy's deadline_ms: the probe is overdue
+    let mut later = twin(&first, ok());
+    assert_eq!(later.get("a", "y").unwrap().source, Source::Backend, "a new probe went through");
 }

@@ -1,0 +1,101 @@
+//! Breakers in shared state: each environment's breaker is read and updated
+//! with compare-and-swap, so failures counted by parallel instances add up and
+//! an open breaker stops every instance. The instance's own copy follows the
+//! shared state whenever it is read, and carries on from there when the store
+//! fails.
+//!
+//! Breakers run on wall-clock time: their open periods and probe deadlines are
+//! compared by instances (and hosts) whose monotonic clocks differ.
+
+use super::shared_state::nonce;
+use super::{Io, Provider};
+use crate::breaker::{Breaker, State};
+use crate::shared::record::BreakerRecord;
+use crate::shared::seal;
+
+/// Compare-and-swap rounds before a breaker update falls back to memory.
+const CAS_ROUNDS: u32 = 16;
+
+enum Round<R> {
+    Done(R),
+    Conflict,
+    Unusable,
+}
+
+impl Provider {
+    /// Brings every environment's breaker copy up to date with shared state
+    /// (before `health` and `stats`, so a fresh instance reports what all see).
+    pub fn sync_breakers(&mut self, io: &mut Io<'_>) {
+        let now = io.clock.now_ms();
+        self.shared.begin_call(now);
+        for env in 0..self.envs.len() {
+            if self.shared.usable().is_none() {
+                return;
+            }
+            self.with_breaker(env, io, |_| ());
+        }
+    }
+
+    /// Runs `op` on environment `env`'s breaker: on the shared state when it is
+    /// usable (read, apply, compare-and-swap; retried after a short random
+    /// pause on a concurrent update), else on this instance's copy.
+    pub(super) fn with_breaker<R>(&mut self, env: usize, io: &mut Io<'_>, mut op: impl FnMut(&mut Breaker) -> R) -> R {
+        for round in 0..CAS_ROUNDS {
+            if self.shared.usable().is_none() {
+                break;
+            }
+            match self.shared_breaker_round(env, io, &mut op) {
+                Round::Done(r) => return r,
+                // Jitter spreads writers that collided, so the next round mostly succeeds.
+                Round::Conflict => io.clock.sleep_ms(io.random.next_u64() % (1 << round.min(3))),
+                Round::Unusable => break,
+            }
+        }
+        op(&mut self.envs[env].breaker)
+    }
+
+    fn shared_breaker_round<R>(&mut self, env: usize, io: &mut Io<'_>, op: &mut impl FnMut(&mut Breaker) -> R) -> Round<R> {
+        let Some(ready) = self.shared.usable() else { return Round::Unusable };
+        let name = self.envs[env].env.spec.name.as_bytes();
+        let kind = self.envs[env].env.spec.backend.kind().as_bytes();
+        let (id, identity) = (ready.key.entry_id("breaker", &[name, kind]), seal::identity("breaker", &[name, kind]));
+        let Some((current, token)) = self.store_op(io, |store| store.watch(&id)) else { return Round::Unusable };
+        let settings = self.envs[env].breaker.settings();
+        let mut record = None;
+        let mut rejected = false;
+        if let Some(sealed) = &current {
+            let ready = self.shared.usable();
+            record = ready.and_then(|r| r.key.open(&identity, sealed).ok()).and_then(|p| BreakerRecord::decode(&p));
+            if record.is_none() {
+                // A forged record is replaced by a fresh closed breaker.
+                self.envs[env].counters.shared_rejected += 1;
+                rejected = true;
+            }
+        }
+        let mut breaker = match record {
+            Some(record) => Breaker::restore(settings, record.state, record.generation),
+            // A fresh breaker starts at a random generation, so that a permit handed out
+            // before the record vanished can never pass for a probe of a later episode.
+            None => Breaker::restore(settings, State::Closed { consecutive_failures: 0 }, io.random.next_u64()),
+        };
+        let before = (breaker.state(), breaker.generation());
+        let result = op(&mut breaker);
+        let unchanged = breaker.state() == before.0 && (breaker.generation() == before.1 || record.is_none());
+        if unchanged && !rejected {
+            self.envs[env].breaker = breaker;
+            return Round::Done(result);
+        }
+        let record = BreakerRecord { state: breaker.state(), generation: breaker.generation() };
+        let nonce = nonce(io);
+        let Some(ready) = self.shared.usable() else { return Round::Unusable };
+        let sealed = ready.key.seal(&identity, &record.encode(), nonce);
+        match self.store_op(io, |store| store.swap(token, &sealed)) {
+            Some(true) => {
+                self.envs[env].breaker = breaker;
+                Round::Done(result)
+            }
+            Some(false) => Round::Conflict,
+            None => Round::Unusable,
+        }
+    }
+}
