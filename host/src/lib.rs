@@ -78,6 +78,6 @@ pub use client::Client;
 pub use clock::ManualClock;
 pub use compile_cache::{default_cache_dir, CompileSource};
 pub use config_file::{ConfigError, ConfigFile};
-pub use runtime::{Runtime, RuntimeOptions, GUEST_WASM};
+pub use runtime::{Runtime, RuntimeOptions, APP_WASM, COMPOSED_APP_WASM, GUEST_WASM};
 pub use types::{Error, ErrorKind, Request, Secret, SecretError, SecretValue, Source};
 pub use wasi_config::WasiConfigVariables;

@@ -29,6 +29,15 @@ use crate::{Client, ManualClock};
 /// `build.rs`). Also useful to tests that compose it with other components.
 pub static GUEST_WASM: &[u8] = include_bytes!(env!("EDGE_SECRETS_GUEST_WASM"));
 
+/// The Spin HTTP app component alone (`edge_secrets_spin_app.wasm`, WASI P3, built by
+/// `build.rs` from `spin-app/`): it imports `edge:secrets/secrets` and `edge:secrets/admin`.
+pub static APP_WASM: &[u8] = include_bytes!(env!("EDGE_SECRETS_APP_WASM"));
+
+/// [`APP_WASM`] with [`GUEST_WASM`] plugged into its `edge:secrets` imports (composed by
+/// `build.rs` with `wac-graph`): exports `wasi:http/handler@0.3.0`, imports only `wasi:*`.
+/// What `edge-secrets serve` runs.
+pub static COMPOSED_APP_WASM: &[u8] = include_bytes!(env!("EDGE_SECRETS_COMPOSED_WASM"));
+
 /// How often the epoch ticker advances; the call deadline's resolution.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
