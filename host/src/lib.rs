@@ -69,6 +69,7 @@ pub mod config_file;
 pub mod dev_store;
 mod outbound;
 mod runtime;
+pub mod serve;
 mod store;
 mod types;
 mod wasi_config;

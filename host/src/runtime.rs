@@ -39,7 +39,7 @@ pub static APP_WASM: &[u8] = include_bytes!(env!("EDGE_SECRETS_APP_WASM"));
 pub static COMPOSED_APP_WASM: &[u8] = include_bytes!(env!("EDGE_SECRETS_COMPOSED_WASM"));
 
 /// How often the epoch ticker advances; the call deadline's resolution.
-const EPOCH_TICK: Duration = Duration::from_millis(10);
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Host-side knobs. Secret-free, so it derives `Debug`.
 #[derive(Debug, Clone)]
@@ -283,7 +283,7 @@ fn policy_max_deadline(config: &WasiConfigVariables) -> Option<Duration> {
 
 /// The host's call deadline must leave the guest its own deadline (see
 /// [`RuntimeOptions::call_timeout`]); same rule as the config file's `host.call_timeout_ms`.
-fn check_call_timeout(config: &WasiConfigVariables, call_timeout: Duration) -> Result<(), Error> {
+pub(crate) fn check_call_timeout(config: &WasiConfigVariables, call_timeout: Duration) -> Result<(), Error> {
     match policy_max_deadline(config) {
         Some(deadline) if call_timeout <= deadline => Err(Error::Runtime(format!(
             "call timeout ({} ms) must exceed the policy's largest timeouts.deadline_ms ({} ms), or the host would cut calls off \
@@ -296,7 +296,7 @@ fn check_call_timeout(config: &WasiConfigVariables, call_timeout: Duration) -> R
 }
 
 /// Advances the engine's epoch every tick until the returned sender is dropped.
-fn start_ticker(engine: Engine) -> mpsc::Sender<()> {
+pub(crate) fn start_ticker(engine: Engine) -> mpsc::Sender<()> {
     let (stop, stopped) = mpsc::channel::<()>();
     thread::Builder::new()
         .name("edge-secrets-epoch".into())
