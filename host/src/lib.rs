@@ -58,7 +58,9 @@
 //!   a symlink); otherwise [`Runtime::compile_cache_note`] says why it was skipped.
 //! - Tests can drive the component's monotonic clock with a [`ManualClock`]
 //!   ([`RuntimeOptions::clock`]): real time plus `advance` jumps.
-//! - [`GUEST_WASM`] is the embedded component, built by `build.rs` from `guest/`.
+//! - [`GUEST_WASM`] is the embedded component, built by `build.rs` from `guest/`;
+//!   [`APP_WASM`] the Spin HTTP app (`spin-app/`) and [`COMPOSED_APP_WASM`] the two composed,
+//!   which [`serve::Server`] runs over HTTP with WASI P3 (`edge-secrets serve`).
 
 mod admin;
 mod bindings;

@@ -216,3 +216,33 @@ fn shutdown_finishes_in_flight_requests_and_stops_accepting() {
     assert!(std::net::TcpStream::connect(addr).is_err(), "no longer accepting");
     drop(backend);
 }
+
+#[test]
+fn concurrent_requests_all_get_their_own_answers() {
+    for fresh in [false, true] {
+        let app = App::start(fresh);
+        let addr = app.server.local_addr();
+        let workers: Vec<_> = (0..6)
+            .map(|i| {
+                std::thread::spawn(move || {
+                    let client = support::HttpClient::new(addr);
+                    let (path, token, value) =
+                        if i % 2 == 0 { ("/v1/secrets/dev/app/db", DEV_TOKEN, DB_PASSWORD) } else { ("/v1/secrets/prod/team/a/key", PROD_TOKEN, "k-4") };
+                    (0..5).all(|_| {
+                        let r = client.get(path, Some(&format!("Bearer {token}")));
+                        r.status == 200 && r.body == value.as_bytes()
+                    })
+                })
+            })
+            .collect();
+        for worker in workers {
+            assert!(worker.join().unwrap(), "a concurrent read got a wrong answer (fresh: {fresh})");
+        }
+        let created = app.server.instances_created();
+        if fresh {
+            assert_eq!(created, 30, "one instance per request");
+        } else {
+            assert!((1..30).contains(&created), "instances are reused: {created} for 30 requests");
+        }
+    }
+}
