@@ -35,7 +35,7 @@ pub fn health(report: &HealthReport) -> Reply {
 /// The Prometheus exposition of `stats` and `health`.
 pub fn metrics(stats: &[EnvironmentStats], health: &HealthReport) -> Reply {
     let mut out = String::new();
-    let counters: [(&str, &str, fn(&EnvironmentStats) -> u64); 4] = [
+    let counters: [Counter; 4] = [
         ("edge_secrets_cache_hits_total", "Reads answered from the component's cache.", |s| s.hits),
         ("edge_secrets_cache_misses_total", "Reads that missed the cache.", |s| s.misses),
         ("edge_secrets_backend_calls_total", "HTTP requests sent to the backend, every attempt counted.", |s| s.backend_calls),
@@ -73,6 +73,9 @@ pub fn metrics(stats: &[EnvironmentStats], health: &HealthReport) -> Reply {
     let _ = writeln!(out, "edge_secrets_config_ok {}", u8::from(health.config_error.is_none()));
     Reply::text(200, METRICS_CONTENT_TYPE, out)
 }
+
+/// A counter family: name, help text, and how to read it from one environment's stats.
+type Counter = (&'static str, &'static str, fn(&EnvironmentStats) -> u64);
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");

@@ -60,7 +60,7 @@ pub(crate) async fn run(listener: TcpListener, handler: ProxyHandler<Instances>,
 async fn respond(handler: &ProxyHandler<Instances>, in_flight: &Semaphore, request: hyper::Request<Incoming>, local: Option<SocketAddr>) -> hyper::Response<WasiBody> {
     // Bounds host-side work: `ProxyHandler` queues without limit (its docs ask for this).
     let Ok(_permit) = in_flight.acquire().await else {
-        return error(503, "unavailable", "the server is shutting down");
+        return error(503, "unavailable", "the server is not taking requests");
     };
     let request = match to_wasi(request, local) {
         Ok(request) => request,
