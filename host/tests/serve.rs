@@ -10,9 +10,12 @@ use std::time::{Duration, Instant};
 use edge_secrets_tests::Fault;
 use support::{App, Reply, DB_PASSWORD, DEV_TOKEN, PROD_TOKEN};
 
+/// Status, sorted headers (without `date`) and body of one response.
+type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+
 /// Everything whose answer does not depend on instance state; returns the answers so the two
 /// modes can be compared.
-fn stateless_answers(fresh: bool) -> Vec<(u16, Vec<(String, String)>, Vec<u8>)> {
+fn stateless_answers(fresh: bool) -> Vec<Answer> {
     let app = App::start(fresh);
     let mut answers = Vec::new();
     let mut keep = |r: &Reply| {

@@ -141,8 +141,11 @@ impl WorkerState for Worker {
 pub(crate) struct Expiry {
     policy: ReusePolicy,
     /// The status the timer is armed for, and the timer.
-    armed: Option<((WorkerStatus, Instant), Pin<Box<tokio::time::Sleep>>)>,
+    armed: Option<Armed>,
 }
+
+/// The `(status, since)` a timer was set for, and the timer.
+type Armed = ((WorkerStatus, Instant), Pin<Box<tokio::time::Sleep>>);
 
 impl WorkerExpiration for Expiry {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>, status: WorkerStatus, start: Instant) -> Poll<()> {
