@@ -249,3 +249,16 @@ fn concurrent_requests_all_get_their_own_answers() {
         }
     }
 }
+
+#[test]
+fn an_instance_serves_at_most_128_requests_and_is_dropped_after_1_s_idle() {
+    let app = App::start(false);
+    for _ in 0..130 {
+        assert_eq!(app.get("/healthz", None).status, 200);
+    }
+    assert_eq!(app.server.instances_created(), 2, "128 requests on the first instance, 2 on the second");
+    // Spin's 1 s idle timeout: the only wall-clock wait in these tests.
+    std::thread::sleep(Duration::from_millis(1300));
+    assert_eq!(app.get("/healthz", None).status, 200);
+    assert_eq!(app.server.instances_created(), 3, "the idle instance was dropped");
+}
