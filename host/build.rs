@@ -1,26 +1,66 @@
-//! Builds the guest component so the host library can embed it (`include_bytes!`).
+//! Builds the guest component and the Spin app component, and composes them, so the host
+//! library can embed all three (`include_bytes!`).
 //!
 //! `cargo build -p edge-secrets-host` must be enough to get a working harness, so this script runs
-//! a nested `cargo build` of `edge-secrets-guest` for `wasm32-wasip2` with the `guest` profile and
-//! exports the resulting `.wasm` path as `EDGE_SECRETS_GUEST_WASM`.
+//! nested `cargo build`s for `wasm32-wasip2` with the `guest` profile:
 //!
-//! The nested build uses its own target dir, `guest/` inside the outer one (`$CARGO_TARGET_DIR`
+//! - `edge-secrets-guest` → `EDGE_SECRETS_GUEST_WASM` (the provider component);
+//! - `edge-secrets-spin-app` → `EDGE_SECRETS_APP_WASM` (the Spin HTTP app, WASI P3);
+//! - the app with the guest plugged into its `edge:secrets/*` imports (what `wac plug` does,
+//!   here with the `wac-graph` crate) → `EDGE_SECRETS_COMPOSED_WASM`, which imports only WASI.
+//!
+//! The two packages are built by separate cargo invocations on purpose: in one invocation
+//! cargo unifies their dependencies' features, and the app's `std` serde would drag std (and
+//! its `wasi:cli` imports) into the `no_std` guest.
+//!
+//! The nested builds use their own target dir, `guest/` inside the outer one (`$CARGO_TARGET_DIR`
 //! or `$CARGO_BUILD_TARGET_DIR` when set, else `<workspace>/target`): sharing the outer target
 //! dir itself would deadlock on cargo's build-directory lock, which the outer build holds while
-//! this runs. It runs with `--locked`, like CI: the guest is built from exactly `Cargo.lock`.
+//! this runs. They run with `--locked`, like CI: the components are built from exactly
+//! `Cargo.lock`.
 //!
-//! Set `EDGE_SECRETS_GUEST_WASM_PATH` to embed a prebuilt component instead (for example one built
-//! by CI in an earlier step); the nested build is then skipped.
+//! Set `EDGE_SECRETS_GUEST_WASM_PATH` / `EDGE_SECRETS_APP_WASM_PATH` to embed prebuilt components
+//! instead (for example ones built by CI in an earlier step); that nested build is then skipped.
+//! The composition always runs (it takes milliseconds).
+
+#[path = "build/compose.rs"]
+mod compose;
 
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const GUEST_PACKAGE: &str = "edge-secrets-guest";
 const GUEST_TARGET: &str = "wasm32-wasip2";
 const GUEST_PROFILE: &str = "guest";
-const GUEST_ARTIFACT: &str = "edge_secrets_guest.wasm";
-const OVERRIDE_VAR: &str = "EDGE_SECRETS_GUEST_WASM_PATH";
+
+/// One nested wasm build: the package, its artifact, the variable that overrides it with a
+/// prebuilt file, the variable the host crate reads, and the inputs that trigger a rebuild.
+struct Wasm {
+    package: &'static str,
+    artifact: &'static str,
+    override_var: &'static str,
+    export_var: &'static str,
+    inputs: &'static [&'static str],
+}
+
+const GUEST: Wasm = Wasm {
+    package: "edge-secrets-guest",
+    artifact: "edge_secrets_guest.wasm",
+    override_var: "EDGE_SECRETS_GUEST_WASM_PATH",
+    export_var: "EDGE_SECRETS_GUEST_WASM",
+    inputs: &["guest/src", "guest/Cargo.toml"],
+};
+
+const APP: Wasm = Wasm {
+    package: "edge-secrets-spin-app",
+    artifact: "edge_secrets_spin_app.wasm",
+    override_var: "EDGE_SECRETS_APP_WASM_PATH",
+    export_var: "EDGE_SECRETS_APP_WASM",
+    inputs: &["spin-app/src", "spin-app/Cargo.toml"],
+};
+
+/// Inputs of both builds.
+const SHARED_INPUTS: &[&str] = &["wit", "Cargo.toml", "Cargo.lock"];
 
 /// Variables the outer cargo sets for this build script (or a user sets for the host build) that
 /// would change or break the nested wasm build. The rest of the environment (PATH, RUSTUP_*,
@@ -61,31 +101,57 @@ const LEAKY_VARS: &[&str] = &[
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let workspace = manifest_dir.parent().expect("host/ lives inside the workspace").to_path_buf();
-
-    println!("cargo:rerun-if-env-changed={OVERRIDE_VAR}");
-    if let Some(path) = env::var_os(OVERRIDE_VAR) {
-        let path = PathBuf::from(path);
-        if !path.is_file() {
-            fail(&format!("{OVERRIDE_VAR}={} does not name a file", path.display()));
-        }
-        println!("cargo:rerun-if-changed={}", path.display());
-        export(&path);
-        return;
-    }
-
-    for input in ["guest/src", "guest/Cargo.toml", "wit", "Cargo.toml", "Cargo.lock"] {
+    let target_dir = outer_target_dir(&workspace).join("guest");
+    for input in SHARED_INPUTS {
         println!("cargo:rerun-if-changed={}", workspace.join(input).display());
     }
 
-    check_wasm_target_installed();
+    let guest = wasm(&GUEST, &workspace, &target_dir);
+    let app = wasm(&APP, &workspace, &target_dir);
 
-    let target_dir = outer_target_dir(&workspace).join("guest");
+    println!("cargo:rerun-if-changed=build/compose.rs");
+    let composed = compose::plug(&read(&guest), &read(&app)).unwrap_or_else(|e| fail(&format!("composing the app with the guest failed: {e:#}")));
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let composed_path = out_dir.join("edge_secrets_app_composed.wasm");
+    std::fs::write(&composed_path, composed).unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", composed_path.display())));
+    println!("cargo:rustc-env=EDGE_SECRETS_COMPOSED_WASM={}", composed_path.display());
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", path.display())))
+}
+
+/// The prebuilt file named by `spec.override_var`, or a nested `cargo build` of `spec.package`.
+fn wasm(spec: &Wasm, workspace: &Path, target_dir: &Path) -> PathBuf {
+    println!("cargo:rerun-if-env-changed={}", spec.override_var);
+    let path = match env::var_os(spec.override_var) {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            if !path.is_file() {
+                fail(&format!("{}={} does not name a file", spec.override_var, path.display()));
+            }
+            println!("cargo:rerun-if-changed={}", path.display());
+            path
+        }
+        None => {
+            for input in spec.inputs {
+                println!("cargo:rerun-if-changed={}", workspace.join(input).display());
+            }
+            nested_build(spec, workspace, target_dir)
+        }
+    };
+    println!("cargo:rustc-env={}={}", spec.export_var, path.display());
+    path
+}
+
+fn nested_build(spec: &Wasm, workspace: &Path, target_dir: &Path) -> PathBuf {
+    check_wasm_target_installed(spec.override_var);
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(&workspace)
-        .args(["build", "--locked", "-p", GUEST_PACKAGE, "--target", GUEST_TARGET, "--profile", GUEST_PROFILE])
+    cmd.current_dir(workspace)
+        .args(["build", "--locked", "-p", spec.package, "--target", GUEST_TARGET, "--profile", GUEST_PROFILE])
         .arg("--target-dir")
-        .arg(&target_dir);
+        .arg(target_dir);
     for var in LEAKY_VARS {
         cmd.env_remove(var);
     }
@@ -97,7 +163,7 @@ fn main() {
         }
     }
     // Keep this script's stdout clean: cargo parses it for `cargo:` directives.
-    let output = cmd.output().unwrap_or_else(|e| fail(&format!("could not run cargo to build the guest: {e}")));
+    let output = cmd.output().unwrap_or_else(|e| fail(&format!("could not run cargo to build {}: {e}", spec.package)));
     if !output.status.success() {
         eprintln!("{}", String::from_utf8_lossy(&output.stdout));
         eprintln!("{}", String::from_utf8_lossy(&output.stderr));
@@ -107,14 +173,14 @@ fn main() {
         } else {
             ""
         };
-        fail(&format!("building the guest component ({GUEST_PACKAGE}, {GUEST_TARGET}) failed: see the cargo output above{hint}"));
+        fail(&format!("building the {} component ({GUEST_TARGET}) failed: see the cargo output above{hint}", spec.package));
     }
 
-    let wasm = target_dir.join(GUEST_TARGET).join(GUEST_PROFILE).join(GUEST_ARTIFACT);
+    let wasm = target_dir.join(GUEST_TARGET).join(GUEST_PROFILE).join(spec.artifact);
     if !wasm.is_file() {
-        fail(&format!("the guest build succeeded but {} is missing", wasm.display()));
+        fail(&format!("the {} build succeeded but {} is missing", spec.package, wasm.display()));
     }
-    export(&wasm);
+    wasm
 }
 
 /// The outer build's target dir as the user chose it: `CARGO_TARGET_DIR`, else
@@ -142,7 +208,7 @@ fn outer_target_dir(workspace: &Path) -> PathBuf {
 }
 
 /// Fails early with an actionable message instead of a wall of "can't find crate" errors.
-fn check_wasm_target_installed() {
+fn check_wasm_target_installed(override_var: &str) {
     let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let Ok(out) = Command::new(&rustc).args(["--print", "sysroot"]).output() else {
         return; // let the nested build report whatever is wrong
@@ -157,14 +223,10 @@ fn check_wasm_target_installed() {
             "the {GUEST_TARGET} Rust target is not installed (no {}).\n\
              The host embeds the guest component and builds it for {GUEST_TARGET}: run\n\n    \
              rustup target add {GUEST_TARGET}\n\n\
-             or point {OVERRIDE_VAR} at a prebuilt edge_secrets_guest.wasm.",
+             or point {override_var} at a prebuilt component.",
             target_lib.display()
         ));
     }
-}
-
-fn export(wasm: &Path) {
-    println!("cargo:rustc-env=EDGE_SECRETS_GUEST_WASM={}", wasm.display());
 }
 
 fn fail(message: &str) -> ! {

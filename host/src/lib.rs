@@ -58,7 +58,9 @@
 //!   a symlink); otherwise [`Runtime::compile_cache_note`] says why it was skipped.
 //! - Tests can drive the component's monotonic clock with a [`ManualClock`]
 //!   ([`RuntimeOptions::clock`]): real time plus `advance` jumps.
-//! - [`GUEST_WASM`] is the embedded component, built by `build.rs` from `guest/`.
+//! - [`GUEST_WASM`] is the embedded component, built by `build.rs` from `guest/`;
+//!   [`APP_WASM`] the Spin HTTP app (`spin-app/`) and [`COMPOSED_APP_WASM`] the two composed,
+//!   which [`serve::Server`] runs over HTTP with WASI P3 (`edge-secrets serve`).
 
 mod admin;
 mod bindings;
@@ -70,6 +72,7 @@ pub mod config_file;
 pub mod dev_store;
 mod outbound;
 mod runtime;
+pub mod serve;
 mod store;
 mod types;
 mod wasi_config;
@@ -80,6 +83,6 @@ pub use clock::ManualClock;
 pub use compile_cache::{default_cache_dir, CompileSource};
 pub use keyvalue::KeyValue;
 pub use config_file::{ConfigError, ConfigFile};
-pub use runtime::{Runtime, RuntimeOptions, GUEST_WASM};
+pub use runtime::{Runtime, RuntimeOptions, APP_WASM, COMPOSED_APP_WASM, GUEST_WASM};
 pub use types::{Error, ErrorKind, Request, Secret, SecretError, SecretValue, Source};
 pub use wasi_config::WasiConfigVariables;

@@ -30,8 +30,17 @@ use crate::{Client, ManualClock};
 /// `build.rs`). Also useful to tests that compose it with other components.
 pub static GUEST_WASM: &[u8] = include_bytes!(env!("EDGE_SECRETS_GUEST_WASM"));
 
+/// The Spin HTTP app component alone (`edge_secrets_spin_app.wasm`, WASI P3, built by
+/// `build.rs` from `spin-app/`): it imports `edge:secrets/secrets` and `edge:secrets/admin`.
+pub static APP_WASM: &[u8] = include_bytes!(env!("EDGE_SECRETS_APP_WASM"));
+
+/// [`APP_WASM`] with [`GUEST_WASM`] plugged into its `edge:secrets` imports (composed by
+/// `build.rs` with `wac-graph`): exports `wasi:http/handler@0.3.0`, imports only `wasi:*`.
+/// What `edge-secrets serve` runs.
+pub static COMPOSED_APP_WASM: &[u8] = include_bytes!(env!("EDGE_SECRETS_COMPOSED_WASM"));
+
 /// How often the epoch ticker advances; the call deadline's resolution.
-const EPOCH_TICK: Duration = Duration::from_millis(10);
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// The epoch deadline while instantiating: one second.
 const INSTANTIATION_TICKS: u64 = 100;
 
@@ -297,7 +306,7 @@ fn policy_max_deadline(config: &WasiConfigVariables) -> Option<Duration> {
 
 /// The host's call deadline must leave the guest its own deadline (see
 /// [`RuntimeOptions::call_timeout`]); same rule as the config file's `host.call_timeout_ms`.
-fn check_call_timeout(config: &WasiConfigVariables, call_timeout: Duration) -> Result<(), Error> {
+pub(crate) fn check_call_timeout(config: &WasiConfigVariables, call_timeout: Duration) -> Result<(), Error> {
     match policy_max_deadline(config) {
         Some(deadline) if call_timeout <= deadline => Err(Error::Runtime(format!(
             "call timeout ({} ms) must exceed the policy's largest timeouts.deadline_ms ({} ms), or the host would cut calls off \
@@ -310,7 +319,7 @@ fn check_call_timeout(config: &WasiConfigVariables, call_timeout: Duration) -> R
 }
 
 /// Advances the engine's epoch every tick until the returned sender is dropped.
-fn start_ticker(engine: Engine) -> mpsc::Sender<()> {
+pub(crate) fn start_ticker(engine: Engine) -> mpsc::Sender<()> {
     let (stop, stopped) = mpsc::channel::<()>();
     thread::Builder::new()
         .name("edge-secrets-epoch".into())

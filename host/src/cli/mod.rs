@@ -4,6 +4,7 @@
 mod dev;
 pub mod exit;
 mod get;
+mod serve;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
@@ -32,6 +33,12 @@ enum Command {
     /// Runs a loopback dev store and a private compile cache; prints timings only. Build with
     /// --release for meaningful figures. Exits 0 even when a target is missed (MISS rows).
     Bench(crate::bench::BenchArgs),
+    /// Serve secrets over HTTP: the Spin app composed with the component, run as Spin 4 runs it
+    /// (WASI P3), until SIGINT/SIGTERM.
+    ///
+    /// Routes: GET /v1/secrets/{env}/{name...}?version=&field= (Authorization: Bearer with a
+    /// token configured for env in `caller_tokens`), GET /healthz, GET /metrics.
+    Serve(serve::ServeArgs),
 }
 
 /// Parses the process arguments (exiting with 2 on usage errors, like clap) and runs the command.
@@ -47,6 +54,7 @@ pub fn main() -> u8 {
         Command::Get(args) => get::run(args),
         Command::Dev(args) => dev::run(args),
         Command::Bench(args) => crate::bench::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }
 
@@ -68,5 +76,12 @@ mod tests {
         let cli = Cli::try_parse_from(["edge-secrets", "bench", "--quick", "--iterations", "10"]).unwrap();
         let Command::Bench(bench) = cli.command else { panic!("expected bench") };
         assert_eq!((bench.quick, bench.iterations, bench.batches), (true, Some(10), None));
+        let cli = Cli::try_parse_from(["edge-secrets", "serve", "--config", "c.toml"]).unwrap();
+        let Command::Serve(serve) = cli.command else { panic!("expected serve") };
+        assert_eq!((serve.listen.to_string().as_str(), serve.fresh_instance_per_request), ("127.0.0.1:8080", false));
+        let cli = Cli::try_parse_from(["edge-secrets", "serve", "--config", "c.toml", "--listen", "127.0.0.1:0", "--fresh-instance-per-request"]).unwrap();
+        let Command::Serve(serve) = cli.command else { panic!("expected serve") };
+        assert_eq!((serve.listen.port(), serve.fresh_instance_per_request), (0, true));
+        assert!(Cli::try_parse_from(["edge-secrets", "serve"]).is_err(), "--config is required");
     }
 }

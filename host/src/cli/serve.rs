@@ -1,0 +1,83 @@
+//! `edge-secrets serve`: the Spin app over HTTP until SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+use edge_secrets_host::serve::{ServeOptions, Server};
+use edge_secrets_host::ConfigFile;
+
+use super::exit;
+
+/// The setting the app reads its caller tokens from (see spin-app/src/auth.rs).
+const CALLER_TOKENS_KEY: &str = "caller_tokens";
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// The host config file. Besides the policy's credentials, `[credentials]` must define
+    /// `caller_tokens`: a JSON object from environment to the bearer token(s) callers use,
+    /// e.g. `caller_tokens = { file = "caller-tokens.json" }`.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Give every request a fresh component instance instead of reusing one for up to 128
+    /// requests (16 at once, 1 s idle), as Spin does. The answers are the same; the cache and
+    /// breakers then never outlive a request.
+    #[arg(long)]
+    pub fresh_instance_per_request: bool,
+}
+
+pub fn run(args: ServeArgs) -> u8 {
+    let config = match ConfigFile::load(&args.config) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("edge-secrets: {e}");
+            return exit::USAGE;
+        }
+    };
+    if !config.wasi_config.contains_key(CALLER_TOKENS_KEY) {
+        // Every secrets request would be a 500 config error: say so now instead.
+        eprintln!(
+            "edge-secrets: {}: credentials.{CALLER_TOKENS_KEY}: missing: serve needs the callers' bearer tokens \
+             (a JSON object from environment to token list), e.g. {CALLER_TOKENS_KEY} = {{ env = \"CALLER_TOKENS\" }}",
+            config.path.display()
+        );
+        return exit::USAGE;
+    }
+    let options = ServeOptions { listen: args.listen, fresh_instance_per_request: args.fresh_instance_per_request, ..ServeOptions::default() };
+    let server = match Server::start(config.wasi_config.clone(), config.options.clone(), options) {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("edge-secrets: cannot start the server: {e}");
+            return exit::code(edge_secrets_host::ErrorKind::Host);
+        }
+    };
+    let mode = if args.fresh_instance_per_request { "a fresh instance per request" } else { "instances reused as by Spin" };
+    eprintln!("edge-secrets serve: listening on http://{} ({mode}); Ctrl-C or SIGTERM stops", server.local_addr());
+    if let Err(e) = wait_for_signal() {
+        eprintln!("edge-secrets: cannot wait for signals: {e}");
+    }
+    eprintln!("edge-secrets serve: shutting down (finishing in-flight requests)");
+    server.shutdown();
+    eprintln!("edge-secrets serve: stopped");
+    exit::OK
+}
+
+/// Blocks until SIGINT or (on Unix) SIGTERM.
+fn wait_for_signal() -> std::io::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        #[cfg(unix)]
+        {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r,
+                _ = term.recv() => Ok(()),
+            }
+        }
+        #[cfg(not(unix))]
+        tokio::signal::ctrl_c().await
+    })
+}

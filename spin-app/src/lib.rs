@@ -1,0 +1,21 @@
+//! The edge-secrets Spin app: an HTTP component (spin-sdk 7, WASI P3: it exports
+//! `wasi:http/handler@0.3.0`) serving secrets read through the `edge:secrets` provider it
+//! imports. Composed with the provider, it imports only standard WASI interfaces; it reads its
+//! own setting (`caller_tokens`) from `wasi:config/store`, never from `spin:*` interfaces.
+//!
+//! Functional core, thin shell: everything that decides something ([`route`], [`auth`],
+//! [`reply`], [`observe`], [`handler`]) is plain Rust over the ports in [`model`], unit-tested
+//! natively; only `shell` (wasm32 only) touches bindings.
+//!
+//! Routes: `GET /v1/secrets/{env}/{name...}?version=&field=` (needs `Authorization: Bearer`
+//! with a token configured for `env`), `GET /healthz`, `GET /metrics`.
+
+pub mod auth;
+pub mod handler;
+pub mod model;
+pub mod observe;
+pub mod reply;
+pub mod route;
+
+#[cfg(target_arch = "wasm32")]
+mod shell;

@@ -1,0 +1,156 @@
+//! The wasm shell: bindings for the imports, the two ports over them, and the spin-sdk entry
+//! point. No decisions here; see [`crate::handler`].
+//!
+//! The imports are generated from the repository's own WIT (`../wit`) with the wit-bindgen
+//! that spin-sdk re-exports (one wit-bindgen runtime in the component), so the app builds with
+//! plain `cargo build` and does not need `spin build`'s generated dependency WIT.
+
+use bytes::Bytes;
+use spin_sdk::http::{FullBody, Request};
+
+use crate::handler::{self, Incoming};
+use crate::model;
+use crate::reply::Reply;
+
+mod bindings {
+    spin_sdk::wit_bindgen::generate!({
+        runtime_path: "::spin_sdk::wit_bindgen::rt",
+        path: "../wit",
+        inline: r#"
+            package edge:secrets-app;
+
+            world app {
+                import edge:secrets/secrets@0.1.0;
+                import edge:secrets/admin@0.1.0;
+                import wasi:config/store@0.2.0-draft-2024-09-27;
+            }
+        "#,
+        world: "edge:secrets-app/app",
+        generate_all,
+    });
+}
+
+use bindings::edge::secrets::{admin, secrets};
+use bindings::wasi::config::store;
+
+#[spin_sdk::http_service]
+async fn serve(request: Request) -> http::Response<FullBody<Bytes>> {
+    let authorization = request.headers().get_all(http::header::AUTHORIZATION).iter().map(|v| v.as_bytes()).collect();
+    let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let incoming = Incoming { method: request.method().as_str(), target, authorization };
+    into_response(handler::handle(&incoming, &WasiConfig, &mut Provider))
+}
+
+fn into_response(reply: Reply) -> http::Response<FullBody<Bytes>> {
+    let mut response = http::Response::new(FullBody::new(Bytes::from(reply.body)));
+    *response.status_mut() = http::StatusCode::from_u16(reply.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in reply.headers {
+        // Our header values are ASCII we produced (versions come from the component's WIT
+        // answer, which only holds digits); skip rather than panic on anything else.
+        if let Ok(value) = http::HeaderValue::try_from(value) {
+            response.headers_mut().append(name, value);
+        }
+    }
+    response
+}
+
+/// `wasi:config/store`: the same store the provider reads (Spin: the app's variables).
+struct WasiConfig;
+
+impl model::Settings for WasiConfig {
+    fn get(&self, key: &str) -> Result<Option<String>, String> {
+        store::get(key).map_err(|e| match e {
+            store::Error::Upstream(m) | store::Error::Io(m) => m,
+        })
+    }
+}
+
+/// The imported `edge:secrets` provider.
+struct Provider;
+
+impl model::Secrets for Provider {
+    fn get(&mut self, read: &model::SecretRead) -> Result<model::Secret, model::SecretError> {
+        let request = secrets::Request {
+            environment: read.environment.clone(),
+            name: read.name.clone(),
+            version: read.version.clone(),
+            field: read.field.clone(),
+        };
+        match secrets::get(&request) {
+            Ok(s) => Ok(model::Secret { value: s.value, version: s.version, from_cache: matches!(s.source, secrets::Source::Cache) }),
+            Err(e) => Err(secret_error(e)),
+        }
+    }
+
+    fn stats(&mut self) -> Vec<model::EnvironmentStats> {
+        admin::stats()
+            .into_iter()
+            .map(|s| model::EnvironmentStats {
+                environment: s.environment,
+                backend: s.backend,
+                hits: s.hits,
+                misses: s.misses,
+                shared_hits: s.shared_hits,
+                shared_rejected: s.shared_rejected,
+                backend_calls: s.backend_calls,
+                retries: s.retries,
+                errors: model::ErrorCounts {
+                    invalid_request: s.errors.invalid_request,
+                    not_found: s.errors.not_found,
+                    permission_denied: s.errors.permission_denied,
+                    unavailable: s.errors.unavailable,
+                    timeout: s.errors.timeout,
+                    rate_limited: s.errors.rate_limited,
+                    backend: s.errors.backend,
+                },
+                breaker: breaker(s.breaker),
+                cache_entries: s.cache_entries,
+                counters_shared: s.counters_shared,
+            })
+            .collect()
+    }
+
+    fn health(&mut self) -> model::HealthReport {
+        let h = admin::health();
+        model::HealthReport {
+            ok: h.ok,
+            config_error: h.config_error,
+            environments: h
+                .environments
+                .into_iter()
+                .map(|e| model::EnvironmentHealth { environment: e.environment, breaker: breaker(e.breaker), retry_after_ms: e.retry_after_ms })
+                .collect(),
+            unknown_environment_errors: h.unknown_environment_errors,
+            shared_status: match h.shared.status {
+                admin::SharedStatus::Disabled => "disabled",
+                admin::SharedStatus::NoKey => "no-key",
+                admin::SharedStatus::Ok => "ok",
+                admin::SharedStatus::Degraded => "degraded",
+            },
+            shared_error: h.shared.last_error,
+        }
+    }
+}
+
+fn breaker(state: admin::BreakerState) -> model::BreakerState {
+    match state {
+        admin::BreakerState::Closed => model::BreakerState::Closed,
+        admin::BreakerState::Open => model::BreakerState::Open,
+        admin::BreakerState::HalfOpen => model::BreakerState::HalfOpen,
+    }
+}
+
+fn secret_error(e: secrets::Error) -> model::SecretError {
+    use model::SecretError as E;
+    match e {
+        secrets::Error::InvalidRequest(m) => E::InvalidRequest(m),
+        secrets::Error::UnknownEnvironment(m) => E::UnknownEnvironment(m),
+        secrets::Error::NotFound(m) => E::NotFound(m),
+        secrets::Error::PermissionDenied(m) => E::PermissionDenied(m),
+        secrets::Error::Unavailable(ms) => E::Unavailable(ms),
+        secrets::Error::Timeout(ms) => E::Timeout(ms),
+        secrets::Error::RateLimited(ms) => E::RateLimited(ms),
+        secrets::Error::Backend(f) => E::Backend { status: f.status, reason: f.reason },
+        secrets::Error::Config(m) => E::Config(m),
+    }
+}
