@@ -113,7 +113,8 @@ fn every_variable_is_declared_used_and_secret_when_it_is_a_credential() {
     for (name, spec) in declared {
         let spec = spec.as_table().unwrap();
         assert!(name.chars().next().unwrap().is_ascii_lowercase() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'), "{name}");
-        let is_credential = name.contains("token");
+        // Backend and caller tokens, and the key that seals shared state.
+        let is_credential = name.contains("token") || name.ends_with("_key");
         assert_eq!(spec.get("secret").and_then(Value::as_bool).unwrap_or(false), is_credential, "{name}: secret = {is_credential}");
         if is_credential {
             assert_eq!(spec.get("required").and_then(Value::as_bool), Some(true), "{name}: credentials have no default");
@@ -136,6 +137,12 @@ fn the_default_policy_is_valid_and_reaches_only_allowed_hosts() {
     let (_, m) = manifest();
     let policy = get(&m, "variables.secrets_policy.default").as_str().unwrap();
     let specs = edge_secrets_guest::config::parse_policy(policy).expect("the default policy is valid");
+    // Shared state is on by default (Spin makes a fresh provider instance per request), and
+    // its sealing key is a declared, secret variable.
+    let document = edge_secrets_guest::config::parse_document(policy).unwrap();
+    let shared = document.shared.expect("the default policy turns shared state on");
+    assert_eq!(shared.bucket, "default", "the store the component is granted");
+    assert_eq!(get(&m, &format!("variables.{}.secret", shared.key_key)).as_bool(), Some(true));
     let component_vars = get(&m, "component.edge-secrets-app.variables").as_table().unwrap();
     let allowed = strings(get(&m, "component.edge-secrets-app.allowed_outbound_hosts"));
     let json: serde_json::Value = serde_json::from_str(policy).unwrap();

@@ -27,6 +27,11 @@ pub struct ServeArgs {
     /// breakers then never outlive a request.
     #[arg(long)]
     pub fresh_instance_per_request: bool,
+    /// The `wasi:keyvalue` store for the component's shared state (policy `shared` object):
+    /// `memory` (this process) or `redis://HOST:PORT[/DB]`, so several hosts share one cache,
+    /// one breaker state and one set of counters.
+    #[arg(long, value_name = "URL", default_value = "memory")]
+    pub kv: String,
 }
 
 pub fn run(args: ServeArgs) -> u8 {
@@ -46,8 +51,16 @@ pub fn run(args: ServeArgs) -> u8 {
         );
         return exit::USAGE;
     }
+    let mut runtime = config.options.clone();
+    match edge_secrets_host::KeyValue::from_url(&args.kv) {
+        Ok(kv) => runtime.keyvalue = Some(kv),
+        Err(e) => {
+            eprintln!("edge-secrets: --kv {}: {e}", super::get::redact_url(&args.kv));
+            return exit::USAGE;
+        }
+    }
     let options = ServeOptions { listen: args.listen, fresh_instance_per_request: args.fresh_instance_per_request, ..ServeOptions::default() };
-    let server = match Server::start(config.wasi_config.clone(), config.options.clone(), options) {
+    let server = match Server::start(config.wasi_config.clone(), runtime, options) {
         Ok(server) => server,
         Err(e) => {
             eprintln!("edge-secrets: cannot start the server: {e}");
