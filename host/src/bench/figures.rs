@@ -248,6 +248,13 @@ impl Bench {
     }
 }
 
+impl Bench {
+    /// Figure 7: cache hits over HTTP through `serve` vs the same route served natively.
+    pub fn serve(&self, report: &mut Report) -> Result<()> {
+        super::serve::figures(&self.plan, &self.config, HIT_ENV, NAME, self.scratch.warm_cache(), report)
+    }
+}
+
 /// `wasmtime::Error` no longer converts into `anyhow::Error` (without wasmtime's `anyhow`
 /// feature): keep its message and causes.
 fn wasm_error(e: wasmtime::Error) -> anyhow::Error {

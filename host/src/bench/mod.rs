@@ -12,14 +12,21 @@
 //! 5. a cache miss through the component and its pooled `wasi:http` client vs the same request
 //!    sent natively on a keep-alive connection, against a loopback dev store (plus the native
 //!    request run as a spawned task, the shape wasi-http gives every outgoing request);
-//! 6. the size of the guest `.wasm`.
+//! 6. the size of the guest `.wasm`;
+//! 7. cache-hit `GET /v1/secrets/...` through `serve` (the composed Spin app, P3, instances
+//!    reused as Spin does) vs the same route served natively (the app's handler over the guest's
+//!    core, in a plain hyper server): requests/s and p50/p99 latency from a loopback load
+//!    generator with a fixed number of keep-alive connections, bounded in count and time.
 //!
 //! It is a program rather than a timed test: timings on shared CI machines are too noisy to
 //! assert on, so nothing here fails on a missed target; it reports PASS/MISS for a human.
 //! Only timings, sizes and counts are printed, never a secret value or the store's token.
 
 mod figures;
+mod load;
 mod native;
+mod native_app;
+mod serve;
 mod report;
 mod stats;
 #[cfg(test)]
@@ -33,6 +40,8 @@ pub use report::Report;
 
 /// Guest size target: small enough to ship per edge function.
 const WASM_SIZE_TARGET: f64 = 300.0 * 1024.0;
+/// Keep-alive connections the `serve` load generator keeps busy (one request in flight each).
+pub const SERVE_CONNECTIONS: usize = 8;
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -67,6 +76,8 @@ pub enum Group {
     Artifacts,
     /// Figure 5: cache misses over loopback HTTP.
     Misses,
+    /// Figure 7: cache-hit HTTP requests through `serve` vs the same route served natively.
+    Serve,
 }
 
 /// How much to measure.
@@ -107,6 +118,12 @@ impl Plan {
         (self.iterations / 1_000).clamp(1, 20)
     }
 
+    /// HTTP requests per batch and side for the `serve` figures (connections stay open, so
+    /// this costs no ephemeral ports).
+    pub fn serve_ops(&self) -> u64 {
+        (self.iterations / 10).clamp(20, 2_000)
+    }
+
     /// Compiling takes ~0.1 s in a release build (seconds in a debug one): fewer rounds.
     pub fn compile_batches(&self) -> usize {
         self.batches.min(5)
@@ -129,6 +146,9 @@ pub fn measure(plan: Plan, wasm: &'static [u8]) -> anyhow::Result<Report> {
     }
     if wanted(Group::Misses) {
         bench.misses(&mut report)?;
+    }
+    if wanted(Group::Serve) {
+        bench.serve(&mut report)?;
     }
     report.bytes("guest .wasm size", wasm.len() as u64, Some(WASM_SIZE_TARGET));
     Ok(report)

@@ -10,6 +10,8 @@ pub enum Value {
     /// Nanoseconds per operation, one sample per batch.
     Time(Samples),
     Bytes(u64),
+    /// Operations per second, one sample per batch (higher is better; no target).
+    Rate(Samples),
 }
 
 pub struct Figure {
@@ -37,6 +39,10 @@ impl Report {
         self.figures.push(Figure { label, value: Value::Time(samples.clone()), target: target_ns });
     }
 
+    pub fn rate(&mut self, label: &'static str, samples: &Samples) {
+        self.figures.push(Figure { label, value: Value::Rate(samples.clone()), target: None });
+    }
+
     pub fn bytes(&mut self, label: &'static str, bytes: u64, target: Option<f64>) {
         self.figures.push(Figure { label, value: Value::Bytes(bytes), target });
     }
@@ -58,12 +64,14 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "ops per batch: {} hits/calls, {} instances, {} misses, {} warm starts, {} artifact loads, 1 compile",
+            "ops per batch: {} hits/calls, {} instances, {} misses, {} warm starts, {} artifact loads, 1 compile, {} HTTP requests on {} connections",
             plan.iterations,
             plan.instance_ops(),
             plan.miss_ops(),
             plan.runtime_ops(),
-            plan.load_ops()
+            plan.load_ops(),
+            plan.serve_ops(),
+            super::SERVE_CONNECTIONS
         );
         let _ = writeln!(out);
         let _ = writeln!(out, "{:<48} {:>10} {:>6}  {:<12} result", "figure", "median", "±", "target");
@@ -71,9 +79,10 @@ impl Report {
             let (median, spread, target) = match &f.value {
                 Value::Time(s) => (nanos(s.median()), percent(s.spread()), f.target.map(|t| format!("≤ {}", nanos(t)))),
                 Value::Bytes(b) => (kib(*b as f64), String::new(), f.target.map(|t| format!("≤ {}", kib(t)))),
+                Value::Rate(s) => (format!("{:.0}/s", s.median()), percent(s.spread()), None),
             };
             let value = match &f.value {
-                Value::Time(s) => s.median(),
+                Value::Time(s) | Value::Rate(s) => s.median(),
                 Value::Bytes(b) => *b as f64,
             };
             let _ = writeln!(out, "{:<48} {:>10} {:>6}  {:<12} {}", f.label, median, spread, target.unwrap_or_default(), verdict(value, f.target));
@@ -90,7 +99,7 @@ impl Report {
     /// Every figure and ratio is a finite positive number (what the smoke test checks).
     pub fn all_finite_positive(&self) -> bool {
         let figures = self.figures.iter().all(|f| match &f.value {
-            Value::Time(s) => s.all_finite_positive(),
+            Value::Time(s) | Value::Rate(s) => s.all_finite_positive(),
             Value::Bytes(b) => *b > 0,
         });
         figures && self.ratios.iter().all(|r| r.samples.all_finite_positive())
