@@ -6,7 +6,7 @@ use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::clock::{WasiManualClock, WasiManualWallClock};
+use crate::clock::{ManualClock, WasiManualClock, WasiManualWallClock};
 use crate::keyvalue::{self, KeyValue, WasiKeyValue};
 use crate::outbound::{Outbound, PooledHooks};
 use crate::runtime::RuntimeOptions;
@@ -24,18 +24,8 @@ pub(crate) struct StoreState {
 
 impl StoreState {
     pub(crate) fn new(config: WasiConfigVariables, keyvalue: KeyValue, outbound: Outbound, options: &RuntimeOptions) -> StoreState {
-        // No args, env, preopens or sockets: the guest only needs clocks, random and (through
-        // std) the cli interfaces. stdout stays closed: the CLI writes secret bytes there.
-        let mut wasi = WasiCtx::builder();
-        if options.guest_stderr {
-            wasi.inherit_stderr();
-        }
-        if let Some(clock) = &options.clock {
-            wasi.monotonic_clock(WasiManualClock(clock.clone()));
-            wasi.wall_clock(WasiManualWallClock(clock.clone()));
-        }
         StoreState {
-            wasi: wasi.build(),
+            wasi: wasi_ctx(options.guest_stderr, options.clock.as_ref()),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             hooks: PooledHooks(outbound),
@@ -46,6 +36,22 @@ impl StoreState {
             limits: StoreLimitsBuilder::new().memory_size(options.memory_limit_bytes).instances(16).tables(16).memories(4).build(),
         }
     }
+}
+
+/// The WASI context of every store, the `serve` ones included: no args, env, preopens or
+/// sockets (the components need only clocks, random and, through std, the cli interfaces), and
+/// stdout closed (the CLI writes secret bytes there); stderr only on request; a test clock
+/// replaces both clocks.
+pub(crate) fn wasi_ctx(guest_stderr: bool, clock: Option<&ManualClock>) -> WasiCtx {
+    let mut wasi = WasiCtx::builder();
+    if guest_stderr {
+        wasi.inherit_stderr();
+    }
+    if let Some(clock) = clock {
+        wasi.monotonic_clock(WasiManualClock(clock.clone()));
+        wasi.wall_clock(WasiManualWallClock(clock.clone()));
+    }
+    wasi.build()
 }
 
 impl WasiView for StoreState {

@@ -14,7 +14,7 @@ use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::clock::{ManualClock, WasiManualClock, WasiManualWallClock};
+use crate::clock::ManualClock;
 use crate::keyvalue::{self, KeyValue, WasiKeyValue};
 use crate::outbound::{Outbound, PooledHooks};
 use crate::wasi_config::{self, WasiConfig, WasiConfigVariables};
@@ -46,18 +46,8 @@ pub(crate) struct StoreSetup {
 
 impl ServeState {
     pub(crate) fn new(setup: &StoreSetup) -> ServeState {
-        // No args, env, preopens or sockets. stdout stays closed (nothing of ours goes there);
-        // stderr only on request, as for the `Runtime`.
-        let mut wasi = WasiCtx::builder();
-        if setup.guest_stderr {
-            wasi.inherit_stderr();
-        }
-        if let Some(clock) = &setup.clock {
-            wasi.monotonic_clock(WasiManualClock(clock.clone()));
-            wasi.wall_clock(WasiManualWallClock(clock.clone()));
-        }
         ServeState {
-            wasi: wasi.build(),
+            wasi: crate::store::wasi_ctx(setup.guest_stderr, setup.clock.as_ref()),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             hooks: PooledHooks(setup.outbound.clone()),
