@@ -9,7 +9,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -77,6 +77,8 @@ pub(crate) struct Instances {
     pub(crate) policy: ReusePolicy,
     /// Instances created so far (tests check reuse with it).
     pub(crate) created: Arc<AtomicU64>,
+    /// Set when the server shuts down: the workers it cancels then are not failures.
+    pub(crate) stopping: Arc<AtomicBool>,
     /// Advances the engine's epoch while the server lives (dropping it stops the thread).
     pub(crate) _ticker: std::sync::mpsc::Sender<()>,
 }
@@ -100,7 +102,7 @@ impl HandlerState for Instances {
             proxy: Proxy::P3(service),
             view: state::http_view,
             expiration: Expiry { policy: self.policy, armed: None },
-            state: Worker { policy: self.policy },
+            state: Worker { policy: self.policy, stopping: self.stopping.clone() },
         })
     }
 }
@@ -108,6 +110,7 @@ impl HandlerState for Instances {
 /// Per-instance policy hooks.
 pub(crate) struct Worker {
     policy: ReusePolicy,
+    stopping: Arc<AtomicBool>,
 }
 
 impl WorkerState for Worker {
@@ -124,6 +127,10 @@ impl WorkerState for Worker {
 
     fn drop(&self, store: Store<ServeState>, result: wasmtime::Result<()>) {
         drop(store);
+        // A shutdown cancels the idle workers, which wasmtime reports as "worker panicked".
+        if self.stopping.load(Ordering::SeqCst) {
+            return;
+        }
         if let Err(error) = result {
             // A trap or an expired request: the instance is gone, the next request gets a new
             // one. The message is wasmtime's (trap code, backtrace): no request data in it.

@@ -21,7 +21,7 @@ mod instances;
 mod state;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -80,6 +80,7 @@ pub struct Server {
     addr: SocketAddr,
     created: Arc<AtomicU64>,
     keyvalue: KeyValue,
+    stopping: Arc<AtomicBool>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -125,6 +126,7 @@ impl Server {
             ReusePolicy::spin(runtime.call_timeout)
         };
         let created = Arc::new(AtomicU64::new(0));
+        let stopping = Arc::new(AtomicBool::new(false));
         let keyvalue = runtime.keyvalue.clone().unwrap_or_else(KeyValue::memory);
         let setup = StoreSetup {
             config,
@@ -141,6 +143,7 @@ impl Server {
             setup,
             policy,
             created: created.clone(),
+            stopping: stopping.clone(),
         };
         let (stop, stopped) = oneshot::channel();
         let in_flight = Arc::new(Semaphore::new(options.max_in_flight.max(1)));
@@ -153,7 +156,7 @@ impl Server {
                 rt.shutdown_timeout(Duration::from_secs(1));
             })
             .map_err(|e| ServeError::Setup(format!("cannot start the server thread: {e}")))?;
-        Ok(Server { addr, created, keyvalue, stop: Some(stop), thread: Some(thread) })
+        Ok(Server { addr, created, keyvalue, stopping, stop: Some(stop), thread: Some(thread) })
     }
 
     /// The bound address (the real port when `listen` had port 0).
@@ -180,6 +183,7 @@ impl Server {
     }
 
     fn stop_and_join(&mut self) {
+        self.stopping.store(true, Ordering::SeqCst);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
