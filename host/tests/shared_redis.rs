@@ -1,9 +1,13 @@
 //! Several hosts share one Redis: separate `edge-secrets get` processes, each a fresh host with a
-//! fresh instance, see each other's cache entries and breaker state through `--kv redis://...`.
+//! fresh instance, see each other's cache entries and breaker state through `--kv redis://...`,
+//! and so do two `edge-secrets serve` processes (fresh instance per request) over HTTP.
 //! Also the Redis backend's own semantics (compare-and-swap, buckets) against a real server.
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
 
 use edge_secrets_host::keyvalue::{KvBackend, RedisBackend};
 use edge_secrets_tests::{FakeBackend, Fault, RedisServer};
@@ -85,6 +89,79 @@ fn separate_host_processes_share_the_breaker_through_redis() {
     let (code, _, err) = get(&config, &redis, "b");
     assert_eq!(code, 7, "expected the open breaker: {err}");
     assert_eq!(backend.request_count(), 2, "a third host sent nothing: the breaker opened in Redis");
+}
+
+/// An `edge-secrets serve --kv <redis> --fresh-instance-per-request` process, killed on drop.
+struct ServeProcess {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl ServeProcess {
+    fn start(config: &Path, redis: &RedisServer) -> ServeProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_edge-secrets"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--fresh-instance-per-request", "--kv", &redis.url(), "--config"])
+            .arg(config)
+            .env("XDG_CACHE_HOME", Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-cache"))
+            .env("EDGE_TEST_VAULT_TOKEN", "tok")
+            .env("EDGE_TEST_STATE_KEY", KEY)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start edge-secrets serve");
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut seen = String::new();
+        let addr = loop {
+            let mut line = String::new();
+            assert!(stderr.read_line(&mut line).unwrap() > 0, "serve exited early: {seen}");
+            seen.push_str(&line);
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                break rest.split_whitespace().next().unwrap().parse().unwrap();
+            }
+        };
+        ServeProcess { child, addr }
+    }
+
+    /// `GET path` with the caller token; the raw response.
+    fn get(&self, path: &str) -> String {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {CALLER}\r\nConnection: close\r\n\r\n", self.addr).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const CALLER: &str = "caller-redis-0123456789";
+
+#[test]
+fn two_serve_processes_share_the_cache_through_redis() {
+    let redis = RedisServer::start();
+    let backend = FakeBackend::start();
+    backend.expect_vault_token("tok");
+    backend.put_vault("app/db", 2, &[("value", VALUE)]);
+    let config = config(&backend, "serve");
+    let tokens = config.with_file_name("caller-tokens.json");
+    std::fs::write(&tokens, format!(r#"{{"prod": ["{CALLER}"]}}"#)).unwrap();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("caller_tokens = { file = \"caller-tokens.json\" }\n");
+    std::fs::write(&config, text).unwrap();
+
+    let (first, second) = (ServeProcess::start(&config, &redis), ServeProcess::start(&config, &redis));
+    let a = first.get("/v1/secrets/prod/app/db");
+    assert!(a.starts_with("HTTP/1.1 200") && a.contains(VALUE) && a.contains("x-secret-source: backend"), "{}", a.lines().next().unwrap_or(""));
+    let b = second.get("/v1/secrets/prod/app/db");
+    assert!(b.starts_with("HTTP/1.1 200") && b.contains(VALUE), "{}", b.lines().next().unwrap_or(""));
+    assert!(b.contains("x-secret-source: cache"), "the second host answered from Redis");
+    assert_eq!(backend.request_count(), 1);
 }
 
 #[test]
