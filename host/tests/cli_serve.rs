@@ -1,25 +1,18 @@
 //! `edge-secrets serve` as a process: config file with `caller_tokens`, a real request, and a
 //! graceful stop on SIGTERM (exit 0). The request itself is covered in depth by tests/serve.rs.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+#[path = "serve/process.rs"]
+mod process;
+
+use std::io::Read;
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use edge_secrets_host::dev_store::{DevStore, DevStoreOptions, Seed};
 
 const VALUE: &str = "pw-SENTINEL-7781";
 const CALLER: &str = "caller-SENTINEL-4410";
-
-fn get(addr: SocketAddr, path: &str, token: &str) -> String {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
-}
 
 #[cfg(unix)]
 #[test]
@@ -41,29 +34,13 @@ fn serve_answers_and_stops_on_sigterm() {
     )
     .unwrap();
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_edge-secrets"))
-        .args(["serve", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0"])
-        .env("EDGE_TEST_VAULT_TOKEN", store.token())
-        .env("XDG_CACHE_HOME", Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-cache"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start edge-secrets serve");
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    let addr: SocketAddr = loop {
-        let mut line = String::new();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "serve exited early: {seen}");
-        seen.push_str(&line);
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            break rest.split_whitespace().next().unwrap().parse().unwrap();
-        }
-    };
+    let process::Started { mut child, addr, mut stderr, mut seen } =
+        process::start(&["--config", config.to_str().unwrap()], &[("EDGE_TEST_VAULT_TOKEN", store.token())]);
 
-    let ok = get(addr, "/v1/secrets/dev/app/db", CALLER);
+    let ok = process::get(addr, "/v1/secrets/dev/app/db", CALLER);
     assert!(ok.starts_with("HTTP/1.1 200"), "{}", ok.lines().next().unwrap_or(""));
     assert!(ok.contains(VALUE), "the body is the value (possibly chunked)");
-    let denied = get(addr, "/v1/secrets/dev/app/db", "wrong");
+    let denied = process::get(addr, "/v1/secrets/dev/app/db", "wrong");
     assert!(denied.starts_with("HTTP/1.1 403"), "{}", denied.lines().next().unwrap_or(""));
 
     // SAFETY: plain kill(2) on our own child's pid.

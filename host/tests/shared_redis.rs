@@ -3,11 +3,11 @@
 //! and so do two `edge-secrets serve` processes (fresh instance per request) over HTTP.
 //! Also the Redis backend's own semantics (compare-and-swap, buckets) against a real server.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+#[path = "serve/process.rs"]
+mod process;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Command, Output};
 
 use edge_secrets_host::keyvalue::{KvBackend, RedisBackend};
 use edge_secrets_tests::{FakeBackend, Fault, RedisServer};
@@ -92,51 +92,23 @@ fn separate_host_processes_share_the_breaker_through_redis() {
 }
 
 /// An `edge-secrets serve --kv <redis> --fresh-instance-per-request` process, killed on drop.
-struct ServeProcess {
-    child: Child,
-    addr: SocketAddr,
-}
+struct ServeProcess(process::Started);
 
 impl ServeProcess {
     fn start(config: &Path, redis: &RedisServer) -> ServeProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_edge-secrets"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--fresh-instance-per-request", "--kv", &redis.url(), "--config"])
-            .arg(config)
-            .env("XDG_CACHE_HOME", Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-cache"))
-            .env("EDGE_TEST_VAULT_TOKEN", "tok")
-            .env("EDGE_TEST_STATE_KEY", KEY)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start edge-secrets serve");
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut seen = String::new();
-        let addr = loop {
-            let mut line = String::new();
-            assert!(stderr.read_line(&mut line).unwrap() > 0, "serve exited early: {seen}");
-            seen.push_str(&line);
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                break rest.split_whitespace().next().unwrap().parse().unwrap();
-            }
-        };
-        ServeProcess { child, addr }
+        let args = ["--fresh-instance-per-request", "--kv", &redis.url(), "--config", config.to_str().unwrap()];
+        ServeProcess(process::start(&args, &[("EDGE_TEST_VAULT_TOKEN", "tok"), ("EDGE_TEST_STATE_KEY", KEY)]))
     }
 
-    /// `GET path` with the caller token; the raw response.
     fn get(&self, path: &str) -> String {
-        let mut stream = TcpStream::connect(self.addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {CALLER}\r\nConnection: close\r\n\r\n", self.addr).unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        response
+        process::get(self.0.addr, path, CALLER)
     }
 }
 
 impl Drop for ServeProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.0.child.kill();
+        let _ = self.0.child.wait();
     }
 }
 

@@ -155,13 +155,13 @@ impl Provider {
         self.shared.begin_call(now);
         match self.lookup(request, now) {
             Lookup::Done(result) => {
-                self.flush_counters(io, false);
+                self.flush_counters(io, now, false);
                 result
             }
             Lookup::Miss(job) => {
                 let mut results = self.resolve(vec![job], io);
                 let result = results.pop().unwrap_or_else(|| Err(Error::backend(None, "internal: no result")));
-                self.flush_counters(io, false);
+                self.flush_counters(io, now, false);
                 result
             }
         }
@@ -189,7 +189,7 @@ impl Provider {
                 done[slot] = Some(result);
             }
         }
-        self.flush_counters(io, false);
+        self.flush_counters(io, now, false);
         done.into_iter()
             .map(|r| r.unwrap_or_else(|| Err(Error::backend(None, "internal: no result"))))
             .collect()

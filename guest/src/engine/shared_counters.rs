@@ -20,12 +20,12 @@ pub const FLUSH_INTERVAL_MS: u64 = 1_000;
 
 impl Provider {
     /// Adds what was counted since the last flush to the shared totals, when
-    /// it is time (see the module docs) or when `force`d.
-    pub(super) fn flush_counters(&mut self, io: &mut Io<'_>, force: bool) {
+    /// it is time (see the module docs) or when `force`d. `now` is the call's
+    /// start (monotonic): the hit path reads the clock once, not again here.
+    pub(super) fn flush_counters(&mut self, io: &mut Io<'_>, now: u64, force: bool) {
         if self.shared.ready.is_none() {
             return;
         }
-        let now = io.clock.now_ms();
         let due = self.shared.last_flush_ms.is_none_or(|last| now.saturating_sub(last) >= FLUSH_INTERVAL_MS);
         if !(force || self.shared.touched || due) {
             return;
@@ -56,7 +56,8 @@ impl Provider {
     /// The totals over every instance sharing the store, per environment in
     /// the order of [`Provider::stats`]; `None` without usable shared state.
     pub fn shared_totals(&mut self, io: &mut Io<'_>) -> Option<Vec<Counters>> {
-        self.flush_counters(io, true);
+        let now = io.clock.now_ms();
+        self.flush_counters(io, now, true);
         let mut totals = Vec::with_capacity(self.envs.len());
         for env in 0..self.envs.len() {
             let mut values = [0u64; COUNTER_COUNT];

@@ -146,7 +146,7 @@ impl Provider {
         let mut wait: Vec<(usize, Job, u64)> = Vec::new();
         let mut own = Vec::new();
         for (slot, job) in jobs.into_iter().enumerate() {
-            self.claim(slot, job, &mut own, &mut wait, &mut results, io);
+            self.claim(slot, job, false, &mut own, &mut wait, &mut results, io);
         }
         self.fetch_own(own, &mut results, io, start);
         // Wait for the other instances' answers, up to their leases and at most
@@ -163,7 +163,7 @@ impl Provider {
                     own.push((slot, job, None));
                 } else if wall >= until {
                     // The holder's lease ran out: take it over (or wait for whoever did).
-                    self.claim(slot, job, &mut own, &mut wait, &mut results, io);
+                    self.claim(slot, job, true, &mut own, &mut wait, &mut results, io);
                 } else {
                     wait.push((slot, job, until));
                 }
@@ -176,12 +176,15 @@ impl Provider {
             .collect()
     }
 
-    /// Decides who answers `job`: shared state now, this instance (under a lease
-    /// it takes, or one it already holds for the same read), or another instance.
+    /// Decides who answers `job`: shared state now (unless `looked_up` just
+    /// now found nothing), this instance (under a lease it takes, or one it
+    /// already holds for the same read), or another instance.
+    #[allow(clippy::too_many_arguments)]
     fn claim(
         &mut self,
         slot: usize,
         job: Job,
+        looked_up: bool,
         own: &mut Vec<(usize, Job, Option<Held>)>,
         wait: &mut Vec<(usize, Job, u64)>,
         results: &mut [Option<Result<Secret, Error>>],
@@ -192,9 +195,11 @@ impl Provider {
             own.push((slot, job, None));
             return;
         }
-        if let Some(secret) = self.shared_lookup(&job, io) {
-            results[slot] = Some(Ok(secret));
-            return;
+        if !looked_up {
+            if let Some(secret) = self.shared_lookup(&job, io) {
+                results[slot] = Some(Ok(secret));
+                return;
+            }
         }
         match self.lease(&job, io) {
             Lease::Fetch(Some(held)) => {
