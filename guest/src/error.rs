@@ -91,6 +91,13 @@ impl Error {
     }
 
     /// A backend failure with a reason.
+    /// Whether a cached value past its TTL may answer instead: only when the
+    /// backend failed (transiently, or with an answer that could not be used),
+    /// never when it said the secret is gone or the caller may not read it.
+    pub fn allows_stale(&self) -> bool {
+        matches!(self, Error::Unavailable { .. } | Error::Timeout { .. } | Error::RateLimited { .. } | Error::Backend { .. })
+    }
+
     pub fn backend(status: Option<u16>, reason: impl Into<String>) -> Error {
         Error::Backend {
             status,

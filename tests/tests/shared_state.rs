@@ -92,7 +92,7 @@ fn an_edited_shared_entry_is_rejected_counted_and_never_served() {
     let h = shared_vault();
     fresh_get(&h.runtime, "app/db").unwrap();
     let kv = h.runtime.keyvalue().backend();
-    let keys: Vec<String> = kv.keys(DEFAULT_BUCKET).unwrap().into_iter().filter(|k| k.starts_with("es1-cache-")).collect();
+    let keys: Vec<String> = kv.keys(DEFAULT_BUCKET).unwrap().into_iter().filter(|k| k.starts_with("es1-entry-")).collect();
     assert!(!keys.is_empty());
     for key in &keys {
         let mut value = kv.get(DEFAULT_BUCKET, key).unwrap().unwrap();
@@ -146,7 +146,7 @@ fn two_runtimes_sharing_one_store_share_hits() {
     assert_eq!(fresh_get(&other_host, "app/db").unwrap().source, Source::Cache);
     assert_eq!(h.backend.request_count(), 1);
     // A host with another key does not even find the first host's entries (ids are keyed too).
-    let cache_entries = |kv: &KeyValue| kv.backend().keys(DEFAULT_BUCKET).unwrap().iter().filter(|k| k.starts_with("es1-cache-")).count();
+    let cache_entries = |kv: &KeyValue| kv.backend().keys(DEFAULT_BUCKET).unwrap().iter().filter(|k| k.starts_with("es1-entry-")).count();
     let entries = cache_entries(h.runtime.keyvalue());
     let wrong_key = quick_defaults().vault("prod", &h.backend.url(), "t-prod").shared(&"ab".repeat(32));
     let stranger = Runtime::new(wrong_key.config(), test_options().keyvalue(h.runtime.keyvalue().clone())).unwrap();

@@ -8,7 +8,7 @@ pub mod vault;
 
 use core::fmt;
 
-use crate::config::{BackendSpec, EnvironmentSpec};
+use crate::config::{BackendSpec, TierSpec};
 use crate::error::Error;
 use crate::http::{HttpRequest, HttpResponse};
 use crate::secret::SecretBytes;
@@ -108,10 +108,10 @@ pub fn validate(spec: &BackendSpec, name: &str, field: &str) -> Result<(), Error
 }
 
 /// The HTTP request reading `name` at `version`. The name must be validated.
-pub fn request(env: &EnvironmentSpec, token: &SecretBytes, name: &str, version: VersionSel) -> HttpRequest {
-    match &env.backend {
-        BackendSpec::Vault { mount, namespace } => vault::request(&env.url, mount, namespace.as_deref(), token, name, version),
-        BackendSpec::Gcp { project } => gcp::request(&env.url, project, token, name, version),
+pub fn request(tier: &TierSpec, token: &SecretBytes, name: &str, version: VersionSel) -> HttpRequest {
+    match &tier.backend {
+        BackendSpec::Vault { mount, namespace } => vault::request(&tier.url, mount, namespace.as_deref(), token, name, version),
+        BackendSpec::Gcp { project } => gcp::request(&tier.url, project, token, name, version),
     }
 }
 

@@ -55,26 +55,52 @@ impl BackendSpec {
     }
 }
 
-/// One environment as written in the policy (credential not yet resolved).
+/// One backend an environment reads from: its primary, or a fallback tier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierSpec {
+    pub backend: BackendSpec,
+    pub url: BaseUrl,
+    /// The config key that holds this tier's credential.
+    pub token_key: String,
+}
+
+/// At most this many fallback tiers after the primary: each one adds a
+/// breaker and a credential, and a deeper chain only adds latency to a miss.
+pub const MAX_FALLBACKS: usize = 3;
+
+/// One environment as written in the policy (credentials not yet resolved).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvironmentSpec {
     pub name: String,
-    pub backend: BackendSpec,
-    pub url: BaseUrl,
-    /// The config key that holds the credential.
-    pub token_key: String,
+    /// The backends in the order they are tried: the primary first. Never empty.
+    pub tiers: Vec<TierSpec>,
     pub policy: Policy,
+}
+
+impl EnvironmentSpec {
+    /// The primary backend (tier 0).
+    pub fn primary(&self) -> &TierSpec {
+        &self.tiers[0]
+    }
 }
 
 /// One environment, ready to use.
 pub struct Environment {
     pub spec: EnvironmentSpec,
-    pub token: SecretBytes,
+    /// One credential per tier, in tier order.
+    pub tokens: Vec<SecretBytes>,
+}
+
+impl Environment {
+    /// The primary tier's credential.
+    pub fn token(&self) -> &SecretBytes {
+        &self.tokens[0]
+    }
 }
 
 impl fmt::Debug for Environment {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Environment").field("spec", &self.spec).field("token", &"<redacted>").finish()
+        f.debug_struct("Environment").field("spec", &self.spec).field("tokens", &"<redacted>").finish()
     }
 }
 
@@ -134,20 +160,32 @@ fn load_environments(source: &dyn ConfigSource, specs: Vec<EnvironmentSpec>) -> 
     specs
         .into_iter()
         .map(|spec| {
-            let token_path = format!("environments.{}.token_key", spec.name);
-            let token = source
-                .get(&spec.token_key)
-                .map_err(|e| LoadError::store(&token_path, &spec.token_key, &e))?
-                .ok_or_else(|| LoadError::invalid(format!("{token_path}: config key `{}` is not set", spec.token_key)))?;
-            if token.is_empty() || token.bytes().any(|b| b.is_ascii_control()) {
-                return Err(LoadError::invalid(format!(
-                    "{token_path}: config key `{}` is empty or has control characters",
-                    spec.token_key
-                )));
-            }
-            Ok(Environment { spec, token: SecretBytes::from(token) })
+            let tokens = spec
+                .tiers
+                .iter()
+                .enumerate()
+                .map(|(i, tier)| {
+                    let path = match i {
+                        0 => format!("environments.{}.token_key", spec.name),
+                        n => format!("environments.{}.fallbacks.{}.token_key", spec.name, n - 1),
+                    };
+                    load_token(source, &path, &tier.token_key)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Environment { spec, tokens })
         })
         .collect()
+}
+
+fn load_token(source: &dyn ConfigSource, path: &str, key: &str) -> Result<SecretBytes, LoadError> {
+    let token = source
+        .get(key)
+        .map_err(|e| LoadError::store(path, key, &e))?
+        .ok_or_else(|| LoadError::invalid(format!("{path}: config key `{key}` is not set")))?;
+    if token.is_empty() || token.bytes().any(|b| b.is_ascii_control()) {
+        return Err(LoadError::invalid(format!("{path}: config key `{key}` is empty or has control characters")));
+    }
+    Ok(SecretBytes::from(token))
 }
 
 /// The policy document: environments, and where shared state lives.
@@ -214,6 +252,25 @@ fn parse_environment(name: &str, value: &Value, defaults: &Policy) -> Result<Env
         return Err(format!("{path}: environment names must match [a-z0-9][a-z0-9_-]{{0,62}}"));
     }
     let mut obj = Obj::new(value, &path)?;
+    let mut tiers = vec![parse_tier(&mut obj)?];
+    let fallbacks = obj.array("fallbacks")?;
+    if fallbacks.len() > MAX_FALLBACKS {
+        return Err(format!("{}: at most {MAX_FALLBACKS} fallbacks, got {}", obj.path_of("fallbacks"), fallbacks.len()));
+    }
+    for (i, item) in fallbacks.into_iter().enumerate() {
+        let mut tier_obj = Obj::new(item, &format!("{}.{i}", obj.path_of("fallbacks")))?;
+        tiers.push(parse_tier(&mut tier_obj)?);
+        tier_obj.finish()?;
+    }
+    let policy = Policy::read_inline(&mut obj, defaults)?;
+    obj.finish()?;
+    Ok(EnvironmentSpec { name: name.to_string(), tiers, policy })
+}
+
+/// Reads one backend's keys (`backend`, `url`, `token_key` and the
+/// backend's own) from `obj`, leaving the rest for the caller.
+fn parse_tier(obj: &mut Obj<'_>) -> Result<TierSpec, String> {
+    let path = obj.path().to_string();
     let kind = obj.required_string("backend")?;
     let url_text = obj.required_string("url")?;
     let url = BaseUrl::parse(url_text).map_err(|why| format!("{}: {why}", obj.path_of("url")))?;
@@ -254,9 +311,7 @@ fn parse_environment(name: &str, value: &Value, defaults: &Policy) -> Result<Env
             ))
         }
     };
-    let policy = Policy::read_inline(&mut obj, defaults)?;
-    obj.finish()?;
-    Ok(EnvironmentSpec { name: name.to_string(), backend, url, token_key, policy })
+    Ok(TierSpec { backend, url, token_key })
 }
 
 /// Environment names: `[a-z0-9][a-z0-9_-]{0,62}` (safe in URLs and metric labels).

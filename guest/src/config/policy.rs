@@ -20,6 +20,19 @@ pub struct Policy {
     pub cache_ttl_ms: u64,
     pub cache_pinned_ttl_ms: u64,
     pub cache_max_entries: usize,
+    /// How long past its TTL an entry is kept to answer when the backend
+    /// fails transiently (0: never serve stale).
+    pub max_stale_ms: u64,
+    /// How long a not-found answer is cached (0: not cached).
+    pub negative_ttl_ms: u64,
+    /// After this share of its TTL a hit refreshes the entry (0: never ahead of expiry).
+    pub refresh_ahead_percent: u32,
+    /// At most one refresh per key per interval, whether refresh-ahead or
+    /// asked for with `refresh`.
+    pub refresh_interval_ms: u64,
+    /// Whether a not-found from one tier sends the read on to the next
+    /// (otherwise the primary's not-found is the answer).
+    pub fallback_on_not_found: bool,
     pub attempt_timeout_ms: u64,
     pub deadline_ms: u64,
     pub retry: RetryPolicy,
@@ -33,6 +46,11 @@ impl Default for Policy {
             cache_ttl_ms: 60_000,
             cache_pinned_ttl_ms: 600_000,
             cache_max_entries: 1024,
+            max_stale_ms: 300_000,
+            negative_ttl_ms: 5_000,
+            refresh_ahead_percent: 80,
+            refresh_interval_ms: 1_000,
+            fallback_on_not_found: false,
             attempt_timeout_ms: 2_000,
             deadline_ms: 5_000,
             // Both constructors accept these constants; see the tests.
@@ -61,6 +79,12 @@ impl Policy {
             if let Some(n) = cache.integer("max_entries", 1..=1_000_000)? {
                 p.cache_max_entries = n as usize;
             }
+            p.max_stale_ms = cache.integer("max_stale_ms", 0..=DAY_MS)?.unwrap_or(p.max_stale_ms);
+            p.negative_ttl_ms = cache.integer("negative_ttl_ms", 0..=600_000)?.unwrap_or(p.negative_ttl_ms);
+            if let Some(n) = cache.integer("refresh_ahead_percent", 0..=99)? {
+                p.refresh_ahead_percent = n as u32;
+            }
+            p.refresh_interval_ms = cache.integer("refresh_interval_ms", 1..=DAY_MS)?.unwrap_or(p.refresh_interval_ms);
             cache.finish()?;
         }
         if let Some(mut t) = obj.object("timeouts")? {
@@ -94,6 +118,7 @@ impl Policy {
             b.finish()?;
             p.breaker = BreakerSettings::new(threshold, open_ms, probes, successes).map_err(|why| format!("{path}: {why}"))?;
         }
+        p.fallback_on_not_found = obj.boolean("fallback_on_not_found")?.unwrap_or(p.fallback_on_not_found);
         if let Some(n) = obj.integer("max_body_bytes", 1024..=MAX_BODY_CAP)? {
             p.max_body_bytes = n as usize;
         }

@@ -75,6 +75,24 @@ impl<'a> Obj<'a> {
         Ok(Some(n))
     }
 
+    /// An optional boolean.
+    pub fn boolean(&mut self, key: &'static str) -> Result<Option<bool>, String> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(format!("{}: must be true or false", self.path_of(key))),
+        }
+    }
+
+    /// An optional array, as its items.
+    pub fn array(&mut self, key: &'static str) -> Result<Vec<&'a Value>, String> {
+        match self.take(key) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(items)) => Ok(items.iter().collect()),
+            Some(_) => Err(format!("{}: must be an array", self.path_of(key))),
+        }
+    }
+
     /// An optional nested object.
     pub fn object(&mut self, key: &'static str) -> Result<Option<Obj<'a>>, String> {
         let path = self.path_of(key);

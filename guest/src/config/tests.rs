@@ -19,9 +19,9 @@ fn minimal_vault_environment_gets_defaults() {
     assert_eq!(envs.len(), 1);
     let env = &envs[0];
     assert_eq!(env.spec.name, "prod");
-    assert_eq!(env.spec.backend, BackendSpec::Vault { mount: "secret".into(), namespace: None });
+    assert_eq!(env.spec.primary().backend, BackendSpec::Vault { mount: "secret".into(), namespace: None });
     assert_eq!(env.spec.policy, Policy::default());
-    assert_eq!(env.token.expose(), b"s.abc");
+    assert_eq!(env.token().expose(), b"s.abc");
 }
 
 #[test]
@@ -38,7 +38,7 @@ fn defaults_then_environment_values_override() {
     assert_eq!(p.retry.attempts(), 2);
     assert_eq!(p.breaker.failure_threshold, 9);
     assert_eq!(p.max_body_bytes, 2048);
-    assert_eq!(envs[0].backend, BackendSpec::Gcp { project: "p-1".into() });
+    assert_eq!(envs[0].primary().backend, BackendSpec::Gcp { project: "p-1".into() });
 }
 
 #[test]

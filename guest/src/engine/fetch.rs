@@ -7,6 +7,12 @@
 //! fetch that should be retried waits for its backoff (or the backend's
 //! `Retry-After`). Identical reads (same environment, name and version) share
 //! one request even when they ask for different fields.
+//!
+//! An environment may list fallback tiers. A tier whose breaker is open, or
+//! that asked for a pause (`Retry-After`), is skipped; a tier that fails
+//! transiently after its retries hands the read to the next one, within the
+//! same deadline. What the last tier could not answer may still be answered
+//! from a stale entry (see [`super::fallback`]).
 
 use crate::prelude::*;
 use super::{Job, Outbound, Provider, Secret, Source, Ticket};
@@ -26,6 +32,8 @@ struct Fetch {
     env: usize,
     name: String,
     version: VersionSel,
+    /// The tier being tried.
+    tier: usize,
     request: HttpRequest,
     /// (result slot, field).
     waiters: Vec<(usize, String)>,
@@ -35,6 +43,12 @@ struct Fetch {
     last_error: Option<Error>,
     /// The breaker's leave for the attempt in flight.
     permit: Option<Permit>,
+}
+
+impl Fetch {
+    fn key(&self, field: &str) -> CacheKey {
+        CacheKey { name: self.name.clone(), version: self.version, field: field.to_string() }
+    }
 }
 
 type Slots = Vec<Option<Result<Secret, Error>>>;
@@ -50,6 +64,7 @@ impl Provider {
     /// from then, so time spent waiting for another instance's answer is not added to it.
     pub(super) fn fetch_since(&mut self, jobs: Vec<Job>, io: &mut super::Io<'_>, start: u64) -> Vec<Result<Secret, Error>> {
         let mut slots: Slots = jobs.iter().map(|_| None).collect();
+        let reads: Vec<super::fallback::Read> = jobs.iter().map(super::fallback::Read::of).collect();
         let mut pending: Vec<Fetch> = Vec::new();
         for (slot, job) in jobs.into_iter().enumerate() {
             let same = |f: &&mut Fetch| f.env == job.env && f.name == job.name && f.version == job.version;
@@ -59,11 +74,12 @@ impl Provider {
             }
             let env = &self.envs[job.env].env;
             pending.push(Fetch {
-                request: backend::request(&env.spec, &env.token, &job.name, job.version),
+                request: backend::request(env.spec.primary(), env.token(), &job.name, job.version),
                 deadline_ms: start.saturating_add(env.spec.policy.deadline_ms),
                 env: job.env,
                 name: job.name,
                 version: job.version,
+                tier: 0,
                 waiters: vec![(slot, job.field)],
                 attempts: 0,
                 ready_at_ms: start,
@@ -84,12 +100,12 @@ impl Provider {
                     waiting.push(fetch);
                     continue;
                 }
-                match self.admit(&fetch, now, io) {
+                match self.admit(&mut fetch, now, io) {
                     Ok((outbound, permit)) => {
                         fetch.permit = Some(permit);
                         in_flight.push((io.transport.start(outbound), fetch));
                     }
-                    Err(error) => self.fail(fetch, error, &mut slots),
+                    Err(error) => self.fail(fetch, error, now, &mut slots),
                 }
             }
             pending = waiting;
@@ -114,7 +130,8 @@ impl Provider {
                 // A transport that loses requests must not spin this loop.
                 for (_, fetch) in in_flight.drain(..) {
                     self.settle_abandoned(&fetch, io);
-                    self.fail(fetch, Error::backend(None, "transport lost the request"), &mut slots);
+                    let now = io.clock.now_ms();
+                    self.fail(fetch, Error::backend(None, "transport lost the request"), now, &mut slots);
                 }
                 continue;
             }
@@ -128,10 +145,11 @@ impl Provider {
                 }
             }
         }
-        slots
+        let results = slots
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(Error::backend(None, "internal: fetch left no result"))))
-            .collect()
+            .collect();
+        self.settle(&reads, results, io)
     }
 
     /// Handles one finished attempt: delivers, fails, or returns the fetch to
@@ -147,8 +165,9 @@ impl Provider {
         fetch.attempts += 1;
         let state = &self.envs[fetch.env];
         let policy = state.env.spec.policy;
+        let tier = fetch.tier;
         let outcome = match response {
-            Ok(response) => backend::response(&state.env.spec.backend, &fetch.name, fetch.version, &response),
+            Ok(response) => backend::response(&state.env.spec.tiers[tier].backend, &fetch.name, fetch.version, &response),
             Err(error) => Err(Failure {
                 transient: error.is_transient(),
                 error: error.into_error(policy.deadline_ms),
@@ -158,7 +177,7 @@ impl Provider {
         let failure = match outcome {
             Ok(fetched) => {
                 if let Some(permit) = fetch.permit.take() {
-                    self.with_breaker(fetch.env, io, |b| b.on_success(permit));
+                    self.with_breaker(fetch.env, tier, io, |b| b.on_success(permit));
                 }
                 self.deliver(fetch, &fetched, now, slots);
                 return None;
@@ -169,31 +188,64 @@ impl Provider {
             // Breakers run on wall-clock time: their open periods are shared between instances.
             let wall = io.clock.wall_ms();
             if failure.transient {
-                self.with_breaker(fetch.env, io, |b| b.on_failure(permit, wall));
+                self.envs[fetch.env].tiers[tier].counters.failures += 1;
+                self.with_breaker(fetch.env, tier, io, |b| b.on_failure(permit, wall));
             } else {
                 // A 403/404/malformed answer still proves the backend is up.
-                self.with_breaker(fetch.env, io, |b| b.on_success(permit));
+                self.with_breaker(fetch.env, tier, io, |b| b.on_success(permit));
             }
+        }
+        if let (Error::RateLimited { .. }, Some(pause)) = (&failure.error, failure.retry_after_ms) {
+            // The backend said when to come back: no read of this instance asks it sooner.
+            let until = &mut self.envs[fetch.env].tiers[tier].throttled_until_ms;
+            *until = (*until).max(now.saturating_add(pause));
         }
         // An upstream message must never carry the credential back, even
         // from a proxy that echoes request headers into its error body.
-        let failure = Failure { error: failure.error.redact(self.envs[fetch.env].env.token.expose()), ..failure };
+        let token = self.envs[fetch.env].env.tokens[tier].expose();
+        let failure = Failure { error: failure.error.redact(token), ..failure };
         let delay = if failure.transient {
             policy.retry.next_delay(fetch.attempts, failure.retry_after_ms, now, fetch.deadline_ms, io.random.next_u64())
         } else {
             None
         };
-        match delay {
-            Some(delay) => {
-                fetch.ready_at_ms = now.saturating_add(delay);
+        if let Some(delay) = delay {
+            fetch.ready_at_ms = now.saturating_add(delay);
+            fetch.last_error = Some(failure.error);
+            return Some(fetch);
+        }
+        let hand_on = failure.transient || (matches!(failure.error, Error::NotFound(_)) && policy.fallback_on_not_found);
+        if hand_on {
+            if let Some(next) = self.next_tier(&fetch, tier) {
+                self.switch_tier(&mut fetch, next);
+                fetch.ready_at_ms = now;
                 fetch.last_error = Some(failure.error);
-                Some(fetch)
-            }
-            None => {
-                self.fail(fetch, failure.error, slots);
-                None
+                return Some(fetch);
             }
         }
+        self.fail(fetch, failure.error, now, slots);
+        None
+    }
+
+    /// The first tier after `after` that can answer this read: a fallback
+    /// serves `latest` reads only (version numbers are each backend's own)
+    /// of names and fields its grammar accepts.
+    fn next_tier(&self, fetch: &Fetch, after: usize) -> Option<usize> {
+        if fetch.version.is_pinned() {
+            return None;
+        }
+        let tiers = &self.envs[fetch.env].env.spec.tiers;
+        (after + 1..tiers.len()).find(|&t| {
+            fetch.waiters.iter().all(|(_, field)| backend::validate(&tiers[t].backend, &fetch.name, field).is_ok())
+        })
+    }
+
+    /// Moves a fetch on to tier `tier`: a new request, and its own attempts.
+    fn switch_tier(&self, fetch: &mut Fetch, tier: usize) {
+        let env = &self.envs[fetch.env].env;
+        fetch.request = backend::request(&env.spec.tiers[tier], &env.tokens[tier], &fetch.name, fetch.version);
+        fetch.tier = tier;
+        fetch.attempts = 0;
     }
 
     /// Hands back the breaker permit of an attempt that got no answer at all,
@@ -201,23 +253,47 @@ impl Provider {
     fn settle_abandoned(&mut self, fetch: &Fetch, io: &mut super::Io<'_>) {
         if let Some(permit) = fetch.permit {
             let wall = io.clock.wall_ms();
-            self.with_breaker(fetch.env, io, |b| b.on_failure(permit, wall));
+            self.with_breaker(fetch.env, fetch.tier, io, |b| b.on_failure(permit, wall));
         }
     }
 
-    /// Checks the deadline and the breaker before an attempt, and counts it.
-    fn admit(&mut self, fetch: &Fetch, now: u64, io: &mut super::Io<'_>) -> Result<(Outbound, Permit), Error> {
+    /// Checks the deadline, throttling and the breaker before an attempt, and
+    /// counts it. A tier that refuses is skipped for the next one that can
+    /// answer; with none left, the first refusal is the answer.
+    fn admit(&mut self, fetch: &mut Fetch, now: u64, io: &mut super::Io<'_>) -> Result<(Outbound, Permit), Error> {
         let policy = self.envs[fetch.env].env.spec.policy;
         if now >= fetch.deadline_ms {
             return Err(fetch.last_error.clone().unwrap_or(Error::Timeout { deadline_ms: policy.deadline_ms }));
         }
-        let wall = io.clock.wall_ms();
-        let permit =
-            self.with_breaker(fetch.env, io, |b| b.permit(wall)).map_err(|retry_after_ms| Error::Unavailable { retry_after_ms })?;
+        let mut refusal = None;
+        let permit = loop {
+            let tier = fetch.tier;
+            let throttled_until = self.envs[fetch.env].tiers[tier].throttled_until_ms;
+            let verdict = if now < throttled_until {
+                Err(Error::RateLimited { retry_after_ms: Some(throttled_until - now) })
+            } else {
+                let wall = io.clock.wall_ms();
+                self.with_breaker(fetch.env, tier, io, |b| b.permit(wall)).map_err(|retry_after_ms| Error::Unavailable { retry_after_ms })
+            };
+            match verdict {
+                Ok(permit) => break permit,
+                Err(error) => {
+                    self.envs[fetch.env].tiers[tier].counters.skipped += 1;
+                    let error = refusal.get_or_insert(error).clone();
+                    match self.next_tier(fetch, tier) {
+                        Some(next) => self.switch_tier(fetch, next),
+                        // An earlier tier's real failure says more than a later tier's refusal.
+                        None => return Err(fetch.last_error.clone().unwrap_or(error)),
+                    }
+                }
+            }
+        };
         let state = &mut self.envs[fetch.env];
         state.counters.backend_calls += 1;
+        state.tiers[fetch.tier].counters.backend_calls += 1;
         if fetch.attempts > 0 {
             state.counters.retries += 1;
+            state.tiers[fetch.tier].counters.retries += 1;
         }
         let outbound = Outbound {
             request: fetch.request.clone(),
@@ -231,39 +307,45 @@ impl Provider {
     fn deliver(&mut self, fetch: Fetch, fetched: &Fetched, now: u64, slots: &mut Slots) {
         let policy = self.envs[fetch.env].env.spec.policy;
         let env = fetch.env;
+        let tier = fetch.tier as u32;
         // A `latest` read also answers later reads pinned to the version it
-        // resolved to; pinned versions never change, so they live longer.
+        // resolved to; pinned versions never change, so they live longer. Only
+        // the primary's version numbers are the ones callers pin.
         let pinned_too = match fetch.version {
-            VersionSel::Latest => fetched.version.parse().ok().map(VersionSel::Pinned),
-            VersionSel::Pinned(_) => None,
+            VersionSel::Latest if fetch.tier == 0 => fetched.version.parse().ok().map(VersionSel::Pinned),
+            VersionSel::Latest | VersionSel::Pinned(_) => None,
         };
-        for (slot, field) in fetch.waiters {
-            let result = fetched.select(&field).map(|value| {
-                let cached = Cached { value, version: fetched.version.clone() };
+        for (slot, field) in &fetch.waiters {
+            let result = fetched.select(field).map(|value| {
+                let cached = Cached { value, version: fetched.version.clone(), tier };
                 if let Some(pinned) = pinned_too {
                     let key = CacheKey { name: fetch.name.clone(), version: pinned, field: field.clone() };
                     self.queue_publish(env, key.clone(), &cached, policy.cache_pinned_ttl_ms);
-                    self.envs[env].cache.insert(key, cached.clone(), policy.cache_pinned_ttl_ms, now);
+                    self.envs[env].cache.insert(key, cached.clone(), policy.cache_pinned_ttl_ms, policy.max_stale_ms, now);
                 }
                 let ttl = if fetch.version.is_pinned() { policy.cache_pinned_ttl_ms } else { policy.cache_ttl_ms };
-                let key = CacheKey { name: fetch.name.clone(), version: fetch.version, field };
+                let key = fetch.key(field);
                 self.queue_publish(env, key.clone(), &cached, ttl);
-                self.envs[env].cache.insert(key, cached.clone(), ttl, now);
-                Secret { value: cached.value, version: cached.version, source: Source::Backend }
+                self.envs[env].cache.insert(key, cached.clone(), ttl, policy.max_stale_ms, now);
+                Secret { value: cached.value, version: cached.version, source: Source::Backend, stale: false, tier }
             });
-            if let Err(error) = &result {
-                self.envs[env].counters.error(error.kind());
+            if let Err(Error::NotFound(message)) = &result {
+                self.remember_not_found(env, fetch.key(field), message, now);
             }
-            slots[slot] = Some(result);
+            if result.is_ok() && tier > 0 {
+                self.envs[env].counters.fallbacks += 1;
+            }
+            slots[*slot] = Some(result);
         }
     }
 
-    /// Gives every waiter the same error.
-    fn fail(&mut self, fetch: Fetch, error: Error, slots: &mut Slots) {
-        let counters = &mut self.envs[fetch.env].counters;
-        for (slot, _) in fetch.waiters {
-            counters.error(error.kind());
-            slots[slot] = Some(Err(error.clone()));
+    /// Gives every waiter the same error (counted when the call settles).
+    fn fail(&mut self, fetch: Fetch, error: Error, now: u64, slots: &mut Slots) {
+        for (slot, field) in &fetch.waiters {
+            if let Error::NotFound(message) = &error {
+                self.remember_not_found(fetch.env, fetch.key(field), message, now);
+            }
+            slots[*slot] = Some(Err(error.clone()));
         }
     }
 }

@@ -4,8 +4,10 @@
 
 use crate::prelude::*;
 
+mod fallback;
 pub mod fetch;
 mod shared_breaker;
+mod shared_lease;
 mod shared_counters;
 mod shared_state;
 pub mod stats;
@@ -21,7 +23,7 @@ use crate::secret::SecretBytes;
 use crate::shared::{SharedSetup, SharedStatus, SharedStore};
 use crate::validate::VersionSel;
 use crate::{backend, validate};
-use stats::{Counters, EnvironmentHealth, EnvironmentStats};
+use stats::{Counters, EnvironmentHealth, EnvironmentStats, TierCounters, TierStats};
 
 /// Time in milliseconds, and sleeping.
 pub trait Clock {
@@ -80,12 +82,15 @@ pub struct Io<'a> {
 }
 
 /// A read request, as received from a caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SecretRequest {
     pub environment: String,
     pub name: String,
     pub version: Option<String>,
     pub field: Option<String>,
+    /// Bypass the cache (rate-limited per key: within the environment's
+    /// `cache.refresh_interval_ms` of the last fetch, the cached value is the answer).
+    pub refresh: bool,
 }
 
 /// Where an answer came from.
@@ -101,22 +106,58 @@ pub struct Secret {
     pub value: SecretBytes,
     pub version: String,
     pub source: Source,
+    /// Past its TTL: served because the backend failed transiently.
+    pub stale: bool,
+    /// The tier that served the value (0: the primary).
+    pub tier: u32,
+}
+
+impl Secret {
+    fn cached(cached: &crate::cache::Cached, stale: bool) -> Secret {
+        Secret { value: cached.value.clone(), version: cached.version.clone(), source: Source::Cache, stale, tier: cached.tier }
+    }
 }
 
 /// One configured environment and its live state.
 struct EnvState {
     env: Environment,
     cache: Cache,
-    breaker: Breaker,
+    /// One per tier, in tier order.
+    tiers: Vec<TierState>,
     counters: Counters,
 }
 
-/// A read that missed the cache, validated and ready to fetch.
+/// One backend tier's live state.
+struct TierState {
+    breaker: Breaker,
+    /// The backend asked for a pause (`Retry-After` on a throttle): no request
+    /// to it before this monotonic time.
+    throttled_until_ms: u64,
+    counters: TierCounters,
+}
+
+/// Why a read goes to the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reason {
+    /// Nothing usable was cached.
+    Miss,
+    /// The caller asked for `refresh`.
+    Forced,
+    /// The cached value is still fresh but due for refresh-ahead; on a
+    /// failure the caller keeps it.
+    Ahead,
+}
+
+/// A read that is going to the backend, validated.
 struct Job {
     env: usize,
     name: String,
     version: VersionSel,
     field: String,
+    reason: Reason,
+    /// A shared answer fetched before this wall time does not satisfy the job
+    /// (it is the value being refreshed).
+    fresher_than_wall_ms: u64,
 }
 
 /// The provider.
@@ -141,7 +182,16 @@ impl Provider {
             .into_iter()
             .map(|env| EnvState {
                 cache: Cache::new(env.spec.policy.cache_max_entries),
-                breaker: Breaker::new(env.spec.policy.breaker),
+                tiers: env
+                    .spec
+                    .tiers
+                    .iter()
+                    .map(|_| TierState {
+                        breaker: Breaker::new(env.spec.policy.breaker),
+                        throttled_until_ms: 0,
+                        counters: TierCounters::default(),
+                    })
+                    .collect(),
                 counters: Counters::default(),
                 env,
             })
@@ -228,10 +278,16 @@ impl Provider {
             .iter()
             .map(|s| EnvironmentStats {
                 environment: s.env.spec.name.clone(),
-                backend: s.env.spec.backend.kind(),
+                backend: s.env.spec.primary().backend.kind(),
                 counters: s.counters,
-                breaker: s.breaker.phase(now_ms).0,
+                breaker: s.tiers[0].breaker.phase(now_ms).0,
                 cache_entries: u32::try_from(s.cache.len()).unwrap_or(u32::MAX),
+                tiers: s
+                    .tiers
+                    .iter()
+                    .zip(&s.env.spec.tiers)
+                    .map(|(t, spec)| TierStats { backend: spec.backend.kind(), breaker: t.breaker.phase(now_ms).0, counters: t.counters })
+                    .collect(),
             })
             .collect()
     }
@@ -241,15 +297,22 @@ impl Provider {
         self.envs
             .iter()
             .map(|s| {
-                let (breaker, retry_after_ms) = s.breaker.phase(now_ms);
-                EnvironmentHealth { environment: s.env.spec.name.clone(), breaker, retry_after_ms }
+                // The environment can serve while any tier can: report the best one.
+                let (breaker, retry_after_ms) = s
+                    .tiers
+                    .iter()
+                    .map(|t| t.breaker.phase(now_ms))
+                    .min_by_key(|(phase, after)| (*phase != Phase::Closed, *after))
+                    .unwrap_or((Phase::Closed, None));
+                let tiers = s.tiers.iter().map(|t| t.breaker.phase(now_ms).0).collect();
+                EnvironmentHealth { environment: s.env.spec.name.clone(), breaker, retry_after_ms, tiers }
             })
             .collect()
     }
 
     /// Whether every breaker is closed.
     pub fn all_closed(&self, now_ms: u64) -> bool {
-        self.envs.iter().all(|s| s.breaker.phase(now_ms).0 == Phase::Closed)
+        self.envs.iter().all(|s| s.tiers.iter().all(|t| t.breaker.phase(now_ms).0 == Phase::Closed))
     }
 
     /// The state of the shared-state layer, and the last store error (secret-free).
@@ -283,17 +346,47 @@ impl Provider {
         };
         // The cache comes before the name check: only validated names are ever
         // cached, so a hit needs no re-validation (the hot path stays short).
+        let policy = &state.env.spec.policy;
+        let mut reason = Reason::Miss;
         if let Some(hit) = state.cache.lookup(&request.name, version, field, now_ms) {
-            let secret = Secret { value: hit.value.clone(), version: hit.version.clone(), source: Source::Cache };
-            state.counters.hits += 1;
-            return Lookup::Done(Ok(secret));
-        }
-        if let Err(error) = backend::validate(&state.env.spec.backend, &request.name, field) {
+            let age = now_ms.saturating_sub(hit.fetched_at_ms);
+            let recent = age < policy.refresh_interval_ms;
+            if !request.refresh {
+                let ttl = hit.expires_at_ms.saturating_sub(hit.fetched_at_ms);
+                let ahead_at = ttl / 100 * u64::from(policy.refresh_ahead_percent);
+                let due = policy.refresh_ahead_percent > 0 && age >= ahead_at && !recent;
+                let secret = Secret::cached(hit.cached, false);
+                if !due || !state.cache.claim_refresh(&request.name, version, field, now_ms, policy.refresh_interval_ms) {
+                    state.counters.hits += 1;
+                    return Lookup::Done(Ok(secret));
+                }
+                reason = Reason::Ahead;
+            } else if recent {
+                // A caller looping on `refresh` gets the value fetched moments ago.
+                let secret = Secret::cached(hit.cached, false);
+                state.counters.hits += 1;
+                state.counters.refresh_limited += 1;
+                return Lookup::Done(Ok(secret));
+            } else {
+                reason = Reason::Forced;
+            }
+        } else if request.refresh {
+            reason = Reason::Forced;
+        } else if let Some(message) = state.cache.negative(&request.name, version, field, now_ms) {
+            let error = Error::NotFound(message.to_string());
+            state.counters.negative_hits += 1;
             state.counters.error(error.kind());
             return Lookup::Done(Err(error));
         }
+        if let Err(error) = backend::validate(&state.env.spec.primary().backend, &request.name, field) {
+            state.counters.error(error.kind());
+            return Lookup::Done(Err(error));
+        }
+        if reason != Reason::Miss {
+            state.counters.refreshes += 1;
+        }
         state.counters.misses += 1;
-        Lookup::Miss(Job { env, name: request.name.clone(), version, field: field.to_string() })
+        Lookup::Miss(Job { env, name: request.name.clone(), version, field: field.to_string(), reason, fresher_than_wall_ms: 0 })
     }
 }
 

@@ -29,38 +29,71 @@ impl Provider {
         let now = io.clock.now_ms();
         self.shared.begin_call(now);
         for env in 0..self.envs.len() {
-            if self.shared.usable().is_none() {
-                return;
+            for tier in 0..self.envs[env].tiers.len() {
+                if self.shared.usable().is_none() {
+                    return;
+                }
+                self.with_breaker(env, tier, io, |_| ());
             }
-            self.with_breaker(env, io, |_| ());
         }
     }
 
-    /// Runs `op` on environment `env`'s breaker: on the shared state when it is
-    /// usable (read, apply, compare-and-swap; retried after a short random
-    /// pause on a concurrent update), else on this instance's copy.
-    pub(super) fn with_breaker<R>(&mut self, env: usize, io: &mut Io<'_>, mut op: impl FnMut(&mut Breaker) -> R) -> R {
+    /// Runs `op` on tier `tier` of environment `env`'s breaker: on the shared
+    /// state when it is usable (read, apply, compare-and-swap; retried after a
+    /// short random pause on a concurrent update), else on this instance's
+    /// copy. A change of state this call made is counted in the tier's counters.
+    pub(super) fn with_breaker<R>(&mut self, env: usize, tier: usize, io: &mut Io<'_>, mut op: impl FnMut(&mut Breaker) -> R) -> R {
+        let mut before = None;
+        let mut counted = |b: &mut Breaker| {
+            before = Some(b.state());
+            op(b)
+        };
+        let mut result = None;
         for round in 0..CAS_ROUNDS {
             if self.shared.usable().is_none() {
                 break;
             }
-            match self.shared_breaker_round(env, io, &mut op) {
-                Round::Done(r) => return r,
+            match self.shared_breaker_round(env, tier, io, &mut counted) {
+                Round::Done(r) => {
+                    result = Some(r);
+                    break;
+                }
                 // Jitter spreads writers that collided, so the next round mostly succeeds.
                 Round::Conflict => io.clock.sleep_ms(io.random.next_u64() % (1 << round.min(3))),
                 Round::Unusable => break,
             }
         }
-        op(&mut self.envs[env].breaker)
+        let result = match result {
+            Some(r) => r,
+            None => counted(&mut self.envs[env].tiers[tier].breaker),
+        };
+        let after = self.envs[env].tiers[tier].breaker.state();
+        if let Some(before) = before {
+            self.note_transition(env, tier, before, after);
+        }
+        result
     }
 
-    fn shared_breaker_round<R>(&mut self, env: usize, io: &mut Io<'_>, op: &mut impl FnMut(&mut Breaker) -> R) -> Round<R> {
+    /// Counts (and logs) a breaker changing state.
+    fn note_transition(&mut self, env: usize, tier: usize, before: State, after: State) {
+        let counters = &mut self.envs[env].tiers[tier].counters;
+        match (before, after) {
+            (State::Open { .. }, State::Open { .. }) => {}
+            (_, State::Open { .. }) => counters.breaker_opened += 1,
+            (State::HalfOpen { .. }, State::Closed { .. }) => counters.breaker_closed += 1,
+            _ => {}
+        }
+    }
+
+    fn shared_breaker_round<R>(&mut self, env: usize, tier: usize, io: &mut Io<'_>, op: &mut impl FnMut(&mut Breaker) -> R) -> Round<R> {
         let Some(ready) = self.shared.usable() else { return Round::Unusable };
         let name = self.envs[env].env.spec.name.as_bytes();
-        let kind = self.envs[env].env.spec.backend.kind().as_bytes();
-        let (id, identity) = (ready.key.entry_id("breaker", &[name, kind]), seal::identity("breaker", &[name, kind]));
+        let kind = self.envs[env].env.spec.tiers[tier].backend.kind().as_bytes();
+        let index = [u8::try_from(tier).unwrap_or(u8::MAX)];
+        let parts: [&[u8]; 3] = [name, kind, &index];
+        let (id, identity) = (ready.key.entry_id("breaker", &parts), seal::identity("breaker", &parts));
         let Some((current, token)) = self.store_op(io, |store| store.watch(&id)) else { return Round::Unusable };
-        let settings = self.envs[env].breaker.settings();
+        let settings = self.envs[env].tiers[tier].breaker.settings();
         let mut record = None;
         let mut rejected = false;
         if let Some(sealed) = &current {
@@ -82,7 +115,7 @@ impl Provider {
         let result = op(&mut breaker);
         let unchanged = breaker.state() == before.0 && (breaker.generation() == before.1 || record.is_none());
         if unchanged && !rejected {
-            self.envs[env].breaker = breaker;
+            self.envs[env].tiers[tier].breaker = breaker;
             return Round::Done(result);
         }
         let record = BreakerRecord { state: breaker.state(), generation: breaker.generation() };
@@ -91,7 +124,7 @@ impl Provider {
         let sealed = ready.key.seal(&identity, &record.encode(), nonce);
         match self.store_op(io, |store| store.swap(token, &sealed)) {
             Some(true) => {
-                self.envs[env].breaker = breaker;
+                self.envs[env].tiers[tier].breaker = breaker;
                 Round::Done(result)
             }
             Some(false) => Round::Conflict,

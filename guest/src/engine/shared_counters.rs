@@ -12,7 +12,7 @@
 //! volumes to whoever can read the bucket, but no names or values.
 
 use crate::prelude::*;
-use super::stats::{Counters, COUNTER_COUNT, COUNTER_NAMES};
+use super::stats::{Counters, TierCounters, COUNTER_COUNT, COUNTER_NAMES, TIER_COUNTER_COUNT, TIER_COUNTER_NAMES};
 use super::{Io, Provider};
 
 /// Longest time hit counts wait in memory before they are added to the totals.
@@ -33,10 +33,11 @@ impl Provider {
         // Whatever happens below, the next attempt waits for its turn: a failing store must
         // not be tried again on every memory hit.
         self.shared.last_flush_ms = Some(now);
-        self.shared.flushed.resize(self.envs.len(), [0; COUNTER_COUNT]);
+        self.shared.flushed.resize(self.envs.len(), Vec::new());
         for env in 0..self.envs.len() {
-            let current = self.envs[env].counters.to_array();
-            for (i, name) in COUNTER_NAMES.iter().enumerate() {
+            let current = self.flat_counters(env);
+            self.shared.flushed[env].resize(current.len(), 0);
+            for (i, name) in self.flat_names(env).iter().enumerate() {
                 let delta = current[i].saturating_sub(self.shared.flushed[env][i]);
                 if delta == 0 {
                     continue;
@@ -54,22 +55,52 @@ impl Provider {
     }
 
     /// The totals over every instance sharing the store, per environment in
-    /// the order of [`Provider::stats`]; `None` without usable shared state.
-    pub fn shared_totals(&mut self, io: &mut Io<'_>) -> Option<Vec<Counters>> {
+    /// the order of [`Provider::stats`] (its counters, and each tier's);
+    /// `None` without usable shared state.
+    pub fn shared_totals(&mut self, io: &mut Io<'_>) -> Option<Vec<(Counters, Vec<TierCounters>)>> {
         let now = io.clock.now_ms();
         self.flush_counters(io, now, true);
         let mut totals = Vec::with_capacity(self.envs.len());
         for env in 0..self.envs.len() {
-            let mut values = [0u64; COUNTER_COUNT];
-            for (i, name) in COUNTER_NAMES.iter().enumerate() {
-                let id = self.counter_id(env, name)?;
+            let mut values = Vec::new();
+            for name in self.flat_names(env) {
+                let id = self.counter_id(env, &name)?;
                 // Adding zero reads the total in a form every store agrees on.
                 let total = self.store_op(io, |store| store.increment(&id, 0))?;
-                values[i] = u64::try_from(total).unwrap_or(0);
+                values.push(u64::try_from(total).unwrap_or(0));
             }
-            totals.push(Counters::from_array(values));
+            let mut own = [0u64; COUNTER_COUNT];
+            own.copy_from_slice(&values[..COUNTER_COUNT]);
+            let tiers = values[COUNTER_COUNT..]
+                .chunks_exact(TIER_COUNTER_COUNT)
+                .map(|chunk| {
+                    let mut a = [0u64; TIER_COUNTER_COUNT];
+                    a.copy_from_slice(chunk);
+                    TierCounters::from_array(a)
+                })
+                .collect();
+            totals.push((Counters::from_array(own), tiers));
         }
         Some(totals)
+    }
+
+    /// An environment's counters, then each tier's, as one list.
+    fn flat_counters(&self, env: usize) -> Vec<u64> {
+        let state = &self.envs[env];
+        let mut out = state.counters.to_array().to_vec();
+        for tier in &state.tiers {
+            out.extend_from_slice(&tier.counters.to_array());
+        }
+        out
+    }
+
+    /// The names of [`Self::flat_counters`]: a tier's are prefixed `t<i>.`.
+    fn flat_names(&self, env: usize) -> Vec<String> {
+        let mut names: Vec<String> = COUNTER_NAMES.iter().map(|n| n.to_string()).collect();
+        for tier in 0..self.envs[env].tiers.len() {
+            names.extend(TIER_COUNTER_NAMES.iter().map(|n| format!("t{tier}.{n}")));
+        }
+        names
     }
 
     fn counter_id(&self, env: usize, name: &str) -> Option<String> {

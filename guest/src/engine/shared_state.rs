@@ -9,11 +9,12 @@
 //! component better, never less available.
 
 use crate::prelude::*;
-use super::{Io, Job, Provider, Secret, Source};
+use super::shared_lease::{Held, Lease};
+use super::{Io, Job, Provider, Reason, Secret};
 use crate::cache::{CacheKey, Cached};
 use crate::error::Error;
 use crate::secret::SecretBytes;
-use crate::shared::record::{CacheRecord, LeaseRecord};
+use crate::shared::record::CacheRecord;
 use crate::shared::seal::{self, SealKey};
 use crate::shared::{SharedSetup, SharedStatus, SharedStore, StoreError};
 use crate::validate::VersionSel;
@@ -33,20 +34,20 @@ pub(super) struct Layer {
     /// After a failure: no store use before this monotonic time.
     retry_at_ms: Option<u64>,
     /// Answers fetched during this call, to publish when it ends.
-    outbox: Vec<(usize, CacheKey, Cached, u64)>,
+    outbox: Vec<(usize, CacheKey, Outgoing, u64)>,
     /// Per environment, the invalidation epoch read during this call.
     epochs: Vec<Option<i64>>,
     /// Whether the store was used since counters were last flushed.
     pub(super) touched: bool,
     /// Per environment: the counter values already added to the shared totals.
-    pub(super) flushed: Vec<[u64; super::stats::COUNTER_COUNT]>,
+    pub(super) flushed: Vec<Vec<u64>>,
     /// When counters were last flushed (monotonic ms).
     pub(super) last_flush_ms: Option<u64>,
 }
 
 pub(super) struct Ready {
     pub(super) key: SealKey,
-    lease_ms: u64,
+    pub(super) lease_ms: u64,
 }
 
 impl Layer {
@@ -99,26 +100,17 @@ impl Layer {
     }
 }
 
-/// A fetch lease this instance holds.
-pub(super) struct Held {
-    id: String,
-    identity: Vec<u8>,
-    record: LeaseRecord,
-}
-
-/// How taking a fetch lease went.
-pub(super) enum Lease {
-    /// This instance holds it (`None`: shared state is unusable): fetch.
-    Fetch(Option<Held>),
-    /// Another instance is fetching until the given wall time: wait for it.
-    HeldUntil(u64),
-}
-
 pub(super) fn version_text(version: VersionSel) -> String {
     match version {
         VersionSel::Latest => "latest".to_string(),
         VersionSel::Pinned(n) => n.to_string(),
     }
+}
+
+/// An answer to publish: a value, or a not-found (its message).
+pub(super) enum Outgoing {
+    Value(Cached),
+    NotFound(String),
 }
 
 /// A fresh AEAD nonce from the provider's random source (in the component,
@@ -142,6 +134,8 @@ impl Provider {
             return self.fetch(jobs, io);
         }
         let start = io.clock.now_ms();
+        let wall = io.clock.wall_ms();
+        let jobs: Vec<Job> = jobs.into_iter().map(|job| self.with_freshness(job, wall)).collect();
         let mut results: Vec<Option<Result<Secret, Error>>> = jobs.iter().map(|_| None).collect();
         let mut wait: Vec<(usize, Job, u64)> = Vec::new();
         let mut own = Vec::new();
@@ -157,8 +151,8 @@ impl Provider {
             let mut own = Vec::new();
             for (slot, job, until) in core::mem::take(&mut wait) {
                 let budget_over = now >= start.saturating_add(self.envs[job.env].env.spec.policy.deadline_ms / 2);
-                if let Some(secret) = self.shared_lookup(&job, io) {
-                    results[slot] = Some(Ok(secret));
+                if let Some(answer) = self.shared_lookup(&job, io) {
+                    results[slot] = Some(answer);
                 } else if budget_over || self.shared.usable().is_none() {
                     own.push((slot, job, None));
                 } else if wall >= until {
@@ -196,8 +190,8 @@ impl Provider {
             return;
         }
         if !looked_up {
-            if let Some(secret) = self.shared_lookup(&job, io) {
-                results[slot] = Some(Ok(secret));
+            if let Some(answer) = self.shared_lookup(&job, io) {
+                results[slot] = Some(answer);
                 return;
             }
         }
@@ -205,14 +199,19 @@ impl Provider {
             Lease::Fetch(Some(held)) => {
                 // Another instance may have published and released between our lookup and
                 // our lease: look once more before going to the backend.
-                if let Some(secret) = self.shared_lookup(&job, io) {
+                if let Some(answer) = self.shared_lookup(&job, io) {
                     self.release(&held, io);
-                    results[slot] = Some(Ok(secret));
+                    results[slot] = Some(answer);
                 } else {
                     own.push((slot, job, Some(held)));
                 }
             }
             Lease::Fetch(None) => own.push((slot, job, None)),
+            // Another instance is refreshing this value: keep serving it meanwhile.
+            Lease::HeldUntil(_) if job.reason == Reason::Ahead => match self.still_cached(&job, io) {
+                Some(secret) => results[slot] = Some(Ok(secret)),
+                None => own.push((slot, job, None)),
+            },
             Lease::HeldUntil(until) => wait.push((slot, job, until)),
         }
     }
@@ -287,114 +286,137 @@ impl Provider {
     fn cache_ids(&mut self, env: usize, key: &CacheKey, io: &mut Io<'_>) -> Option<(String, Vec<u8>)> {
         let epoch = self.env_epoch(env, io)?.to_be_bytes();
         let spec = &self.envs[env].env.spec;
-        let backend = format!("{:?}|{:?}", spec.backend, spec.url);
+        let backend = format!("{:?}|{:?}", spec.primary().backend, spec.primary().url);
         let version = version_text(key.version);
         let parts: [&[u8]; 6] =
             [spec.name.as_bytes(), backend.as_bytes(), &epoch, key.name.as_bytes(), version.as_bytes(), key.field.as_bytes()];
         let ready = self.shared.usable()?;
-        Some((ready.key.entry_id("cache", &parts), seal::identity("cache", &parts)))
+        // `entry`, not the first layout's `cache`: records now carry their fetch time, tier
+        // and not-found flag, and a record of the old layout is simply not looked up.
+        Some((ready.key.entry_id("entry", &parts), seal::identity("entry", &parts)))
     }
 
-    /// A fresh shared entry for `job`, copied into memory.
-    fn shared_lookup(&mut self, job: &Job, io: &mut Io<'_>) -> Option<Secret> {
-        let key = CacheKey { name: job.name.clone(), version: job.version, field: job.field.clone() };
-        let (id, identity) = self.cache_ids(job.env, &key, io)?;
+    /// Sets which shared answers satisfy a refresh: one fetched within the
+    /// refresh interval (`refresh`), or one not yet due itself (refresh-ahead).
+    fn with_freshness(&self, mut job: Job, wall: u64) -> Job {
+        let policy = self.envs[job.env].env.spec.policy;
+        let ttl = if job.version.is_pinned() { policy.cache_pinned_ttl_ms } else { policy.cache_ttl_ms };
+        job.fresher_than_wall_ms = match job.reason {
+            Reason::Miss => 0,
+            Reason::Forced => wall.saturating_sub(policy.refresh_interval_ms),
+            Reason::Ahead => wall.saturating_sub(ttl / 100 * u64::from(policy.refresh_ahead_percent)).saturating_add(1),
+        };
+        job
+    }
+
+    /// The in-memory value a refresh-ahead job is refreshing (still fresh).
+    fn still_cached(&mut self, job: &Job, io: &mut Io<'_>) -> Option<Secret> {
+        let now = io.clock.now_ms();
+        let (cached, _) = self.envs[job.env].cache.stale(&job.name, job.version, &job.field, now)?;
+        Some(Secret::cached(cached, false))
+    }
+
+    /// Reads and opens `key`'s shared record (rejected records are counted).
+    fn shared_record(&mut self, env: usize, key: &CacheKey, io: &mut Io<'_>) -> Option<CacheRecord> {
+        let (id, identity) = self.cache_ids(env, key, io)?;
         let sealed = self.store_op(io, |store| store.get(&id))??;
         let ready = self.shared.usable()?;
-        let Some(record) = ready.key.open(&identity, &sealed).ok().and_then(|plain| CacheRecord::decode(&plain)) else {
-            self.envs[job.env].counters.shared_rejected += 1;
-            return None;
-        };
+        let record = ready.key.open(&identity, &sealed).ok().and_then(|plain| CacheRecord::decode(&plain));
+        if record.is_none() {
+            self.envs[env].counters.shared_rejected += 1;
+        }
+        record
+    }
+
+    /// A fresh shared answer for `job` (a value, or a cached not-found),
+    /// copied into memory.
+    fn shared_lookup(&mut self, job: &Job, io: &mut Io<'_>) -> Option<Result<Secret, Error>> {
+        let key = CacheKey { name: job.name.clone(), version: job.version, field: job.field.clone() };
+        let record = self.shared_record(job.env, &key, io)?;
         let state = &mut self.envs[job.env];
         let policy = state.env.spec.policy;
-        let ttl = if job.version.is_pinned() { policy.cache_pinned_ttl_ms } else { policy.cache_ttl_ms };
-        let now_wall = io.clock.wall_ms();
+        let ttl = match (record.negative, job.version.is_pinned()) {
+            (true, _) => policy.negative_ttl_ms,
+            (false, true) => policy.cache_pinned_ttl_ms,
+            (false, false) => policy.cache_ttl_ms,
+        };
+        let (now_wall, now) = (io.clock.wall_ms(), io.clock.now_ms());
         // An entry claiming to live longer than the TTL allows (a writer whose clock runs
-        // ahead) is not trusted past what this instance's own policy would give it.
-        if record.expires_at_ms <= now_wall || record.expires_at_ms - now_wall > ttl {
+        // ahead) is not trusted past what this instance's own policy would give it. A
+        // refresh is satisfied only by an answer fetched recently enough.
+        let distrusted = record.expires_at_ms.saturating_sub(now_wall) > ttl;
+        if record.expires_at_ms <= now_wall || distrusted || record.fetched_at_ms < job.fresher_than_wall_ms {
             return None;
         }
         let remaining = record.expires_at_ms - now_wall;
-        let cached = Cached { value: SecretBytes::new(record.value), version: record.version };
-        state.cache.insert(key, cached.clone(), remaining, io.clock.now_ms());
+        if record.negative {
+            let message = String::from_utf8_lossy(&record.value).into_owned();
+            state.cache.insert_negative(key, message.clone(), remaining, now);
+            state.counters.shared_hits += 1;
+            state.counters.negative_hits += 1;
+            let error = Error::NotFound(message);
+            state.counters.error(error.kind());
+            return Some(Err(error));
+        }
+        let cached = Cached { value: SecretBytes::new(record.value), version: record.version, tier: u32::from(record.tier) };
+        // The entry keeps its age: refresh-ahead and the refresh interval count from its fetch.
+        let age = now_wall.saturating_sub(record.fetched_at_ms).min(now);
+        state.cache.insert_aged(key, cached.clone(), now - age, now.saturating_add(remaining), policy.max_stale_ms);
         state.counters.shared_hits += 1;
-        Some(Secret { value: cached.value, version: cached.version, source: Source::Cache })
+        Some(Ok(Secret::cached(&cached, false)))
+    }
+
+    /// A shared value within `max_stale` of its expiry: the answer of last
+    /// resort when the backend failed.
+    pub(super) fn shared_stale(&mut self, env: usize, key: &CacheKey, io: &mut Io<'_>) -> Option<Secret> {
+        self.shared.ready.as_ref()?;
+        let record = self.shared_record(env, key, io)?;
+        let max_stale = self.envs[env].env.spec.policy.max_stale_ms;
+        let now_wall = io.clock.wall_ms();
+        if record.negative || now_wall >= record.expires_at_ms.saturating_add(max_stale) {
+            return None;
+        }
+        let cached = Cached { value: SecretBytes::new(record.value), version: record.version, tier: u32::from(record.tier) };
+        Some(Secret::cached(&cached, record.expires_at_ms <= now_wall))
     }
 
     /// Queues a fetched answer for publication (see [`Self::publish`]).
     pub(super) fn queue_publish(&mut self, env: usize, key: CacheKey, cached: &Cached, ttl_ms: u64) {
         if self.shared.ready.is_some() && ttl_ms > 0 {
-            self.shared.outbox.push((env, key, cached.clone(), ttl_ms));
+            self.shared.outbox.push((env, key, Outgoing::Value(cached.clone()), ttl_ms));
+        }
+    }
+
+    /// Queues a not-found answer for publication.
+    pub(super) fn queue_publish_not_found(&mut self, env: usize, key: CacheKey, message: &str, ttl_ms: u64) {
+        if self.shared.ready.is_some() && ttl_ms > 0 {
+            self.shared.outbox.push((env, key, Outgoing::NotFound(message.to_string()), ttl_ms));
         }
     }
 
     /// Writes the answers fetched during this call to shared state.
     fn publish(&mut self, io: &mut Io<'_>) {
-        for (env, key, cached, ttl) in core::mem::take(&mut self.shared.outbox) {
+        for (env, key, answer, ttl) in core::mem::take(&mut self.shared.outbox) {
             let Some((id, identity)) = self.cache_ids(env, &key, io) else { return };
-            let record = CacheRecord {
-                expires_at_ms: io.clock.wall_ms().saturating_add(ttl),
-                version: cached.version,
-                value: cached.value.into_vec(),
+            let wall = io.clock.wall_ms();
+            let (expires_at_ms, fetched_at_ms) = (wall.saturating_add(ttl), wall);
+            let record = match answer {
+                Outgoing::Value(cached) => CacheRecord {
+                    fetched_at_ms,
+                    expires_at_ms,
+                    tier: u8::try_from(cached.tier).unwrap_or(u8::MAX),
+                    negative: false,
+                    version: cached.version,
+                    value: cached.value.into_vec(),
+                },
+                Outgoing::NotFound(message) => {
+                    CacheRecord { fetched_at_ms, expires_at_ms, tier: 0, negative: true, version: String::new(), value: message.into_bytes() }
+                }
             };
             let nonce = nonce(io);
             let Some(ready) = self.shared.usable() else { return };
             let sealed = ready.key.seal(&identity, &record.encode(), nonce);
             self.store_op(io, |store| store.set(&id, &sealed));
         }
-    }
-
-    fn lease_ids(&self, job: &Job) -> Option<(String, Vec<u8>)> {
-        let ready = self.shared.usable()?;
-        let version = version_text(job.version);
-        let parts: [&[u8]; 3] = [self.envs[job.env].env.spec.name.as_bytes(), job.name.as_bytes(), version.as_bytes()];
-        Some((ready.key.entry_id("lease", &parts), seal::identity("lease", &parts)))
-    }
-
-    /// Takes the fetch lease for `job`'s secret and version, unless another
-    /// instance holds a live one.
-    pub(super) fn lease(&mut self, job: &Job, io: &mut Io<'_>) -> Lease {
-        let Some((id, identity)) = self.lease_ids(job) else { return Lease::Fetch(None) };
-        let Some((current, token)) = self.store_op(io, |store| store.watch(&id)) else { return Lease::Fetch(None) };
-        let wall = io.clock.wall_ms();
-        if let Some(sealed) = &current {
-            let ready = self.shared.usable();
-            let held = ready.and_then(|r| r.key.open(&identity, sealed).ok()).and_then(|p| LeaseRecord::decode(&p));
-            match held {
-                Some(lease) if lease.expires_at_ms > wall => return Lease::HeldUntil(lease.expires_at_ms),
-                Some(_) => {}
-                None => self.envs[job.env].counters.shared_rejected += 1,
-            }
-        }
-        let lease_ms = self.shared.ready.as_ref().map_or(0, |r| r.lease_ms);
-        let record = LeaseRecord { expires_at_ms: wall.saturating_add(lease_ms), holder: io.random.next_u64() };
-        let nonce = nonce(io);
-        let Some(ready) = self.shared.usable() else { return Lease::Fetch(None) };
-        let sealed = ready.key.seal(&identity, &record.encode(), nonce);
-        match self.store_op(io, |store| store.swap(token, &sealed)) {
-            Some(true) => Lease::Fetch(Some(Held { id, identity, record })),
-            // Another instance took it between our read and our write.
-            Some(false) => Lease::HeldUntil(record.expires_at_ms),
-            None => Lease::Fetch(None),
-        }
-    }
-
-    /// Ends a lease, if it is still ours (an expired one may have been taken
-    /// over): the record is swapped for an expired one, atomically.
-    fn release(&mut self, held: &Held, io: &mut Io<'_>) {
-        let Some((current, token)) = self.store_op(io, |store| store.watch(&held.id)) else { return };
-        let Some(ready) = self.shared.usable() else { return };
-        let ours = current
-            .and_then(|sealed| ready.key.open(&held.identity, &sealed).ok())
-            .and_then(|plain| LeaseRecord::decode(&plain))
-            .is_some_and(|lease| lease.holder == held.record.holder);
-        if !ours {
-            return;
-        }
-        let ended = LeaseRecord { expires_at_ms: 0, holder: held.record.holder };
-        let nonce = nonce(io);
-        let Some(ready) = self.shared.usable() else { return };
-        let sealed = ready.key.seal(&held.identity, &ended.encode(), nonce);
-        self.store_op(io, |store| store.swap(token, &sealed));
     }
 }

@@ -31,10 +31,21 @@ pub struct Counters {
     pub backend_calls: u64,
     pub retries: u64,
     pub errors: ErrorCounts,
+    /// Reads answered with a value past its TTL because the backend failed.
+    pub stale_served: u64,
+    /// Reads answered from a cached not-found.
+    pub negative_hits: u64,
+    /// Reads answered by a fallback tier (not the primary).
+    pub fallbacks: u64,
+    /// Reads sent to the backend although a value was cached (refresh-ahead or `refresh`).
+    pub refreshes: u64,
+    /// `refresh` reads answered from the cache because the value was fetched
+    /// within the refresh interval.
+    pub refresh_limited: u64,
 }
 
 /// How many counters [`Counters::to_array`] holds.
-pub const COUNTER_COUNT: usize = 13;
+pub const COUNTER_COUNT: usize = 18;
 
 /// Their names, in [`Counters::to_array`] order (shared-state keys are derived from them).
 pub const COUNTER_NAMES: [&str; COUNTER_COUNT] = [
@@ -51,6 +62,11 @@ pub const COUNTER_NAMES: [&str; COUNTER_COUNT] = [
     "timeout",
     "rate_limited",
     "backend",
+    "stale_served",
+    "negative_hits",
+    "fallbacks",
+    "refreshes",
+    "refresh_limited",
 ];
 
 impl Counters {
@@ -71,6 +87,11 @@ impl Counters {
             e.timeout,
             e.rate_limited,
             e.backend,
+            self.stale_served,
+            self.negative_hits,
+            self.fallbacks,
+            self.refreshes,
+            self.refresh_limited,
         ]
     }
 
@@ -92,6 +113,11 @@ impl Counters {
                 rate_limited: a[11],
                 backend: a[12],
             },
+            stale_served: a[13],
+            negative_hits: a[14],
+            fallbacks: a[15],
+            refreshes: a[16],
+            refresh_limited: a[17],
         }
     }
 
@@ -114,14 +140,60 @@ impl Counters {
     }
 }
 
+/// Counters of one backend tier.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TierCounters {
+    /// HTTP requests sent to this tier (every attempt).
+    pub backend_calls: u64,
+    /// Attempts that retried an earlier failed one.
+    pub retries: u64,
+    /// Attempts that failed transiently (what the breaker counts).
+    pub failures: u64,
+    /// Times this tier's breaker opened (closed or half-open → open).
+    pub breaker_opened: u64,
+    /// Times it closed again after probing.
+    pub breaker_closed: u64,
+    /// Reads that skipped this tier: breaker open, or throttled by `Retry-After`.
+    pub skipped: u64,
+}
+
+/// How many counters [`TierCounters::to_array`] holds.
+pub const TIER_COUNTER_COUNT: usize = 6;
+
+/// Their names, in [`TierCounters::to_array`] order.
+pub const TIER_COUNTER_NAMES: [&str; TIER_COUNTER_COUNT] =
+    ["backend_calls", "retries", "failures", "breaker_opened", "breaker_closed", "skipped"];
+
+impl TierCounters {
+    pub fn to_array(&self) -> [u64; TIER_COUNTER_COUNT] {
+        [self.backend_calls, self.retries, self.failures, self.breaker_opened, self.breaker_closed, self.skipped]
+    }
+
+    pub fn from_array(a: [u64; TIER_COUNTER_COUNT]) -> TierCounters {
+        TierCounters { backend_calls: a[0], retries: a[1], failures: a[2], breaker_opened: a[3], breaker_closed: a[4], skipped: a[5] }
+    }
+}
+
+/// One tier in a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierStats {
+    pub backend: &'static str,
+    pub breaker: Phase,
+    pub counters: TierCounters,
+}
+
 /// A snapshot of one environment for `admin.stats`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvironmentStats {
     pub environment: String,
+    /// The primary's kind.
     pub backend: &'static str,
     pub counters: Counters,
+    /// The primary's breaker.
     pub breaker: Phase,
     pub cache_entries: u32,
+    /// Per tier, primary first.
+    pub tiers: Vec<TierStats>,
 }
 
 #[cfg(test)]
@@ -144,6 +216,9 @@ mod tests {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvironmentHealth {
     pub environment: String,
+    /// The best tier's breaker (the environment serves while any tier can).
     pub breaker: Phase,
     pub retry_after_ms: Option<u64>,
+    /// Each tier's breaker, primary first.
+    pub tiers: Vec<Phase>,
 }

@@ -13,10 +13,14 @@ const CACHE: u8 = 1;
 const BREAKER: u8 = 2;
 const LEASE: u8 = 3;
 
-/// A cached answer as shared between instances.
+/// A cached answer as shared between instances: a value, or (`negative`) a
+/// not-found whose `value` is the secret-free message.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CacheRecord {
+    pub fetched_at_ms: u64,
     pub expires_at_ms: u64,
+    pub tier: u8,
+    pub negative: bool,
     pub version: String,
     pub value: Vec<u8>,
 }
@@ -24,9 +28,12 @@ pub struct CacheRecord {
 impl CacheRecord {
     pub fn encode(&self) -> Vec<u8> {
         let version = self.version.as_bytes();
-        let mut out = Vec::with_capacity(1 + 8 + 2 + version.len() + self.value.len());
+        let mut out = Vec::with_capacity(1 + 8 + 8 + 2 + 2 + version.len() + self.value.len());
         out.push(CACHE);
+        out.extend_from_slice(&self.fetched_at_ms.to_be_bytes());
         out.extend_from_slice(&self.expires_at_ms.to_be_bytes());
+        out.push(self.tier);
+        out.push(u8::from(self.negative));
         out.extend_from_slice(&(version.len() as u16).to_be_bytes());
         out.extend_from_slice(version);
         out.extend_from_slice(&self.value);
@@ -36,10 +43,20 @@ impl CacheRecord {
     pub fn decode(bytes: &[u8]) -> Option<CacheRecord> {
         let mut r = Reader(bytes);
         r.tag(CACHE)?;
+        let fetched_at_ms = r.u64()?;
         let expires_at_ms = r.u64()?;
+        let tier = r.u8()?;
+        let negative = match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
         let len = usize::from(r.u16()?);
         let version = core::str::from_utf8(r.take(len)?).ok()?.to_string();
-        Some(CacheRecord { expires_at_ms, version, value: r.0.to_vec() })
+        if fetched_at_ms > expires_at_ms {
+            return None;
+        }
+        Some(CacheRecord { fetched_at_ms, expires_at_ms, tier, negative, version, value: r.0.to_vec() })
     }
 }
 
@@ -152,7 +169,10 @@ mod tests {
 
     #[test]
     fn records_round_trip() {
-        let cache = CacheRecord { expires_at_ms: 42, version: "7".into(), value: b"\x00bytes\xff".to_vec() };
+        let cache = CacheRecord { fetched_at_ms: 40, expires_at_ms: 42, tier: 1, negative: false, version: "7".into(), value: b"\x00bytes\xff".to_vec() };
+        assert!(CacheRecord::decode(&cache.encode()) == Some(cache.clone()));
+        let gone = CacheRecord { negative: true, value: b"not found".to_vec(), ..cache.clone() };
+        assert!(CacheRecord::decode(&gone.encode()) == Some(gone));
         assert!(CacheRecord::decode(&cache.encode()) == Some(cache.clone()));
         for state in [
             State::Closed { consecutive_failures: 3 },
@@ -168,7 +188,7 @@ mod tests {
 
     #[test]
     fn wrong_tags_and_lengths_decode_to_none() {
-        let cache = CacheRecord { expires_at_ms: 1, version: "12".into(), value: vec![] }.encode();
+        let cache = CacheRecord { fetched_at_ms: 0, expires_at_ms: 1, tier: 0, negative: false, version: "12".into(), value: vec![] }.encode();
         let lease = LeaseRecord { expires_at_ms: 5, holder: 6 }.encode();
         let breaker = BreakerRecord { state: State::Open { until_ms: 1 }, generation: 0 }.encode();
         assert!(CacheRecord::decode(&lease).is_none());
@@ -182,8 +202,11 @@ mod tests {
         bad_state[1] = 7;
         assert!(BreakerRecord::decode(&bad_state).is_none());
         assert!(BreakerRecord::decode(&[]).is_none());
+        let mut bad_flag = cache.clone();
+        bad_flag[18] = 2;
+        assert!(CacheRecord::decode(&bad_flag).is_none(), "negative flag must be 0 or 1");
         let mut bad_utf8 = cache;
-        bad_utf8[11] = 0xff;
+        bad_utf8[21] = 0xff;
         assert!(CacheRecord::decode(&bad_utf8).is_none());
     }
 }

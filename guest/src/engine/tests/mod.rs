@@ -185,6 +185,7 @@ fn req(env: &str, name: &str, version: Option<&str>, field: Option<&str>) -> Sec
         name: name.into(),
         version: version.map(Into::into),
         field: field.map(Into::into),
+        refresh: false,
     }
 }
 

@@ -52,7 +52,7 @@ fn the_bucket_holds_neither_values_names_nor_tokens() {
     let dump = first.store.dump();
     assert!(dump.len() >= 2, "an entry for latest and one for version 4: {:?}", dump.keys());
     for (key, value) in &dump {
-        let kind = ["es1-cache-", "es1-count-", "es1-epoch-", "es1-lease-"].into_iter().find(|k| key.starts_with(k));
+        let kind = ["es1-entry-", "es1-count-", "es1-epoch-", "es1-lease-"].into_iter().find(|k| key.starts_with(k));
         let id = &key[kind.expect("only the four kinds of record").len()..];
         assert!(id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()), "{key}");
         for needle in [&b"s3cr3t-value"[..], b"token-a", b"app/db"] {
@@ -283,9 +283,9 @@ fn hold_lease(store: &MemoryStore, time: &Time) {
     let mut holder = instance(ok());
     holder.store = store.clone();
     holder.clock.time = time.clone();
-    let job = Job { env: 0, name: "app/db".into(), version: VersionSel::Latest, field: "value".into() };
+    let job = Job { env: 0, name: "app/db".into(), version: VersionSel::Latest, field: "value".into(), reason: super::super::Reason::Miss, fresher_than_wall_ms: 0 };
     let mut io = Io { clock: &mut holder.clock, random: &mut holder.random, transport: &mut holder.transport, store: &mut holder.store };
-    assert!(matches!(holder.provider.lease(&job, &mut io), super::super::shared_state::Lease::Fetch(Some(_))));
+    assert!(matches!(holder.provider.lease(&job, &mut io), super::super::shared_lease::Lease::Fetch(Some(_))));
 }
 
 #[test]
@@ -323,7 +323,7 @@ use super::super::shared_state::LEASE_POLL_MS;
 
 fn totals(h: &mut Harness) -> Vec<stats::Counters> {
     let mut io = Io { clock: &mut h.clock, random: &mut h.random, transport: &mut h.transport, store: &mut h.store };
-    h.provider.shared_totals(&mut io).expect("shared state is usable")
+    h.provider.shared_totals(&mut io).expect("shared state is usable").into_iter().map(|(c, _)| c).collect()
 }
 
 #[test]
@@ -406,7 +406,7 @@ fn a_half_open_probe_that_never_reports_back_is_replaced_after_the_deadline() {
     let mut vanished = twin(&first, ok());
     let wall = vanished.clock.wall_ms();
     let mut io = Io { clock: &mut vanished.clock, random: &mut vanished.random, transport: &mut vanished.transport, store: &mut vanished.store };
-    assert!(vanished.provider.with_breaker(0, &mut io, |b| b.permit(wall)).is_ok(), "it took the probe");
+    assert!(vanished.provider.with_breaker(0, 0, &mut io, |b| b.permit(wall)).is_ok(), "it took the probe");
     let mut next = twin(&first, ok());
     assert!(matches!(next.get("a", "y"), Err(Error::Unavailable { .. })), "the probe is still out");
     first.clock.time.advance(2_000); // the test policy's deadline_ms: the probe is overdue

@@ -1,0 +1,79 @@
+//! Fetch leases in shared state: while one instance fetches a secret, the
+//! others that miss it wait for its answer instead of asking the backend too.
+
+use crate::prelude::*;
+use super::shared_state::nonce;
+use super::{Io, Job, Provider};
+use crate::shared::record::LeaseRecord;
+use crate::shared::seal;
+
+/// A fetch lease this instance holds.
+pub(super) struct Held {
+    pub(super) id: String,
+    pub(super) identity: Vec<u8>,
+    pub(super) record: LeaseRecord,
+}
+
+/// How taking a fetch lease went.
+pub(super) enum Lease {
+    /// This instance holds it (`None`: shared state is unusable): fetch.
+    Fetch(Option<Held>),
+    /// Another instance is fetching until the given wall time: wait for it.
+    HeldUntil(u64),
+}
+
+impl Provider {
+    fn lease_ids(&self, job: &Job) -> Option<(String, Vec<u8>)> {
+        let ready = self.shared.usable()?;
+        let version = super::shared_state::version_text(job.version);
+        let parts: [&[u8]; 3] = [self.envs[job.env].env.spec.name.as_bytes(), job.name.as_bytes(), version.as_bytes()];
+        Some((ready.key.entry_id("lease", &parts), seal::identity("lease", &parts)))
+    }
+
+    /// Takes the fetch lease for `job`'s secret and version, unless another
+    /// instance holds a live one.
+    pub(super) fn lease(&mut self, job: &Job, io: &mut Io<'_>) -> Lease {
+        let Some((id, identity)) = self.lease_ids(job) else { return Lease::Fetch(None) };
+        let Some((current, token)) = self.store_op(io, |store| store.watch(&id)) else { return Lease::Fetch(None) };
+        let wall = io.clock.wall_ms();
+        if let Some(sealed) = &current {
+            let ready = self.shared.usable();
+            let held = ready.and_then(|r| r.key.open(&identity, sealed).ok()).and_then(|p| LeaseRecord::decode(&p));
+            match held {
+                Some(lease) if lease.expires_at_ms > wall => return Lease::HeldUntil(lease.expires_at_ms),
+                Some(_) => {}
+                None => self.envs[job.env].counters.shared_rejected += 1,
+            }
+        }
+        let lease_ms = self.shared.ready.as_ref().map_or(0, |r| r.lease_ms);
+        let record = LeaseRecord { expires_at_ms: wall.saturating_add(lease_ms), holder: io.random.next_u64() };
+        let nonce = nonce(io);
+        let Some(ready) = self.shared.usable() else { return Lease::Fetch(None) };
+        let sealed = ready.key.seal(&identity, &record.encode(), nonce);
+        match self.store_op(io, |store| store.swap(token, &sealed)) {
+            Some(true) => Lease::Fetch(Some(Held { id, identity, record })),
+            // Another instance took it between our read and our write.
+            Some(false) => Lease::HeldUntil(record.expires_at_ms),
+            None => Lease::Fetch(None),
+        }
+    }
+
+    /// Ends a lease, if it is still ours (an expired one may have been taken
+    /// over): the record is swapped for an expired one, atomically.
+    pub(super) fn release(&mut self, held: &Held, io: &mut Io<'_>) {
+        let Some((current, token)) = self.store_op(io, |store| store.watch(&held.id)) else { return };
+        let Some(ready) = self.shared.usable() else { return };
+        let ours = current
+            .and_then(|sealed| ready.key.open(&held.identity, &sealed).ok())
+            .and_then(|plain| LeaseRecord::decode(&plain))
+            .is_some_and(|lease| lease.holder == held.record.holder);
+        if !ours {
+            return;
+        }
+        let ended = LeaseRecord { expires_at_ms: 0, holder: held.record.holder };
+        let nonce = nonce(io);
+        let Some(ready) = self.shared.usable() else { return };
+        let sealed = ready.key.seal(&held.identity, &ended.encode(), nonce);
+        self.store_op(io, |store| store.swap(token, &sealed));
+    }
+}
