@@ -21,7 +21,7 @@ fn shape(wasm: &[u8]) -> (BTreeSet<String>, BTreeSet<String>) {
 #[test]
 fn the_app_alone_imports_edge_secrets_and_no_spin_interface() {
     let (imports, exports) = shape(APP_WASM);
-    for needed in ["edge:secrets/secrets@0.1.0", "edge:secrets/admin@0.1.0", "wasi:config/store@0.2.0-draft-2024-09-27"] {
+    for needed in ["edge:secrets/secrets@0.2.0", "edge:secrets/admin@0.2.0", "wasi:config/store@0.2.0-draft-2024-09-27"] {
         assert!(imports.contains(needed), "the app must import {needed}: {imports:#?}");
     }
     assert!(imports.iter().all(|i| i.starts_with("wasi:") || i.starts_with("edge:secrets/")), "{imports:#?}");

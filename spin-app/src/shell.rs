@@ -20,8 +20,8 @@ mod bindings {
             package edge:secrets-app;
 
             world app {
-                import edge:secrets/secrets@0.1.0;
-                import edge:secrets/admin@0.1.0;
+                import edge:secrets/secrets@0.2.0;
+                import edge:secrets/admin@0.2.0;
                 import wasi:config/store@0.2.0-draft-2024-09-27;
             }
         "#,

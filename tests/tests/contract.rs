@@ -45,7 +45,7 @@ fn the_component_imports_only_standard_wasi_and_exports_the_contract() {
     assert_eq!(imports, expected);
     assert_eq!(
         exports,
-        interfaces(["edge:secrets/secrets@0.1.0".to_string(), "edge:secrets/admin@0.1.0".to_string()].into_iter())
+        interfaces(["edge:secrets/secrets@0.2.0".to_string(), "edge:secrets/admin@0.2.0".to_string()].into_iter())
     );
 }
 

@@ -91,6 +91,8 @@ pub struct SecretRequest {
     /// Bypass the cache (rate-limited per key: within the environment's
     /// `cache.refresh_interval_ms` of the last fetch, the cached value is the answer).
     pub refresh: bool,
+    /// The caller's W3C `traceparent`, propagated to backend calls.
+    pub traceparent: Option<String>,
 }
 
 /// Where an answer came from.

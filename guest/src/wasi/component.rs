@@ -84,6 +84,8 @@ fn to_core(request: secrets::Request) -> SecretRequest {
         name: request.name,
         version: request.version,
         field: request.field,
+        refresh: request.refresh,
+        traceparent: request.traceparent,
     }
 }
 
@@ -95,6 +97,8 @@ fn to_wit_secret(secret: crate::engine::Secret) -> secrets::Secret {
             Source::Backend => secrets::Source::Backend,
             Source::Cache => secrets::Source::Cache,
         },
+        stale: secret.stale,
+        tier: secret.tier,
     }
 }
 
@@ -179,6 +183,20 @@ fn error_counts(e: stats::ErrorCounts) -> admin::ErrorCounts {
     }
 }
 
+fn tier_stats(t: stats::TierStats) -> admin::TierStats {
+    let c = t.counters;
+    admin::TierStats {
+        backend: t.backend.to_string(),
+        breaker: breaker_state(t.breaker),
+        backend_calls: c.backend_calls,
+        retries: c.retries,
+        failures: c.failures,
+        breaker_opened: c.breaker_opened,
+        breaker_closed: c.breaker_closed,
+        skipped: c.skipped,
+    }
+}
+
 impl admin::Guest for Component {
     fn stats() -> Vec<admin::EnvironmentStats> {
         let now = WasiClock.wall_ms();
@@ -192,8 +210,11 @@ impl admin::Guest for Component {
                     .into_iter()
                     .enumerate()
                     .map(|(i, mut s)| {
-                        if let Some(total) = totals.as_ref().and_then(|t| t.get(i)) {
+                        if let Some((total, tiers)) = totals.as_ref().and_then(|t| t.get(i)) {
                             s.counters = *total;
+                            for (tier, counters) in s.tiers.iter_mut().zip(tiers) {
+                                tier.counters = *counters;
+                            }
                         }
                         s
                     })
@@ -207,9 +228,15 @@ impl admin::Guest for Component {
                         backend_calls: s.counters.backend_calls,
                         retries: s.counters.retries,
                         errors: error_counts(s.counters.errors),
+                        stale_served: s.counters.stale_served,
+                        negative_hits: s.counters.negative_hits,
+                        fallbacks: s.counters.fallbacks,
+                        refreshes: s.counters.refreshes,
+                        refresh_limited: s.counters.refresh_limited,
                         breaker: breaker_state(s.breaker),
                         cache_entries: s.cache_entries,
                         counters_shared,
+                        tiers: s.tiers.into_iter().map(tier_stats).collect(),
                     })
                     .collect()
             },
@@ -232,6 +259,7 @@ impl admin::Guest for Component {
                             environment: h.environment,
                             breaker: breaker_state(h.breaker),
                             retry_after_ms: h.retry_after_ms,
+                            tiers: h.tiers.into_iter().map(breaker_state).collect(),
                         })
                         .collect(),
                     unknown_environment_errors: provider.unknown_environment_errors(),

@@ -186,6 +186,7 @@ fn req(env: &str, name: &str, version: Option<&str>, field: Option<&str>) -> Sec
         version: version.map(Into::into),
         field: field.map(Into::into),
         refresh: false,
+        traceparent: None,
     }
 }
 
