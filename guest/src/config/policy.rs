@@ -4,7 +4,7 @@
 
 use crate::prelude::*;
 use super::reader::Obj;
-use crate::breaker::BreakerSettings;
+use crate::breaker::{BreakerSettings, WindowSettings};
 use crate::retry::RetryPolicy;
 
 const DAY_MS: u64 = 86_400_000;
@@ -90,9 +90,16 @@ impl Policy {
             let open_ms = b.integer("open_ms", 1..=3_600_000)?.unwrap_or(s.open_ms);
             let probes = b.integer("half_open_probes", 1..=100)?.map_or(s.half_open_probes, |n| n as u32);
             let successes = b.integer("success_threshold", 1..=100)?.map_or(s.success_threshold, |n| n as u32);
+            let window = read_window(&mut b)?.or(s.window);
+            let slow_call_ms = b.integer("slow_call_ms", 1..=600_000)?.or(s.slow_call_ms);
             let path = b.path().to_string();
             b.finish()?;
-            p.breaker = BreakerSettings::new(threshold, open_ms, probes, successes).map_err(|why| format!("{path}: {why}"))?;
+            let at = |why: String| format!("{path}: {why}");
+            p.breaker = BreakerSettings::new(threshold, open_ms, probes, successes)
+                .map_err(at)?
+                .with_window(window)
+                .with_slow_call_ms(slow_call_ms)
+                .map_err(at)?;
         }
         if let Some(n) = obj.integer("max_body_bytes", 1024..=MAX_BODY_CAP)? {
             p.max_body_bytes = n as usize;
@@ -101,4 +108,27 @@ impl Policy {
         p.breaker = p.breaker.with_probe_timeout(p.deadline_ms);
         Ok(p)
     }
+}
+
+/// The failure-rate window of a `breaker` object: its three keys together or
+/// not at all (a window without `min_calls` would be a guess on our part).
+fn read_window(b: &mut Obj<'_>) -> Result<Option<WindowSettings>, String> {
+    let size = b.integer("window_size", 1..=128)?;
+    let rate = b.integer("failure_rate_percent", 1..=100)?;
+    let min_calls = b.integer("min_calls", 1..=128)?;
+    let (size, rate, min_calls) = match (size, rate, min_calls) {
+        (None, None, None) => return Ok(None),
+        (Some(size), Some(rate), Some(min_calls)) => (size as u32, rate as u32, min_calls as u32),
+        _ => {
+            let missing = [("window_size", size), ("failure_rate_percent", rate), ("min_calls", min_calls)]
+                .into_iter()
+                .find_map(|(key, value)| value.is_none().then_some(key))
+                .unwrap_or_default();
+            return Err(format!(
+                "{}: is required with the other window keys (window_size, failure_rate_percent and min_calls go together)",
+                b.path_of(missing)
+            ));
+        }
+    };
+    WindowSettings::new(size, rate, min_calls).map(Some).map_err(|why| format!("{}: {why}", b.path_of("min_calls")))
 }

@@ -35,6 +35,8 @@ struct Fetch {
     last_error: Option<Error>,
     /// The breaker's leave for the attempt in flight.
     permit: Option<Permit>,
+    /// When the attempt in flight was started (monotonic ms): slow calls count against the breaker.
+    started_ms: u64,
 }
 
 type Slots = Vec<Option<Result<Secret, Error>>>;
@@ -69,6 +71,7 @@ impl Provider {
                 ready_at_ms: start,
                 last_error: None,
                 permit: None,
+                started_ms: start,
             });
         }
 
@@ -87,6 +90,7 @@ impl Provider {
                 match self.admit(&fetch, now, io) {
                     Ok((outbound, permit)) => {
                         fetch.permit = Some(permit);
+                        fetch.started_ms = now;
                         in_flight.push((io.transport.start(outbound), fetch));
                     }
                     Err(error) => self.fail(fetch, error, &mut slots),
@@ -144,6 +148,7 @@ impl Provider {
         slots: &mut Slots,
     ) -> Option<Fetch> {
         let now = io.clock.now_ms();
+        let elapsed = now.saturating_sub(fetch.started_ms);
         fetch.attempts += 1;
         let state = &self.envs[fetch.env];
         let policy = state.env.spec.policy;
@@ -158,7 +163,8 @@ impl Provider {
         let failure = match outcome {
             Ok(fetched) => {
                 if let Some(permit) = fetch.permit.take() {
-                    self.with_breaker(fetch.env, io, |b| b.on_success(permit));
+                    let wall = io.clock.wall_ms();
+                    self.with_breaker(fetch.env, io, |b| b.on_success(permit, wall, elapsed));
                 }
                 self.deliver(fetch, &fetched, now, slots);
                 return None;
@@ -172,7 +178,7 @@ impl Provider {
                 self.with_breaker(fetch.env, io, |b| b.on_failure(permit, wall));
             } else {
                 // A 403/404/malformed answer still proves the backend is up.
-                self.with_breaker(fetch.env, io, |b| b.on_success(permit));
+                self.with_breaker(fetch.env, io, |b| b.on_success(permit, wall, elapsed));
             }
         }
         // An upstream message must never carry the credential back, even

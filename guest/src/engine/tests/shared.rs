@@ -147,6 +147,25 @@ fn failures_from_instances_in_turn_add_up() {
 }
 
 #[test]
+fn a_failure_rate_window_adds_up_calls_from_instances_in_turn() {
+    let policy = shared_policy(
+        r#", "retry": {"attempts": 1}, "breaker": {"failure_threshold": 100, "window_size": 4, "failure_rate_percent": 50, "min_calls": 4}"#,
+    );
+    let first = Harness::new(&policy, ok());
+    // Fail, succeed, fail, succeed: one call per fresh instance, none of them sees two failures.
+    for (i, fails) in [true, false, true, false].into_iter().enumerate() {
+        let handler: Handler = if fails { Box::new(|_| status(503)) } else { ok() };
+        let mut next = Harness::new(&policy, handler);
+        next.store = first.store.clone();
+        next.clock.time = first.clock.time.clone();
+        next.transport.time = first.clock.time.clone();
+        let _ = next.get("a", &format!("s{i}"));
+    }
+    let mut last = twin(&first, ok());
+    assert!(matches!(last.get("a", "x"), Err(Error::Unavailable { .. })), "2 of 4 calls, from 4 instances, open it");
+}
+
+#[test]
 fn a_failing_store_leaves_memory_working_and_shows_in_health() {
     let mut h = instance(ok());
     h.store.set_failing(Some("redis: connection refused"));
