@@ -5,7 +5,7 @@
 use crate::prelude::*;
 use super::reader::Obj;
 use crate::breaker::{BreakerSettings, WindowSettings};
-use crate::retry::RetryPolicy;
+use crate::retry::{RetryBudget, RetryPolicy};
 
 const DAY_MS: u64 = 86_400_000;
 
@@ -23,6 +23,8 @@ pub struct Policy {
     pub attempt_timeout_ms: u64,
     pub deadline_ms: u64,
     pub retry: RetryPolicy,
+    /// Retries per environment over time (`retry.budget`).
+    pub retry_budget: RetryBudget,
     pub breaker: BreakerSettings,
     pub max_body_bytes: usize,
 }
@@ -37,6 +39,7 @@ impl Default for Policy {
             deadline_ms: 5_000,
             // Both constructors accept these constants; see the tests.
             retry: RetryPolicy::new(3, 50, 1_000).unwrap_or_else(|_| unreachable!()),
+            retry_budget: RetryBudget::default(),
             breaker: BreakerSettings::new(5, 30_000, 1, 1).unwrap_or_else(|_| unreachable!()),
             max_body_bytes: 1 << 20,
         }
@@ -80,6 +83,15 @@ impl Policy {
             let attempts = r.integer("attempts", 1..=10)?.map_or(p.retry.attempts(), |n| n as u32);
             let base = r.integer("base_delay_ms", 1..=60_000)?.unwrap_or(p.retry.ceiling_ms(0));
             let cap = r.integer("max_delay_ms", 1..=600_000)?.unwrap_or(p.retry.ceiling_ms(u32::MAX));
+            if let Some(mut budget) = r.object("budget")? {
+                let base = p.retry_budget;
+                let ratio = budget.integer("ratio_percent", 0..=1_000)?.map_or(base.ratio_percent(), |n| n as u32);
+                let min = budget.integer("min_per_sec", 0..=10_000)?.map_or(base.min_per_sec(), |n| n as u32);
+                let window = budget.integer("window_ms", 1_000..=600_000)?.unwrap_or(base.window_ms());
+                let path = budget.path().to_string();
+                budget.finish()?;
+                p.retry_budget = RetryBudget::new(ratio, min, window).map_err(|why| format!("{path}: {why}"))?;
+            }
             let path = r.path().to_string();
             r.finish()?;
             p.retry = RetryPolicy::new(attempts, base, cap).map_err(|why| format!("{path}: {why}"))?;

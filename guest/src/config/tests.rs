@@ -61,6 +61,10 @@ fn every_bad_value_is_named_by_its_key() {
     };
     let cases = [
         (env(r#","retry":{"attempts":0}"#), "environments.prod.retry.attempts: must be between 1 and 10, got 0"),
+        (env(r#","retry":{"budget":{"ratio_percent":1001}}"#), "environments.prod.retry.budget.ratio_percent: must be between 0 and 1000, got 1001"),
+        (env(r#","retry":{"budget":{"min_per_sec":10001}}"#), "environments.prod.retry.budget.min_per_sec: must be between 0 and 10000, got 10001"),
+        (env(r#","retry":{"budget":{"window_ms":999}}"#), "environments.prod.retry.budget.window_ms: must be between 1000 and 600000, got 999"),
+        (env(r#","retry":{"budget":{"ratio":5}}"#), "environments.prod.retry.budget.ratio: unknown key"),
         (env(r#","retry":{"base_delay_ms":500,"max_delay_ms":100}"#), "environments.prod.retry: max_delay_ms (100) must be at least base_delay_ms (500)"),
         (env(r#","timeouts":{"attempt_ms":3000,"deadline_ms":1000}"#), "environments.prod.timeouts: deadline_ms (1000) must be at least attempt_ms (3000)"),
         (env(r#","cache":{"max_entries":0}"#), "environments.prod.cache.max_entries: must be between 1 and 1000000, got 0"),
@@ -159,4 +163,14 @@ fn breaker_windows_and_slow_calls_are_off_by_default_and_inherit_from_defaults()
     let b = envs[1].policy.breaker;
     assert_eq!(b.window, Some(crate::breaker::WindowSettings::new(5, 100, 5).unwrap()), "replaced as a whole");
     assert_eq!(b.slow_call_ms, None);
+}
+
+#[test]
+fn the_retry_budget_defaults_to_towers_and_overrides_key_by_key() {
+    use crate::retry::RetryBudget;
+    assert_eq!(parse_policy(VAULT).unwrap()[0].policy.retry_budget, RetryBudget::new(20, 10, 10_000).unwrap());
+    let doc = r#"{
+        "defaults": {"retry": {"budget": {"ratio_percent": 50}}},
+        "environments": {"a": {"backend":"vault","url":"http://a","token_key":"t", "retry": {"budget": {"min_per_sec": 0, "window_ms": 60000}}}}}"#;
+    assert_eq!(parse_policy(doc).unwrap()[0].policy.retry_budget, RetryBudget::new(50, 0, 60_000).unwrap());
 }
