@@ -189,6 +189,15 @@ impl Provider {
         } else {
             None
         };
+        // A retry must also fit the environment's retry budget; taken now, not when the
+        // backoff is over, so a spent budget fails the call at once instead of after a sleep.
+        let delay = match delay {
+            Some(_) if !self.budget_withdraw(fetch.env, io) => {
+                self.envs[fetch.env].counters.budget_exhausted += 1;
+                None
+            }
+            delay => delay,
+        };
         match delay {
             Some(delay) => {
                 fetch.ready_at_ms = now.saturating_add(delay);
@@ -220,6 +229,10 @@ impl Provider {
         let wall = io.clock.wall_ms();
         let permit =
             self.with_breaker(fetch.env, io, |b| b.permit(wall)).map_err(|retry_after_ms| Error::Unavailable { retry_after_ms })?;
+        if fetch.attempts == 0 {
+            // Every first attempt earns its share of retries (retry::budget).
+            self.budget_deposit(fetch.env, io);
+        }
         let state = &mut self.envs[fetch.env];
         state.counters.backend_calls += 1;
         if fetch.attempts > 0 {

@@ -6,6 +6,7 @@ use crate::prelude::*;
 
 pub mod fetch;
 mod shared_breaker;
+mod shared_budget;
 mod shared_counters;
 mod shared_state;
 pub mod stats;
@@ -17,6 +18,7 @@ use crate::cache::Cache;
 use crate::config::Environment;
 use crate::error::Error;
 use crate::http::{HttpRequest, HttpResponse, TransportError};
+use crate::retry::Ledger;
 use crate::secret::SecretBytes;
 use crate::shared::{SharedSetup, SharedStatus, SharedStore};
 use crate::validate::VersionSel;
@@ -108,6 +110,8 @@ struct EnvState {
     env: Environment,
     cache: Cache,
     breaker: Breaker,
+    /// This instance's retry-budget counts (see [`shared_budget`]).
+    budget: Ledger,
     counters: Counters,
 }
 
@@ -142,6 +146,7 @@ impl Provider {
             .map(|env| EnvState {
                 cache: Cache::new(env.spec.policy.cache_max_entries),
                 breaker: Breaker::new(env.spec.policy.breaker),
+                budget: Ledger::default(),
                 counters: Counters::default(),
                 env,
             })

@@ -31,10 +31,13 @@ pub struct Counters {
     pub backend_calls: u64,
     pub retries: u64,
     pub errors: ErrorCounts,
+    /// Fetches that would have retried but found the retry budget spent, and
+    /// failed with their last error instead (`retry.budget`).
+    pub budget_exhausted: u64,
 }
 
 /// How many counters [`Counters::to_array`] holds.
-pub const COUNTER_COUNT: usize = 13;
+pub const COUNTER_COUNT: usize = 14;
 
 /// Their names, in [`Counters::to_array`] order (shared-state keys are derived from them).
 pub const COUNTER_NAMES: [&str; COUNTER_COUNT] = [
@@ -51,6 +54,7 @@ pub const COUNTER_NAMES: [&str; COUNTER_COUNT] = [
     "timeout",
     "rate_limited",
     "backend",
+    "budget_exhausted",
 ];
 
 impl Counters {
@@ -71,6 +75,7 @@ impl Counters {
             e.timeout,
             e.rate_limited,
             e.backend,
+            self.budget_exhausted,
         ]
     }
 
@@ -92,6 +97,7 @@ impl Counters {
                 rate_limited: a[11],
                 backend: a[12],
             },
+            budget_exhausted: a[13],
         }
     }
 
@@ -130,13 +136,14 @@ mod tests {
 
     #[test]
     fn counters_round_trip_through_arrays_in_name_order() {
-        let mut c = Counters { hits: 1, misses: 2, shared_hits: 3, shared_rejected: 4, backend_calls: 5, retries: 6, ..Counters::default() };
+        let mut c = Counters { hits: 1, misses: 2, shared_hits: 3, shared_rejected: 4, backend_calls: 5, retries: 6, budget_exhausted: 7, ..Counters::default() };
         c.error(ErrorKind::InvalidRequest);
         c.error(ErrorKind::Backend);
         c.error(ErrorKind::Backend);
         let a = c.to_array();
         assert_eq!(Counters::from_array(a), c);
         assert_eq!((a[COUNTER_NAMES.iter().position(|n| *n == "backend").unwrap()], a[6]), (2, 1));
+        assert_eq!(a[COUNTER_NAMES.iter().position(|n| *n == "budget_exhausted").unwrap()], 7);
     }
 }
 

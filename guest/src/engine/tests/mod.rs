@@ -231,6 +231,7 @@ fn policy(extra: &str) -> String {
     )
 }
 
+mod budget;
 mod failures;
 mod reads;
 mod shared;

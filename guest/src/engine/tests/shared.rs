@@ -52,8 +52,8 @@ fn the_bucket_holds_neither_values_names_nor_tokens() {
     let dump = first.store.dump();
     assert!(dump.len() >= 2, "an entry for latest and one for version 4: {:?}", dump.keys());
     for (key, value) in &dump {
-        let kind = ["es1-cache-", "es1-count-", "es1-epoch-", "es1-lease-"].into_iter().find(|k| key.starts_with(k));
-        let id = &key[kind.expect("only the four kinds of record").len()..];
+        let kind = ["es1-cache-", "es1-count-", "es1-epoch-", "es1-lease-", "es1-budget-"].into_iter().find(|k| key.starts_with(k));
+        let id = &key[kind.expect("only the five kinds of record").len()..];
         assert!(id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()), "{key}");
         for needle in [&b"s3cr3t-value"[..], b"token-a", b"app/db"] {
             assert!(!value.windows(needle.len()).any(|w| w == needle), "{key} holds plaintext");
