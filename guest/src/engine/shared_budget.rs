@@ -14,8 +14,8 @@
 //! A retry costs one increment for the current slot plus a read of the other
 //! nine (and of the calls, when the floor alone does not cover it); a first
 //! attempt costs one increment. The keyvalue API has no expiry, so the first
-//! deposit in a slot deletes the slots that slid out since the previous one
-//! (see [`Provider::sweep_budget`]).
+//! deposit (or retry) in a slot deletes the slots that slid out since the
+//! previous one (see [`Provider::sweep_budget`]).
 //!
 //! [`Ledger`]: crate::retry::Ledger
 
@@ -73,6 +73,10 @@ impl Provider {
         // both take the last one (a failure half-way leaves it taken: fewer retries, not more).
         let taken = self.budget_id(env, budget, RETRIES, current)?;
         let mut retries = count(self.store_op(io, |store| store.increment(&taken, 1))?);
+        if retries == 1 {
+            // The slot's first retry may come before (or without) its first deposit.
+            self.sweep_budget(env, budget, current, io);
+        }
         for slot in window.clone().filter(|s| *s != current) {
             retries += self.budget_total(env, budget, RETRIES, slot, io)?;
         }
@@ -97,11 +101,14 @@ impl Provider {
         self.store_op(io, |store| store.increment(&id, 0)).map(count)
     }
 
-    /// Deletes the slot counters that slid out of the window since the last
-    /// first deposit in a slot (`LAST`): slots up to `LAST - SLOTS` went with
-    /// earlier sweeps, so this deletes at most `SLOTS` slots' counters, and
-    /// under steady traffic one slot's. Best effort: two instances sweeping at
-    /// once, or a writer whose clock lags, can leave a few counters behind.
+    /// Runs when a counter of `slot` is created (an increment came back 1):
+    /// deletes the slot counters that slid out of the window since the last
+    /// slot this ran for (`LAST`). Every counter is created within `SLOTS` of
+    /// `LAST` (reads, which create counters too, only look back from a slot
+    /// this ran for), so slots up to `LAST - SLOTS` went with earlier sweeps:
+    /// this deletes at most `SLOTS` slots' counters, under steady traffic one
+    /// slot's. Best effort: two instances sweeping at once, or a writer whose
+    /// clock lags, can leave a few counters behind.
     fn sweep_budget(&mut self, env: usize, budget: &RetryBudget, slot: u64, io: &mut Io<'_>) {
         let Some(last_id) = self.budget_id(env, budget, LAST, 0) else { return };
         let Some(last) = self.store_op(io, |store| store.increment(&last_id, 0)).map(count) else { return };

@@ -127,17 +127,30 @@ fn a_failing_store_falls_back_to_the_instances_own_ledger() {
 
 #[test]
 fn slots_that_slid_out_are_deleted_from_the_store() {
-    let mut h = Harness::new(&shared_budget_policy(), Box::new(|_| vault_ok(1, "v")));
+    // Every other request fails once, so retries (and the reads they make) create counters too.
+    let calls = Rc::new(Cell::new(0));
+    let counted = calls.clone();
+    let policy = shared_budget_policy().replace(r#""min_per_sec": 0"#, r#""min_per_sec": 10"#);
+    let mut h = Harness::new(&policy, Box::new(move |_| {
+        counted.set(counted.get() + 1);
+        if counted.get() % 2 == 1 { status(503) } else { vault_ok(1, "v") }
+    }));
+    h.transport.latency_ms = 100;
     let budget_keys = |h: &Harness| h.store.dump().keys().filter(|k| k.starts_with("es1-budget-")).count();
-    // One read a second (a slot each) for a minute: the calls of at most a window's slots,
-    // plus the sweep marker, stay in the store.
-    for i in 0..60 {
+    // A read every 3 s (slots are 1 s) for a minute, each 50 ms before its slot ends: its
+    // first attempt fails 100 ms later, so its retry is taken in the next slot, which sees
+    // no first attempt. A window's slots (calls and
+    // retries) and the sweep marker stay in the store, no more.
+    for i in 0..20 {
+        let now = h.now();
+        h.clock.time.advance((i + 2) * 3_000 + 950 - now);
         h.get("a", &format!("s{i}")).unwrap();
-        h.clock.time.advance(1_000);
     }
-    assert!(budget_keys(&h) <= 11, "{} budget keys left", budget_keys(&h));
+    assert!(budget_keys(&h) <= 2 * 10 + 1, "{} budget keys left", budget_keys(&h));
+    assert_eq!(h.stats("a").counters.retries, 20);
     // After a quiet spell longer than the window, the next slot sweeps what is left.
     h.clock.time.advance(60_000);
+    calls.set(1); // the next request succeeds
     h.get("a", "late").unwrap();
     assert_eq!(budget_keys(&h), 2, "the new slot's calls and the marker");
 }
