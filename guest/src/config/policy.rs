@@ -4,8 +4,8 @@
 
 use crate::prelude::*;
 use super::reader::Obj;
-use crate::breaker::BreakerSettings;
-use crate::retry::RetryPolicy;
+use crate::breaker::{BreakerSettings, WindowSettings};
+use crate::retry::{RetryBudget, RetryPolicy};
 
 const DAY_MS: u64 = 86_400_000;
 
@@ -36,6 +36,8 @@ pub struct Policy {
     pub attempt_timeout_ms: u64,
     pub deadline_ms: u64,
     pub retry: RetryPolicy,
+    /// Retries per environment over time (`retry.budget`).
+    pub retry_budget: RetryBudget,
     pub breaker: BreakerSettings,
     pub max_body_bytes: usize,
 }
@@ -55,6 +57,7 @@ impl Default for Policy {
             deadline_ms: 5_000,
             // Both constructors accept these constants; see the tests.
             retry: RetryPolicy::new(3, 50, 1_000).unwrap_or_else(|_| unreachable!()),
+            retry_budget: RetryBudget::default(),
             breaker: BreakerSettings::new(5, 30_000, 1, 1).unwrap_or_else(|_| unreachable!()),
             max_body_bytes: 1 << 20,
         }
@@ -104,6 +107,15 @@ impl Policy {
             let attempts = r.integer("attempts", 1..=10)?.map_or(p.retry.attempts(), |n| n as u32);
             let base = r.integer("base_delay_ms", 1..=60_000)?.unwrap_or(p.retry.ceiling_ms(0));
             let cap = r.integer("max_delay_ms", 1..=600_000)?.unwrap_or(p.retry.ceiling_ms(u32::MAX));
+            if let Some(mut budget) = r.object("budget")? {
+                let base = p.retry_budget;
+                let ratio = budget.integer("ratio_percent", 0..=1_000)?.map_or(base.ratio_percent(), |n| n as u32);
+                let min = budget.integer("min_per_sec", 0..=10_000)?.map_or(base.min_per_sec(), |n| n as u32);
+                let window = budget.integer("window_ms", 1_000..=600_000)?.unwrap_or(base.window_ms());
+                let path = budget.path().to_string();
+                budget.finish()?;
+                p.retry_budget = RetryBudget::new(ratio, min, window).map_err(|why| format!("{path}: {why}"))?;
+            }
             let path = r.path().to_string();
             r.finish()?;
             p.retry = RetryPolicy::new(attempts, base, cap).map_err(|why| format!("{path}: {why}"))?;
@@ -114,9 +126,16 @@ impl Policy {
             let open_ms = b.integer("open_ms", 1..=3_600_000)?.unwrap_or(s.open_ms);
             let probes = b.integer("half_open_probes", 1..=100)?.map_or(s.half_open_probes, |n| n as u32);
             let successes = b.integer("success_threshold", 1..=100)?.map_or(s.success_threshold, |n| n as u32);
+            let window = read_window(&mut b)?.or(s.window);
+            let slow_call_ms = b.integer("slow_call_ms", 1..=600_000)?.or(s.slow_call_ms);
             let path = b.path().to_string();
             b.finish()?;
-            p.breaker = BreakerSettings::new(threshold, open_ms, probes, successes).map_err(|why| format!("{path}: {why}"))?;
+            let at = |why: String| format!("{path}: {why}");
+            p.breaker = BreakerSettings::new(threshold, open_ms, probes, successes)
+                .map_err(at)?
+                .with_window(window)
+                .with_slow_call_ms(slow_call_ms)
+                .map_err(at)?;
         }
         p.fallback_on_not_found = obj.boolean("fallback_on_not_found")?.unwrap_or(p.fallback_on_not_found);
         if let Some(n) = obj.integer("max_body_bytes", 1024..=MAX_BODY_CAP)? {
@@ -126,4 +145,27 @@ impl Policy {
         p.breaker = p.breaker.with_probe_timeout(p.deadline_ms);
         Ok(p)
     }
+}
+
+/// The failure-rate window of a `breaker` object: its three keys together or
+/// not at all (a window without `min_calls` would be a guess on our part).
+fn read_window(b: &mut Obj<'_>) -> Result<Option<WindowSettings>, String> {
+    let size = b.integer("window_size", 1..=128)?;
+    let rate = b.integer("failure_rate_percent", 1..=100)?;
+    let min_calls = b.integer("min_calls", 1..=128)?;
+    let (size, rate, min_calls) = match (size, rate, min_calls) {
+        (None, None, None) => return Ok(None),
+        (Some(size), Some(rate), Some(min_calls)) => (size as u32, rate as u32, min_calls as u32),
+        _ => {
+            let missing = [("window_size", size), ("failure_rate_percent", rate), ("min_calls", min_calls)]
+                .into_iter()
+                .find_map(|(key, value)| value.is_none().then_some(key))
+                .unwrap_or_default();
+            return Err(format!(
+                "{}: is required with the other window keys (window_size, failure_rate_percent and min_calls go together)",
+                b.path_of(missing)
+            ));
+        }
+    };
+    WindowSettings::new(size, rate, min_calls).map(Some).map_err(|why| format!("{}: {why}", b.path_of("min_calls")))
 }

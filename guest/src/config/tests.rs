@@ -61,10 +61,20 @@ fn every_bad_value_is_named_by_its_key() {
     };
     let cases = [
         (env(r#","retry":{"attempts":0}"#), "environments.prod.retry.attempts: must be between 1 and 10, got 0"),
+        (env(r#","retry":{"budget":{"ratio_percent":1001}}"#), "environments.prod.retry.budget.ratio_percent: must be between 0 and 1000, got 1001"),
+        (env(r#","retry":{"budget":{"min_per_sec":10001}}"#), "environments.prod.retry.budget.min_per_sec: must be between 0 and 10000, got 10001"),
+        (env(r#","retry":{"budget":{"window_ms":999}}"#), "environments.prod.retry.budget.window_ms: must be between 1000 and 600000, got 999"),
+        (env(r#","retry":{"budget":{"ratio":5}}"#), "environments.prod.retry.budget.ratio: unknown key"),
         (env(r#","retry":{"base_delay_ms":500,"max_delay_ms":100}"#), "environments.prod.retry: max_delay_ms (100) must be at least base_delay_ms (500)"),
         (env(r#","timeouts":{"attempt_ms":3000,"deadline_ms":1000}"#), "environments.prod.timeouts: deadline_ms (1000) must be at least attempt_ms (3000)"),
         (env(r#","cache":{"max_entries":0}"#), "environments.prod.cache.max_entries: must be between 1 and 1000000, got 0"),
         (env(r#","breaker":{"open_ms":"5s"}"#), "environments.prod.breaker.open_ms: must be a non-negative integer"),
+        (env(r#","breaker":{"window_size":20,"failure_rate_percent":50,"min_calls":30}"#), "environments.prod.breaker.min_calls: min_calls (30) must not exceed window_size (20)"),
+        (env(r#","breaker":{"window_size":20,"failure_rate_percent":50}"#), "environments.prod.breaker.min_calls: is required with the other window keys"),
+        (env(r#","breaker":{"min_calls":5}"#), "environments.prod.breaker.window_size: is required with the other window keys"),
+        (env(r#","breaker":{"window_size":200,"failure_rate_percent":50,"min_calls":5}"#), "environments.prod.breaker.window_size: must be between 1 and 128, got 200"),
+        (env(r#","breaker":{"window_size":20,"failure_rate_percent":0,"min_calls":5}"#), "environments.prod.breaker.failure_rate_percent: must be between 1 and 100, got 0"),
+        (env(r#","breaker":{"slow_call_ms":0}"#), "environments.prod.breaker.slow_call_ms: must be between 1 and 600000, got 0"),
         (env(r#","max_body_bytes":1"#), "environments.prod.max_body_bytes: must be between 1024 and 16777216, got 1"),
         (env(r#","ttl":5"#), "environments.prod.ttl: unknown key"),
         (env(r#","project":"p""#), "environments.prod.project: only applies to the gcp backend"),
@@ -134,4 +144,33 @@ fn debug_of_an_environment_hides_the_token() {
 fn key_grammars() {
     assert!(is_config_key("prod_vault_token") && !is_config_key("1abc") && !is_config_key("a-b") && !is_config_key(""));
     assert!(is_environment_name("prod-eu_1") && !is_environment_name("-x") && !is_environment_name(&"a".repeat(64)));
+}
+
+#[test]
+fn breaker_windows_and_slow_calls_are_off_by_default_and_inherit_from_defaults() {
+    let plain = parse_policy(VAULT).unwrap();
+    assert_eq!((plain[0].policy.breaker.window, plain[0].policy.breaker.slow_call_ms), (None, None));
+    let doc = r#"{
+        "defaults": {"breaker": {"window_size": 20, "failure_rate_percent": 50, "min_calls": 10}},
+        "environments": {
+            "a": {"backend":"vault","url":"http://a","token_key":"t", "breaker": {"slow_call_ms": 800, "failure_threshold": 3}},
+            "b": {"backend":"vault","url":"http://b","token_key":"t", "breaker": {"window_size": 5, "failure_rate_percent": 100, "min_calls": 5}}
+        }}"#;
+    let envs = parse_policy(doc).unwrap();
+    let a = envs[0].policy.breaker;
+    assert_eq!(a.window, Some(crate::breaker::WindowSettings::new(20, 50, 10).unwrap()), "inherited");
+    assert_eq!((a.slow_call_ms, a.failure_threshold), (Some(800), 3));
+    let b = envs[1].policy.breaker;
+    assert_eq!(b.window, Some(crate::breaker::WindowSettings::new(5, 100, 5).unwrap()), "replaced as a whole");
+    assert_eq!(b.slow_call_ms, None);
+}
+
+#[test]
+fn the_retry_budget_defaults_to_towers_and_overrides_key_by_key() {
+    use crate::retry::RetryBudget;
+    assert_eq!(parse_policy(VAULT).unwrap()[0].policy.retry_budget, RetryBudget::new(20, 10, 10_000).unwrap());
+    let doc = r#"{
+        "defaults": {"retry": {"budget": {"ratio_percent": 50}}},
+        "environments": {"a": {"backend":"vault","url":"http://a","token_key":"t", "retry": {"budget": {"min_per_sec": 0, "window_ms": 60000}}}}}"#;
+    assert_eq!(parse_policy(doc).unwrap()[0].policy.retry_budget, RetryBudget::new(50, 0, 60_000).unwrap());
 }

@@ -43,6 +43,8 @@ struct Fetch {
     last_error: Option<Error>,
     /// The breaker's leave for the attempt in flight.
     permit: Option<Permit>,
+    /// When the attempt in flight was started (monotonic ms): slow calls count against the breaker.
+    started_ms: u64,
 }
 
 impl Fetch {
@@ -85,6 +87,7 @@ impl Provider {
                 ready_at_ms: start,
                 last_error: None,
                 permit: None,
+                started_ms: start,
             });
         }
 
@@ -103,6 +106,7 @@ impl Provider {
                 match self.admit(&mut fetch, now, io) {
                     Ok((outbound, permit)) => {
                         fetch.permit = Some(permit);
+                        fetch.started_ms = now;
                         in_flight.push((io.transport.start(outbound), fetch));
                     }
                     Err(error) => self.fail(fetch, error, now, &mut slots),
@@ -162,6 +166,7 @@ impl Provider {
         slots: &mut Slots,
     ) -> Option<Fetch> {
         let now = io.clock.now_ms();
+        let elapsed = now.saturating_sub(fetch.started_ms);
         fetch.attempts += 1;
         let state = &self.envs[fetch.env];
         let policy = state.env.spec.policy;
@@ -177,7 +182,8 @@ impl Provider {
         let failure = match outcome {
             Ok(fetched) => {
                 if let Some(permit) = fetch.permit.take() {
-                    self.with_breaker(fetch.env, tier, io, |b| b.on_success(permit));
+                    let wall = io.clock.wall_ms();
+                    self.with_breaker(fetch.env, tier, io, |b| b.on_success(permit, wall, elapsed));
                 }
                 self.deliver(fetch, &fetched, now, slots);
                 return None;
@@ -192,7 +198,7 @@ impl Provider {
                 self.with_breaker(fetch.env, tier, io, |b| b.on_failure(permit, wall));
             } else {
                 // A 403/404/malformed answer still proves the backend is up.
-                self.with_breaker(fetch.env, tier, io, |b| b.on_success(permit));
+                self.with_breaker(fetch.env, tier, io, |b| b.on_success(permit, wall, elapsed));
             }
         }
         if let (Error::RateLimited { .. }, Some(pause)) = (&failure.error, failure.retry_after_ms) {
@@ -208,6 +214,15 @@ impl Provider {
             policy.retry.next_delay(fetch.attempts, failure.retry_after_ms, now, fetch.deadline_ms, io.random.next_u64())
         } else {
             None
+        };
+        // A retry must also fit the environment's retry budget; taken now, not when the
+        // backoff is over, so a spent budget fails the call at once instead of after a sleep.
+        let delay = match delay {
+            Some(_) if !self.budget_withdraw(fetch.env, io) => {
+                self.envs[fetch.env].counters.budget_exhausted += 1;
+                None
+            }
+            delay => delay,
         };
         if let Some(delay) = delay {
             fetch.ready_at_ms = now.saturating_add(delay);
@@ -288,6 +303,10 @@ impl Provider {
                 }
             }
         };
+        if fetch.attempts == 0 {
+            // Every first attempt (on each tier) earns its share of retries (retry::budget).
+            self.budget_deposit(fetch.env, io);
+        }
         let state = &mut self.envs[fetch.env];
         state.counters.backend_calls += 1;
         state.tiers[fetch.tier].counters.backend_calls += 1;

@@ -8,6 +8,7 @@ mod fallback;
 pub mod fetch;
 mod shared_breaker;
 mod shared_lease;
+mod shared_budget;
 mod shared_counters;
 mod shared_state;
 pub mod stats;
@@ -19,6 +20,7 @@ use crate::cache::Cache;
 use crate::config::Environment;
 use crate::error::Error;
 use crate::http::{HttpRequest, HttpResponse, TransportError};
+use crate::retry::Ledger;
 use crate::secret::SecretBytes;
 use crate::shared::{SharedSetup, SharedStatus, SharedStore};
 use crate::validate::VersionSel;
@@ -126,6 +128,8 @@ struct EnvState {
     cache: Cache,
     /// One per tier, in tier order.
     tiers: Vec<TierState>,
+    /// This instance's retry-budget counts (see [`shared_budget`]).
+    budget: Ledger,
     counters: Counters,
 }
 
@@ -194,6 +198,7 @@ impl Provider {
                         counters: TierCounters::default(),
                     })
                     .collect(),
+                budget: Ledger::default(),
                 counters: Counters::default(),
                 env,
             })

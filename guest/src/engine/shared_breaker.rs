@@ -109,7 +109,7 @@ impl Provider {
             Some(record) => Breaker::restore(settings, record.state, record.generation),
             // A fresh breaker starts at a random generation, so that a permit handed out
             // before the record vanished can never pass for a probe of a later episode.
-            None => Breaker::restore(settings, State::Closed { consecutive_failures: 0 }, io.random.next_u64()),
+            None => Breaker::restore(settings, State::CLOSED, io.random.next_u64()),
         };
         let before = (breaker.state(), breaker.generation());
         let result = op(&mut breaker);

@@ -42,10 +42,13 @@ pub struct Counters {
     /// `refresh` reads answered from the cache because the value was fetched
     /// within the refresh interval.
     pub refresh_limited: u64,
+    /// Fetches that would have retried but found the retry budget spent, and
+    /// failed with their last error instead (`retry.budget`).
+    pub budget_exhausted: u64,
 }
 
 /// How many counters [`Counters::to_array`] holds.
-pub const COUNTER_COUNT: usize = 18;
+pub const COUNTER_COUNT: usize = 19;
 
 /// Their names, in [`Counters::to_array`] order (shared-state keys are derived from them).
 pub const COUNTER_NAMES: [&str; COUNTER_COUNT] = [
@@ -62,6 +65,7 @@ pub const COUNTER_NAMES: [&str; COUNTER_COUNT] = [
     "timeout",
     "rate_limited",
     "backend",
+    "budget_exhausted",
     "stale_served",
     "negative_hits",
     "fallbacks",
@@ -87,6 +91,7 @@ impl Counters {
             e.timeout,
             e.rate_limited,
             e.backend,
+            self.budget_exhausted,
             self.stale_served,
             self.negative_hits,
             self.fallbacks,
@@ -113,11 +118,12 @@ impl Counters {
                 rate_limited: a[11],
                 backend: a[12],
             },
-            stale_served: a[13],
-            negative_hits: a[14],
-            fallbacks: a[15],
-            refreshes: a[16],
-            refresh_limited: a[17],
+            budget_exhausted: a[13],
+            stale_served: a[14],
+            negative_hits: a[15],
+            fallbacks: a[16],
+            refreshes: a[17],
+            refresh_limited: a[18],
         }
     }
 
@@ -202,13 +208,14 @@ mod tests {
 
     #[test]
     fn counters_round_trip_through_arrays_in_name_order() {
-        let mut c = Counters { hits: 1, misses: 2, shared_hits: 3, shared_rejected: 4, backend_calls: 5, retries: 6, ..Counters::default() };
+        let mut c = Counters { hits: 1, misses: 2, shared_hits: 3, shared_rejected: 4, backend_calls: 5, retries: 6, budget_exhausted: 7, ..Counters::default() };
         c.error(ErrorKind::InvalidRequest);
         c.error(ErrorKind::Backend);
         c.error(ErrorKind::Backend);
         let a = c.to_array();
         assert_eq!(Counters::from_array(a), c);
         assert_eq!((a[COUNTER_NAMES.iter().position(|n| *n == "backend").unwrap()], a[6]), (2, 1));
+        assert_eq!(a[COUNTER_NAMES.iter().position(|n| *n == "budget_exhausted").unwrap()], 7);
     }
 }
 

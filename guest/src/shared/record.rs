@@ -7,7 +7,7 @@
 //! share these records, and monotonic clocks are per instance.
 
 use crate::prelude::*;
-use crate::breaker::State;
+use crate::breaker::{State, Window};
 
 const CACHE: u8 = 1;
 const BREAKER: u8 = 2;
@@ -68,19 +68,27 @@ pub struct BreakerRecord {
 }
 
 impl BreakerRecord {
+    /// `[tag, which, a: u64, b: u32, c: u32, generation: u64]`; a closed breaker with a
+    /// non-empty window is `which = 3` followed by `[outcomes: u128, calls: u8]`. Records
+    /// without a window keep the layout older instances read.
     pub fn encode(&self) -> Vec<u8> {
-        let (which, a, b, c) = match self.state {
-            State::Closed { consecutive_failures } => (0u8, 0, consecutive_failures, 0),
-            State::Open { until_ms } => (1, until_ms, 0, 0),
-            State::HalfOpen { in_flight, successes, probes_until_ms } => (2, probes_until_ms, in_flight, successes),
+        let (which, a, b, c, window) = match self.state {
+            State::Closed { consecutive_failures, window } if window == Window::EMPTY => (0u8, 0, consecutive_failures, 0, None),
+            State::Closed { consecutive_failures, window } => (3, 0, consecutive_failures, 0, Some(window)),
+            State::Open { until_ms } => (1, until_ms, 0, 0, None),
+            State::HalfOpen { in_flight, successes, probes_until_ms } => (2, probes_until_ms, in_flight, successes, None),
         };
-        let mut out = Vec::with_capacity(1 + 1 + 8 + 4 + 4 + 8);
+        let mut out = Vec::with_capacity(1 + 1 + 8 + 4 + 4 + 8 + 16 + 1);
         out.push(BREAKER);
         out.push(which);
         out.extend_from_slice(&a.to_be_bytes());
         out.extend_from_slice(&b.to_be_bytes());
         out.extend_from_slice(&c.to_be_bytes());
         out.extend_from_slice(&self.generation.to_be_bytes());
+        if let Some(window) = window {
+            out.extend_from_slice(&window.failed_bits().to_be_bytes());
+            out.push(window.calls() as u8);
+        }
         out
     }
 
@@ -89,13 +97,19 @@ impl BreakerRecord {
         r.tag(BREAKER)?;
         let which = r.u8()?;
         let (a, b, c, generation) = (r.u64()?, r.u32()?, r.u32()?, r.u64()?);
-        r.end()?;
         let state = match which {
-            0 => State::Closed { consecutive_failures: b },
+            0 => State::Closed { consecutive_failures: b, window: Window::EMPTY },
             1 => State::Open { until_ms: a },
             2 => State::HalfOpen { in_flight: b, successes: c, probes_until_ms: a },
+            3 => {
+                let failed = u128::from_be_bytes(r.take(16)?.try_into().ok()?);
+                // An empty window is written as `which = 0`: anything else here is not ours.
+                let window = Window::from_parts(failed, r.u8()?).filter(|w| *w != Window::EMPTY)?;
+                State::Closed { consecutive_failures: b, window }
+            }
             _ => return None,
         };
+        r.end()?;
         Some(BreakerRecord { state, generation })
     }
 }
@@ -175,7 +189,9 @@ mod tests {
         assert!(CacheRecord::decode(&gone.encode()) == Some(gone));
         assert!(CacheRecord::decode(&cache.encode()) == Some(cache.clone()));
         for state in [
-            State::Closed { consecutive_failures: 3 },
+            State::Closed { consecutive_failures: 3, window: Window::EMPTY },
+            State::Closed { consecutive_failures: 0, window: Window::from_parts(0b1011, 5).unwrap() },
+            State::Closed { consecutive_failures: 1, window: Window::from_parts(u128::MAX, 128).unwrap() },
             State::Open { until_ms: u64::MAX },
             State::HalfOpen { in_flight: 1, successes: 2, probes_until_ms: 77 },
         ] {
@@ -205,6 +221,29 @@ mod tests {
         let mut bad_flag = cache.clone();
         bad_flag[18] = 2;
         assert!(CacheRecord::decode(&bad_flag).is_none(), "negative flag must be 0 or 1");
+        let windowed = |failed: u128, calls: u8| {
+            let window = Window::from_parts(0b1, 1).unwrap();
+            let mut bytes = BreakerRecord { state: State::Closed { consecutive_failures: 0, window }, generation: 0 }.encode();
+            let n = bytes.len();
+            bytes[n - 17..n - 1].copy_from_slice(&failed.to_be_bytes());
+            bytes[n - 1] = calls;
+            bytes
+        };
+        assert!(BreakerRecord::decode(&windowed(0b1, 1)).is_some());
+        assert!(BreakerRecord::decode(&windowed(0b100, 2)).is_none(), "a failure beyond the calls held");
+        assert!(BreakerRecord::decode(&windowed(0, 129)).is_none(), "more calls than a window holds");
+        assert!(BreakerRecord::decode(&windowed(0, 0)).is_none(), "an empty window is written as which = 0");
+        let full = windowed(0b1, 1);
+        assert!(BreakerRecord::decode(&full[..full.len() - 1]).is_none(), "window cut short");
+        let mut closed_with_tail = breaker.clone();
+        closed_with_tail[1] = 0;
+        closed_with_tail.extend_from_slice(&[0; 17]);
+        assert!(BreakerRecord::decode(&closed_with_tail).is_none(), "only which = 3 carries a window");
+        assert_eq!(
+            BreakerRecord { state: State::CLOSED, generation: 0 }.encode().len(),
+            26,
+            "without a window the record keeps the layout older instances read"
+        );
         let mut bad_utf8 = cache;
         bad_utf8[21] = 0xff;
         assert!(CacheRecord::decode(&bad_utf8).is_none());

@@ -193,3 +193,38 @@ fn body_too_large_is_a_permanent_backend_error() {
     assert_eq!(err, Error::backend(None, "response body exceeds 1048576 bytes"));
     assert_eq!(h.sent(), 1);
 }
+
+#[test]
+fn slow_answers_are_delivered_but_open_the_breaker() {
+    let extra = r#", "retry": {"attempts": 1}, "cache": {"ttl_ms": 0, "pinned_ttl_ms": 0},
+        "breaker": {"failure_threshold": 3, "slow_call_ms": 300}"#;
+    let mut h = Harness::new(&policy(extra), Box::new(|_| vault_ok(1, "v")));
+    h.transport.latency_ms = 299;
+    h.get("a", "x").unwrap();
+    h.transport.latency_ms = 300;
+    for _ in 0..2 {
+        assert_eq!(h.get("a", "x").unwrap().value.expose(), b"v", "a slow answer still reaches the caller");
+        assert_eq!(h.stats("a").breaker, Phase::Closed);
+    }
+    h.get("a", "x").unwrap();
+    assert_eq!(h.stats("a").breaker, Phase::Open, "three slow answers in a row");
+    assert!(matches!(h.get("a", "x"), Err(Error::Unavailable { .. })));
+    assert_eq!(h.sent(), 4);
+}
+
+#[test]
+fn a_failure_rate_window_opens_on_interleaved_failures() {
+    let extra = r#", "retry": {"attempts": 1}, "cache": {"ttl_ms": 0, "pinned_ttl_ms": 0},
+        "breaker": {"failure_threshold": 3, "window_size": 4, "failure_rate_percent": 50, "min_calls": 4}"#;
+    let mut calls = 0;
+    let mut h = Harness::new(&policy(extra), Box::new(move |_| {
+        calls += 1;
+        if calls % 2 == 1 { status(503) } else { vault_ok(1, "v") }
+    }));
+    for _ in 0..3 {
+        let _ = h.get("a", "x");
+        assert_eq!(h.stats("a").breaker, Phase::Closed);
+    }
+    h.get("a", "x").unwrap();
+    assert_eq!(h.stats("a").breaker, Phase::Open, "2 of the last 4 failed, never 2 in a row");
+}

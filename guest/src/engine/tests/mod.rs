@@ -233,6 +233,7 @@ fn policy(extra: &str) -> String {
     )
 }
 
+mod budget;
 mod failures;
 mod reads;
 mod shared;

@@ -52,8 +52,8 @@ fn the_bucket_holds_neither_values_names_nor_tokens() {
     let dump = first.store.dump();
     assert!(dump.len() >= 2, "an entry for latest and one for version 4: {:?}", dump.keys());
     for (key, value) in &dump {
-        let kind = ["es1-entry-", "es1-count-", "es1-epoch-", "es1-lease-"].into_iter().find(|k| key.starts_with(k));
-        let id = &key[kind.expect("only the four kinds of record").len()..];
+        let kind = ["es1-entry-", "es1-count-", "es1-epoch-", "es1-lease-", "es1-budget-"].into_iter().find(|k| key.starts_with(k));
+        let id = &key[kind.expect("only the five kinds of record").len()..];
         assert!(id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()), "{key}");
         for needle in [&b"s3cr3t-value"[..], b"token-a", b"app/db"] {
             assert!(!value.windows(needle.len()).any(|w| w == needle), "{key} holds plaintext");
@@ -144,6 +144,25 @@ fn failures_from_instances_in_turn_add_up() {
     let mut last = Harness::new(&policy, Box::new(|_| status(500)));
     last.store = first.store.clone();
     assert!(matches!(last.get("a", "x"), Err(Error::Unavailable { .. })), "3 single failures in 3 instances open it");
+}
+
+#[test]
+fn a_failure_rate_window_adds_up_calls_from_instances_in_turn() {
+    let policy = shared_policy(
+        r#", "retry": {"attempts": 1}, "breaker": {"failure_threshold": 100, "window_size": 4, "failure_rate_percent": 50, "min_calls": 4}"#,
+    );
+    let first = Harness::new(&policy, ok());
+    // Fail, succeed, fail, succeed: one call per fresh instance, none of them sees two failures.
+    for (i, fails) in [true, false, true, false].into_iter().enumerate() {
+        let handler: Handler = if fails { Box::new(|_| status(503)) } else { ok() };
+        let mut next = Harness::new(&policy, handler);
+        next.store = first.store.clone();
+        next.clock.time = first.clock.time.clone();
+        next.transport.time = first.clock.time.clone();
+        let _ = next.get("a", &format!("s{i}"));
+    }
+    let mut last = twin(&first, ok());
+    assert!(matches!(last.get("a", "x"), Err(Error::Unavailable { .. })), "2 of 4 calls, from 4 instances, open it");
 }
 
 #[test]

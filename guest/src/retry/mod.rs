@@ -4,8 +4,15 @@
 //! uniformly random time in `[0, min(cap, base * 2^n)]`. Full jitter spreads
 //! the retries of many callers that failed together, so a recovering backend
 //! is not hit by synchronized waves. The random source is a parameter.
+//!
+//! How many retries an environment may make over time, whatever `attempts`
+//! allows each call: [`budget`].
 
 use crate::prelude::*;
+
+pub mod budget;
+
+pub use budget::{Ledger, RetryBudget};
 
 /// Validated retry settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
