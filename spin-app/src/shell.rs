@@ -75,6 +75,8 @@ impl model::Secrets for Provider {
             name: read.name.clone(),
             version: read.version.clone(),
             field: read.field.clone(),
+            refresh: false,
+            traceparent: None,
         };
         match secrets::get(&request) {
             Ok(s) => Ok(model::Secret { value: s.value, version: s.version, from_cache: matches!(s.source, secrets::Source::Cache) }),

@@ -233,6 +233,7 @@ impl admin::Guest for Component {
                         fallbacks: s.counters.fallbacks,
                         refreshes: s.counters.refreshes,
                         refresh_limited: s.counters.refresh_limited,
+                        budget_exhausted: s.counters.budget_exhausted,
                         breaker: breaker_state(s.breaker),
                         cache_entries: s.cache_entries,
                         counters_shared,
