@@ -46,20 +46,55 @@ pub struct EnvironmentStats {
     pub backend_calls: u64,
     pub retries: u64,
     pub errors: ErrorCounts,
+    /// Reads answered with a value past its TTL because the backends failed.
+    pub stale_served: u64,
+    /// Reads answered from a cached not-found.
+    pub negative_hits: u64,
+    /// Reads answered by a fallback tier.
+    pub fallbacks: u64,
+    /// Reads sent to the backend although a value was cached (refresh-ahead, `refresh`).
+    pub refreshes: u64,
+    /// `refresh` reads answered from the cache (fetched within the refresh interval).
+    pub refresh_limited: u64,
+    /// Reads that found the retry budget spent and failed after their attempt.
+    pub budget_exhausted: u64,
+    /// The primary's breaker.
     pub breaker: BreakerState,
     pub cache_entries: u32,
     /// The counters are totals over every instance sharing the key-value store (else this
     /// instance's).
     pub counters_shared: bool,
+    /// Per backend tier, the primary first.
+    pub tiers: Vec<TierStats>,
+}
+
+/// Counters of one backend tier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TierStats {
+    /// `vault` or `gcp`.
+    pub backend: String,
+    pub breaker: BreakerState,
+    /// HTTP requests sent to this tier (every attempt).
+    pub backend_calls: u64,
+    pub retries: u64,
+    /// Attempts that failed transiently.
+    pub failures: u64,
+    pub breaker_opened: u64,
+    pub breaker_closed: u64,
+    /// Reads that skipped this tier (breaker open, or a `Retry-After` pause).
+    pub skipped: u64,
 }
 
 /// Health of one environment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EnvironmentHealth {
     pub environment: String,
+    /// The best tier's breaker: the environment serves while any tier can.
     pub breaker: BreakerState,
-    /// While the breaker is open: milliseconds until probes are let through.
+    /// While that breaker is open: milliseconds until probes are let through.
     pub retry_after_ms: Option<u64>,
+    /// Each tier's breaker, the primary first.
+    pub tiers: Vec<BreakerState>,
 }
 
 /// Health of the whole component.
@@ -133,16 +168,43 @@ impl From<wit::EnvironmentStats> for EnvironmentStats {
             backend_calls: s.backend_calls,
             retries: s.retries,
             errors: s.errors.into(),
+            stale_served: s.stale_served,
+            negative_hits: s.negative_hits,
+            fallbacks: s.fallbacks,
+            refreshes: s.refreshes,
+            refresh_limited: s.refresh_limited,
+            budget_exhausted: s.budget_exhausted,
             breaker: s.breaker.into(),
             cache_entries: s.cache_entries,
             counters_shared: s.counters_shared,
+            tiers: s.tiers.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<wit::TierStats> for TierStats {
+    fn from(t: wit::TierStats) -> Self {
+        TierStats {
+            backend: t.backend,
+            breaker: t.breaker.into(),
+            backend_calls: t.backend_calls,
+            retries: t.retries,
+            failures: t.failures,
+            breaker_opened: t.breaker_opened,
+            breaker_closed: t.breaker_closed,
+            skipped: t.skipped,
         }
     }
 }
 
 impl From<wit::EnvironmentHealth> for EnvironmentHealth {
     fn from(h: wit::EnvironmentHealth) -> Self {
-        EnvironmentHealth { environment: h.environment, breaker: h.breaker.into(), retry_after_ms: h.retry_after_ms }
+        EnvironmentHealth {
+            environment: h.environment,
+            breaker: h.breaker.into(),
+            retry_after_ms: h.retry_after_ms,
+            tiers: h.tiers.into_iter().map(Into::into).collect(),
+        }
     }
 }
 

@@ -158,10 +158,16 @@ impl Parser<'_> {
         }
         // A missing credential would otherwise surface as a `config` error on every call.
         for spec in &specs {
-            if !wasi_config.contains_key(&spec.token_key) {
-                let path = format!("environments.{}.token_key", spec.name);
+            for (i, tier) in spec.tiers.iter().enumerate() {
+                if wasi_config.contains_key(&tier.token_key) {
+                    continue;
+                }
+                let path = match i {
+                    0 => format!("environments.{}.token_key", spec.name),
+                    n => format!("environments.{}.fallbacks.{}.token_key", spec.name, n - 1),
+                };
                 let span = lookup(policy, &path).map(|v| v.span());
-                return Err(self.err(span, Some(&format!("policy.{path}")), format!("names credential `{}`, but [credentials] does not define it", spec.token_key)));
+                return Err(self.err(span, Some(&format!("policy.{path}")), format!("names credential `{}`, but [credentials] does not define it", tier.token_key)));
             }
         }
         wasi_config.insert(POLICY_KEY.to_string(), policy_json);

@@ -21,7 +21,19 @@ pub use crate::bindings::wit_secrets::Request;
 impl Request {
     /// Reads the `latest` version of the default field (`value`).
     pub fn new(environment: impl Into<String>, name: impl Into<String>) -> Request {
-        Request { environment: environment.into(), name: name.into(), version: None, field: None }
+        Request { environment: environment.into(), name: name.into(), version: None, field: None, refresh: false, traceparent: None }
+    }
+
+    /// Bypasses the cache (rate-limited per secret by the component: see the WIT).
+    pub fn refresh(mut self, refresh: bool) -> Request {
+        self.refresh = refresh;
+        self
+    }
+
+    /// Joins the caller's W3C trace: backend requests carry this trace id.
+    pub fn traceparent(mut self, traceparent: impl Into<String>) -> Request {
+        self.traceparent = Some(traceparent.into());
+        self
     }
 
     /// Reads version `version` (a positive integer, or `latest`).
@@ -119,11 +131,21 @@ pub struct Secret {
     /// The concrete version read (never `latest`).
     pub version: String,
     pub source: Source,
+    /// Past its TTL, served because the backends failed transiently.
+    pub stale: bool,
+    /// The backend tier that served it (0: the primary).
+    pub tier: u32,
 }
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Secret").field("value", &self.value).field("version", &self.version).field("source", &self.source).finish()
+        f.debug_struct("Secret")
+            .field("value", &self.value)
+            .field("version", &self.version)
+            .field("source", &self.source)
+            .field("stale", &self.stale)
+            .field("tier", &self.tier)
+            .finish()
     }
 }
 
@@ -255,7 +277,7 @@ impl From<wit::Secret> for Secret {
             wit::Source::Backend => Source::Backend,
             wit::Source::Cache => Source::Cache,
         };
-        Secret { value: SecretValue::new(s.value), version: s.version, source }
+        Secret { value: SecretValue::new(s.value), version: s.version, source, stale: s.stale, tier: s.tier }
     }
 }
 

@@ -77,7 +77,7 @@ impl Bench {
         let request = Request::new(HIT_ENV, NAME);
         client.borrow_mut().get(&request)?; // fills the component's cache
         let mut native = NativeCore::new(&self.config, &self.http)?;
-        let core_request = SecretRequest { environment: HIT_ENV.into(), name: NAME.into(), version: None, field: None };
+        let core_request = SecretRequest { environment: HIT_ENV.into(), name: NAME.into(), ..SecretRequest::default() };
         ensure!(native.get(&core_request)?.source == CoreSource::Backend, "the first native read should fetch over HTTP");
 
         let ops = self.plan.iterations;

@@ -37,7 +37,7 @@ struct CoreSecrets(NativeCore<'static>);
 
 impl Secrets for CoreSecrets {
     fn get(&mut self, read: &SecretRead) -> Result<model::Secret, SecretError> {
-        let request = SecretRequest { environment: read.environment.clone(), name: read.name.clone(), version: read.version.clone(), field: read.field.clone() };
+        let request = SecretRequest { environment: read.environment.clone(), name: read.name.clone(), version: read.version.clone(), field: read.field.clone(), ..SecretRequest::default() };
         match self.0.get(&request) {
             Ok(secret) => Ok(model::Secret {
                 value: secret.value.into_vec(),
@@ -78,7 +78,7 @@ pub fn start(runtime: &tokio::runtime::Runtime, mut config: BTreeMap<String, Str
     // `'static` client for its transport.
     let http: &'static NativeHttp = Box::leak(Box::new(NativeHttp::new()?));
     let mut core = NativeCore::new(&config, http)?;
-    core.get(&SecretRequest { environment: environment.into(), name: name.into(), version: None, field: None })?;
+    core.get(&SecretRequest { environment: environment.into(), name: name.into(), ..SecretRequest::default() })?;
     let app = Arc::new((MapSettings(config), Mutex::new(CoreSecrets(core))));
     let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0"))?;
     let addr = listener.local_addr()?;

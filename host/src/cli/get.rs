@@ -38,8 +38,14 @@ pub struct ReadArgs {
     /// The field (Vault KV; default `value`).
     #[arg(long, value_name = "F")]
     pub field: Option<String>,
-    /// Print {"value", "version", "source"} as JSON; non-UTF-8 values are base64 with
-    /// "encoding": "base64".
+    /// Bypass the cache (the component rate-limits this per secret).
+    #[arg(long)]
+    pub refresh: bool,
+    /// A W3C `traceparent` to join: backend requests carry its trace id.
+    #[arg(long, value_name = "HEADER")]
+    pub traceparent: Option<String>,
+    /// Print {"value", "version", "source", "stale", "tier"} as JSON; non-UTF-8 values are
+    /// base64 with "encoding": "base64".
     #[arg(long)]
     pub json: bool,
 }
@@ -91,6 +97,8 @@ pub fn read_and_print(client: &mut Client, environment: &str, name: &str, read: 
     let mut request = Request::new(environment, name);
     request.version = read.version.clone();
     request.field = read.field.clone();
+    request.refresh = read.refresh;
+    request.traceparent = read.traceparent.clone();
     let secret = match client.get(&request) {
         Ok(secret) => secret,
         Err(e) => {
@@ -121,6 +129,8 @@ pub fn json_output(secret: &Secret) -> Vec<u8> {
     }
     doc.insert("version".into(), secret.version.clone().into());
     doc.insert("source".into(), secret.source.to_string().into());
+    doc.insert("stale".into(), secret.stale.into());
+    doc.insert("tier".into(), secret.tier.into());
     let mut out = serde_json::to_vec(&doc).expect("a JSON map always serializes");
     out.push(b'\n');
     out
@@ -145,12 +155,12 @@ mod tests {
 
     #[test]
     fn json_is_text_or_base64() {
-        let text = Secret { value: SecretValue::new("pässword".as_bytes().to_vec()), version: "4".into(), source: Source::Cache };
+        let text = Secret { value: SecretValue::new("pässword".as_bytes().to_vec()), version: "4".into(), source: Source::Cache, stale: true, tier: 1 };
         let doc = parse(json_output(&text));
-        assert_eq!(doc, serde_json::json!({"value": "pässword", "version": "4", "source": "cache"}));
+        assert_eq!(doc, serde_json::json!({"value": "pässword", "version": "4", "source": "cache", "stale": true, "tier": 1}));
 
-        let binary = Secret { value: SecretValue::new(vec![0xff, 0x00, 0x10]), version: "1".into(), source: Source::Backend };
+        let binary = Secret { value: SecretValue::new(vec![0xff, 0x00, 0x10]), version: "1".into(), source: Source::Backend, stale: false, tier: 0 };
         let doc = parse(json_output(&binary));
-        assert_eq!(doc, serde_json::json!({"value": "/wAQ", "encoding": "base64", "version": "1", "source": "backend"}));
+        assert_eq!(doc, serde_json::json!({"value": "/wAQ", "encoding": "base64", "version": "1", "source": "backend", "stale": false, "tier": 0}));
     }
 }
