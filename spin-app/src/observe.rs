@@ -102,10 +102,13 @@ pub fn metrics(stats: &[EnvironmentStats], health: &HealthReport) -> Reply {
 /// A counter family: name, help text, and how to read it from one environment's stats.
 type Counter = (&'static str, &'static str, fn(&EnvironmentStats) -> u64);
 
+/// [`Counter`] for one tier's stats.
+type TierCounter = (&'static str, &'static str, fn(&TierStats) -> u64);
+
 /// Per-tier families, labelled with the tier's number and its own backend kind (a fallback
 /// may be another kind than the primary, which `edge_secrets_breaker_state` reports).
 fn tier_metrics(out: &mut String, stats: &[EnvironmentStats]) {
-    let counters: [(&str, &str, fn(&TierStats) -> u64); 6] = [
+    let counters: [TierCounter; 6] = [
         ("edge_secrets_tier_backend_calls_total", "HTTP requests sent to a backend tier, every attempt counted.", |t| t.backend_calls),
         ("edge_secrets_tier_retries_total", "Attempts to a tier that retried an earlier failed attempt.", |t| t.retries),
         ("edge_secrets_tier_failures_total", "Attempts to a tier that failed transiently (what its breaker counts).", |t| t.failures),
