@@ -2,13 +2,14 @@
 //!
 //! Order matters for what a caller can learn: route (404/405) → authenticate (401/403, before
 //! anything touches the secrets interface, and with fixed bodies) → decode the name and query
-//! (400) → read the secret → map the answer.
+//! (400) → keep the `traceparent` if it parses → read the secret → map the answer.
 
 use crate::auth::{self, CallerTokens, CALLER_TOKENS_KEY};
 use crate::model::{SecretError, Secrets, Settings};
 use crate::observe;
 use crate::reply::{self, Reply};
 use crate::route::{self, Route, RouteError};
+use crate::trace;
 
 /// What the handler needs from an incoming request.
 pub struct Incoming<'a> {
@@ -17,6 +18,8 @@ pub struct Incoming<'a> {
     pub target: &'a str,
     /// Every `Authorization` header value, in order.
     pub authorization: Vec<&'a [u8]>,
+    /// Every `traceparent` header value, in order.
+    pub traceparent: Vec<&'a [u8]>,
 }
 
 pub fn handle(request: &Incoming<'_>, settings: &dyn Settings, secrets: &mut dyn Secrets) -> Reply {
@@ -44,10 +47,13 @@ pub fn handle(request: &Incoming<'_>, settings: &dyn Settings, secrets: &mut dyn
                 Ok(Err(refusal)) => return reply::refusal(refusal),
                 Ok(Ok(())) => {}
             }
-            let read = match route::decode_read(environment, name, query) {
+            let mut read = match route::decode_read(environment, name, query) {
                 Ok(read) => read,
                 Err(message) => return reply::secret_error(&SecretError::InvalidRequest(message)),
             };
+            // A traceparent we cannot parse is dropped, not refused: W3C has the receiver
+            // start a new trace, and the provider would fail the read with invalid-request.
+            read.traceparent = trace::forwardable(&request.traceparent);
             match secrets.get(&read) {
                 Ok(secret) => Reply::secret(secret),
                 Err(error) => reply::secret_error(&error),

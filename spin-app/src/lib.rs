@@ -4,11 +4,12 @@
 //! own setting (`caller_tokens`) from `wasi:config/store`, never from `spin:*` interfaces.
 //!
 //! Functional core, thin shell: everything that decides something ([`route`], [`auth`],
-//! [`reply`], [`observe`], [`handler`]) is plain Rust over the ports in [`model`], unit-tested
-//! natively; only `shell` (wasm32 only) touches bindings.
+//! [`trace`], [`reply`], [`observe`], [`handler`]) is plain Rust over the ports in [`model`],
+//! unit-tested natively; only `shell` (wasm32 only) touches bindings.
 //!
-//! Routes: `GET /v1/secrets/{env}/{name...}?version=&field=` (needs `Authorization: Bearer`
-//! with a token configured for `env`), `GET /healthz`, `GET /metrics`.
+//! Routes: `GET /v1/secrets/{env}/{name...}?version=&field=&refresh=` (needs `Authorization:
+//! Bearer` with a token configured for `env`; a valid `traceparent` is passed on), `GET
+//! /healthz`, `GET /metrics`.
 
 pub mod auth;
 pub mod handler;
@@ -16,6 +17,7 @@ pub mod model;
 pub mod observe;
 pub mod reply;
 pub mod route;
+pub mod trace;
 
 #[cfg(target_arch = "wasm32")]
 mod shell;

@@ -9,6 +9,11 @@ pub struct SecretRead {
     pub name: String,
     pub version: Option<String>,
     pub field: Option<String>,
+    /// `?refresh=true`: bypass the cache (the provider rate-limits this per secret).
+    pub refresh: bool,
+    /// The caller's `traceparent`, already validated and in version-00 form (see
+    /// [`crate::trace`]): the provider refuses a malformed one with `invalid-request`.
+    pub traceparent: Option<String>,
 }
 
 /// A secret value. Holds secret bytes, so no `Debug`, `Display` or `Clone`.
@@ -18,6 +23,10 @@ pub struct Secret {
     pub version: String,
     /// Whether the component answered from its cache.
     pub from_cache: bool,
+    /// Past its TTL, served because every backend failed transiently.
+    pub stale: bool,
+    /// The backend tier it came from: 0 is the primary.
+    pub tier: u32,
 }
 
 /// The WIT `error` variant. Every case is secret-free by the WIT contract.
@@ -114,19 +123,53 @@ pub struct EnvironmentStats {
     pub backend_calls: u64,
     pub retries: u64,
     pub errors: ErrorCounts,
+    /// Reads answered past the TTL because the backends failed.
+    pub stale_served: u64,
+    /// Reads answered from a cached not-found.
+    pub negative_hits: u64,
+    /// Reads answered by a fallback tier.
+    pub fallbacks: u64,
+    /// Reads sent to the backend although a value was cached (refresh-ahead or `refresh`).
+    pub refreshes: u64,
+    /// `refresh` reads answered from the cache (fetched within the refresh interval).
+    pub refresh_limited: u64,
+    /// Reads that would have retried but found the retry budget spent.
+    pub budget_exhausted: u64,
+    /// The primary's breaker.
     pub breaker: BreakerState,
     pub cache_entries: u32,
     /// The counters are totals over every instance sharing the key-value store (under Spin,
     /// every request's instance); else the answering instance's own.
     pub counters_shared: bool,
+    /// Per tier, the primary first (index = tier number).
+    pub tiers: Vec<TierStats>,
+}
+
+/// Counters of one backend tier (WIT `tier-stats`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierStats {
+    /// This tier's backend kind (`vault`, `gcp`), which may differ from the primary's.
+    pub backend: String,
+    pub breaker: BreakerState,
+    pub backend_calls: u64,
+    pub retries: u64,
+    /// Transient failures (what the breaker counts).
+    pub failures: u64,
+    pub breaker_opened: u64,
+    pub breaker_closed: u64,
+    /// Reads that skipped this tier (breaker open, or a `Retry-After` pause).
+    pub skipped: u64,
 }
 
 /// Health of one environment (WIT `environment-health`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvironmentHealth {
     pub environment: String,
+    /// The best tier's breaker (the environment serves while any tier can).
     pub breaker: BreakerState,
     pub retry_after_ms: Option<u64>,
+    /// Each tier's breaker, the primary first.
+    pub tiers: Vec<BreakerState>,
 }
 
 /// WIT `health-report`.

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
-use crate::model::{BreakerState, EnvironmentStats, HealthReport};
+use crate::model::{BreakerState, EnvironmentStats, HealthReport, TierStats};
 use crate::reply::Reply;
 
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -23,7 +23,10 @@ pub fn health(report: &HealthReport) -> Reply {
     let environments: Vec<_> = report
         .environments
         .iter()
-        .map(|e| json!({ "environment": e.environment, "breaker": e.breaker.name(), "retry_after_ms": e.retry_after_ms }))
+        .map(|e| {
+            let tiers: Vec<_> = e.tiers.iter().map(|t| t.name()).collect();
+            json!({ "environment": e.environment, "breaker": e.breaker.name(), "retry_after_ms": e.retry_after_ms, "tiers": tiers })
+        })
         .collect();
     let body = json!({
         "ok": report.ok,
@@ -38,13 +41,19 @@ pub fn health(report: &HealthReport) -> Reply {
 /// The Prometheus exposition of `stats` and `health`.
 pub fn metrics(stats: &[EnvironmentStats], health: &HealthReport) -> Reply {
     let mut out = String::new();
-    let counters: [Counter; 6] = [
+    let counters: [Counter; 12] = [
         ("edge_secrets_cache_hits_total", "Reads answered from an instance's in-memory cache.", |s| s.hits),
         ("edge_secrets_cache_misses_total", "Reads that missed the in-memory cache.", |s| s.misses),
         ("edge_secrets_shared_hits_total", "Misses answered from the shared (wasi:keyvalue) cache.", |s| s.shared_hits),
         ("edge_secrets_shared_rejected_total", "Shared records that failed to authenticate (never served).", |s| s.shared_rejected),
         ("edge_secrets_backend_calls_total", "HTTP requests sent to the backend, every attempt counted.", |s| s.backend_calls),
         ("edge_secrets_retries_total", "Attempts that retried an earlier failed attempt.", |s| s.retries),
+        ("edge_secrets_stale_served_total", "Reads answered with a value past its TTL because the backends failed.", |s| s.stale_served),
+        ("edge_secrets_negative_hits_total", "Reads answered from a cached not-found.", |s| s.negative_hits),
+        ("edge_secrets_fallbacks_total", "Reads answered by a fallback tier.", |s| s.fallbacks),
+        ("edge_secrets_refreshes_total", "Reads sent to the backend although a value was cached (refresh-ahead or refresh).", |s| s.refreshes),
+        ("edge_secrets_refresh_limited_total", "Refresh reads answered from the cache, fetched within the refresh interval.", |s| s.refresh_limited),
+        ("edge_secrets_budget_exhausted_total", "Reads that would have retried but found the retry budget spent.", |s| s.budget_exhausted),
     ];
     for (name, help, value) in counters {
         family(&mut out, name, "counter", help);
@@ -66,6 +75,8 @@ pub fn metrics(stats: &[EnvironmentStats], health: &HealthReport) -> Reply {
             let _ = writeln!(out, "edge_secrets_breaker_state{{{},state=\"{}\"}} {}", env_labels(s), state.name(), u8::from(state == s.breaker));
         }
     }
+
+    tier_metrics(&mut out, stats);
 
     family(&mut out, "edge_secrets_cache_entries", "gauge", "Entries currently in the answering instance's in-memory cache.");
     for s in stats {
@@ -90,6 +101,42 @@ pub fn metrics(stats: &[EnvironmentStats], health: &HealthReport) -> Reply {
 
 /// A counter family: name, help text, and how to read it from one environment's stats.
 type Counter = (&'static str, &'static str, fn(&EnvironmentStats) -> u64);
+
+/// [`Counter`] for one tier's stats.
+type TierCounter = (&'static str, &'static str, fn(&TierStats) -> u64);
+
+/// Per-tier families, labelled with the tier's number and its own backend kind (a fallback
+/// may be another kind than the primary, which `edge_secrets_breaker_state` reports).
+fn tier_metrics(out: &mut String, stats: &[EnvironmentStats]) {
+    let counters: [TierCounter; 6] = [
+        ("edge_secrets_tier_backend_calls_total", "HTTP requests sent to a backend tier, every attempt counted.", |t| t.backend_calls),
+        ("edge_secrets_tier_retries_total", "Attempts to a tier that retried an earlier failed attempt.", |t| t.retries),
+        ("edge_secrets_tier_failures_total", "Attempts to a tier that failed transiently (what its breaker counts).", |t| t.failures),
+        ("edge_secrets_tier_breaker_opened_total", "Times a tier's breaker opened.", |t| t.breaker_opened),
+        ("edge_secrets_tier_breaker_closed_total", "Times a tier's breaker closed again after probing.", |t| t.breaker_closed),
+        ("edge_secrets_tier_skipped_total", "Reads that skipped a tier (breaker open, or a Retry-After pause).", |t| t.skipped),
+    ];
+    for (name, help, value) in counters {
+        family(out, name, "counter", help);
+        for (s, tier, t) in tiers(stats) {
+            let _ = writeln!(out, "{name}{{{}}} {}", tier_labels(s, tier, t), value(t));
+        }
+    }
+    family(out, "edge_secrets_tier_breaker_state", "gauge", "A tier's circuit breaker state: 1 for the current state, 0 for the others.");
+    for (s, tier, t) in tiers(stats) {
+        for state in BreakerState::ALL {
+            let _ = writeln!(out, "edge_secrets_tier_breaker_state{{{},state=\"{}\"}} {}", tier_labels(s, tier, t), state.name(), u8::from(state == t.breaker));
+        }
+    }
+}
+
+fn tiers(stats: &[EnvironmentStats]) -> impl Iterator<Item = (&EnvironmentStats, usize, &TierStats)> {
+    stats.iter().flat_map(|s| s.tiers.iter().enumerate().map(move |(i, t)| (s, i, t)))
+}
+
+fn tier_labels(s: &EnvironmentStats, tier: usize, t: &TierStats) -> String {
+    format!("environment=\"{}\",backend=\"{}\",tier=\"{tier}\"", escape(&s.environment), escape(&t.backend))
+}
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
@@ -121,9 +168,16 @@ mod tests {
             backend_calls: 4,
             retries: 1,
             errors: ErrorCounts { not_found: 1, rate_limited: 2, ..Default::default() },
+            stale_served: 0,
+            negative_hits: 0,
+            fallbacks: 0,
+            refreshes: 0,
+            refresh_limited: 0,
+            budget_exhausted: 0,
             breaker: BreakerState::HalfOpen,
             cache_entries: 5,
             counters_shared: true,
+            tiers: vec![],
         }]
     }
 
@@ -131,7 +185,12 @@ mod tests {
         HealthReport {
             ok: config_error.is_none(),
             config_error: config_error.map(str::to_string),
-            environments: vec![EnvironmentHealth { environment: "dev".into(), breaker: BreakerState::Open, retry_after_ms: Some(1500) }],
+            environments: vec![EnvironmentHealth {
+                environment: "dev".into(),
+                breaker: BreakerState::Open,
+                retry_after_ms: Some(1500),
+                tiers: vec![BreakerState::Open, BreakerState::HalfOpen],
+            }],
             unknown_environment_errors: 7,
             shared_status: "degraded",
             shared_error: Some("key-value get: connection refused".into()),
@@ -186,7 +245,7 @@ mod tests {
         assert_eq!(
             body,
             json!({ "ok": true, "config_error": null, "unknown_environment_errors": 7,
-                    "environments": [{ "environment": "dev", "breaker": "open", "retry_after_ms": 1500 }],
+                    "environments": [{ "environment": "dev", "breaker": "open", "retry_after_ms": 1500, "tiers": ["open", "half-open"] }],
                     "shared": { "status": "degraded", "last_error": "key-value get: connection refused" } })
         );
         assert_eq!(health(&report(Some("secrets_policy: is required"))).status, 503);

@@ -13,6 +13,9 @@ use crate::model::{Secret, SecretError};
 /// metrics go stale.
 const CACHE_CONTROL: (&str, &str) = ("cache-control", "no-store");
 
+/// RFC 7234 warn-code 110 with no agent (`-`).
+pub const STALE_WARNING: &str = r#"110 - "response is stale""#;
+
 /// A response. Its body may be a secret value, so no `Debug`.
 pub struct Reply {
     pub status: u16,
@@ -38,11 +41,18 @@ impl Reply {
         Reply::json(status, &json!({ "error": kind, "message": message }))
     }
 
-    /// 200 with the raw value. The version and source go in headers, never the value.
+    /// 200 with the raw value. The version, source, staleness and tier go in headers, never
+    /// the value. A stale answer also carries `Warning: 110` (RFC 7234 5.5.1), the standard
+    /// marker generic HTTP tooling recognises, besides our own `x-secret-stale`.
     pub fn secret(secret: Secret) -> Reply {
         let mut reply = Reply::new(200, "application/octet-stream", secret.value);
         reply.headers.push(("x-secret-version", secret.version));
         reply.headers.push(("x-secret-source", if secret.from_cache { "cache" } else { "backend" }.to_string()));
+        reply.headers.push(("x-secret-stale", secret.stale.to_string()));
+        reply.headers.push(("x-secret-tier", secret.tier.to_string()));
+        if secret.stale {
+            reply.headers.push(("warning", STALE_WARNING.to_string()));
+        }
         reply
     }
 
@@ -166,10 +176,18 @@ mod tests {
 
     #[test]
     fn a_secret_is_the_raw_bytes_with_metadata_in_headers() {
-        let reply = Reply::secret(Secret { value: vec![0, 159, 146, 150], version: "7".into(), from_cache: true });
+        let reply = Reply::secret(Secret { value: vec![0, 159, 146, 150], version: "7".into(), from_cache: true, stale: false, tier: 0 });
         assert_eq!(reply.body, [0, 159, 146, 150]);
         assert_eq!(reply.header("content-type"), Some("application/octet-stream"));
         assert_eq!(reply.header("cache-control"), Some("no-store"));
         assert_eq!((reply.header("x-secret-version"), reply.header("x-secret-source")), (Some("7"), Some("cache")));
+        assert_eq!((reply.header("x-secret-stale"), reply.header("x-secret-tier"), reply.header("warning")), (Some("false"), Some("0"), None));
+    }
+
+    #[test]
+    fn a_stale_fallback_answer_says_so() {
+        let reply = Reply::secret(Secret { value: b"v".to_vec(), version: "3".into(), from_cache: true, stale: true, tier: 2 });
+        assert_eq!((reply.header("x-secret-stale"), reply.header("x-secret-tier")), (Some("true"), Some("2")));
+        assert_eq!(reply.header("warning"), Some(r#"110 - "response is stale""#));
     }
 }

@@ -1,8 +1,9 @@
 //! Routing and URL decoding. Pure functions over the method and the request target.
 //!
-//! - `GET /v1/secrets/{env}/{name...}[?version=V][&field=F]`: `name` is everything after the
-//!   environment segment, so it may contain `/` (Vault paths); `%2F` works too. Percent-escapes
-//!   are decoded in the name and the query values (`+` is kept as `+`: Vault names allow it).
+//! - `GET /v1/secrets/{env}/{name...}[?version=V][&field=F][&refresh=true|1]`: `name` is
+//!   everything after the environment segment, so it may contain `/` (Vault paths); `%2F` works
+//!   too. Percent-escapes are decoded in the name and the query values (`+` is kept as `+`:
+//!   Vault names allow it). `refresh` asks the provider to bypass its cache.
 //! - `GET /healthz`, `GET /metrics`.
 //!
 //! Decoding the name and query is a separate step ([`decode_read`]) that runs after the caller
@@ -57,13 +58,15 @@ pub fn route<'a>(method: &str, target: &'a str) -> Result<Route<'a>, RouteError>
 /// the parameter's name but never its value.
 pub fn decode_read(environment: &str, name: &str, query: Option<&str>) -> Result<SecretRead, String> {
     let name = decode(name).ok_or("the secret name is not valid percent-encoded UTF-8")?;
-    let mut read = SecretRead { environment: environment.to_string(), name, version: None, field: None };
+    let mut read = SecretRead { environment: environment.to_string(), name, version: None, field: None, refresh: false, traceparent: None };
+    let mut refresh = None;
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         let slot = match key {
             "version" => &mut read.version,
             "field" => &mut read.field,
-            _ => return Err("unknown query parameter (expected `version` or `field`)".to_string()),
+            "refresh" => &mut refresh,
+            _ => return Err("unknown query parameter (expected `version`, `field` or `refresh`)".to_string()),
         };
         if slot.is_some() {
             return Err(format!("query parameter `{key}` given twice"));
@@ -74,6 +77,13 @@ pub fn decode_read(environment: &str, name: &str, query: Option<&str>) -> Result
         }
         *slot = Some(value);
     }
+    // Only the two spellings that ask for a refresh: `refresh=false` would be a request that
+    // does nothing, and a typo such as `refresh=ture` must not silently read the cache.
+    read.refresh = match refresh.as_deref() {
+        None => false,
+        Some("true" | "1") => true,
+        Some(_) => return Err("query parameter `refresh` must be `true` or `1`".to_string()),
+    };
     Ok(read)
 }
 
@@ -115,10 +125,27 @@ mod tests {
     #[test]
     fn names_and_query_values_are_percent_decoded() {
         let read = decode_read("dev", "app%2Fdb%20x", Some("version=3&field=p%40ss+word")).unwrap();
-        assert_eq!(read, SecretRead { environment: "dev".into(), name: "app/db x".into(), version: Some("3".into()), field: Some("p@ss+word".into()) });
+        let expected = SecretRead {
+            environment: "dev".into(),
+            name: "app/db x".into(),
+            version: Some("3".into()),
+            field: Some("p@ss+word".into()),
+            refresh: false,
+            traceparent: None,
+        };
+        assert_eq!(read, expected);
         assert_eq!(decode_read("dev", "a/b", None).unwrap().version, None);
         assert_eq!(decode_read("dev", "a", Some("")).unwrap().field, None);
         assert_eq!(decode_read("dev", "a", Some("&field=x&")).unwrap().field.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn refresh_is_true_or_1() {
+        for query in ["refresh=true", "refresh=1", "version=2&refresh=true", "refresh=%31"] {
+            assert!(decode_read("dev", "a", Some(query)).unwrap().refresh, "{query}");
+        }
+        assert!(!decode_read("dev", "a", None).unwrap().refresh);
+        assert!(!decode_read("dev", "a", Some("field=x")).unwrap().refresh);
     }
 
     #[test]
@@ -132,6 +159,11 @@ mod tests {
             ("a", Some("field="), "query parameter `field` is empty"),
             ("a", Some("version"), "query parameter `version` is empty"),
             ("a", Some("hidden=1"), "unknown query parameter"),
+            ("a", Some("refresh=hidden"), "query parameter `refresh` must be `true` or `1`"),
+            ("a", Some("refresh=false"), "query parameter `refresh` must be `true` or `1`"),
+            ("a", Some("refresh=TRUE"), "query parameter `refresh` must be `true` or `1`"),
+            ("a", Some("refresh"), "query parameter `refresh` is empty"),
+            ("a", Some("refresh=1&refresh=1"), "query parameter `refresh` given twice"),
         ];
         for (name, query, expected) in cases {
             let err = decode_read("dev", name, query).unwrap_err();

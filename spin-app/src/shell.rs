@@ -36,8 +36,9 @@ use bindings::wasi::config::store;
 #[spin_sdk::http_service]
 async fn serve(request: Request) -> http::Response<FullBody<Bytes>> {
     let authorization = request.headers().get_all(http::header::AUTHORIZATION).iter().map(|v| v.as_bytes()).collect();
+    let traceparent = request.headers().get_all("traceparent").iter().map(|v| v.as_bytes()).collect();
     let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
-    let incoming = Incoming { method: request.method().as_str(), target, authorization };
+    let incoming = Incoming { method: request.method().as_str(), target, authorization, traceparent };
     into_response(handler::handle(&incoming, &WasiConfig, &mut Provider))
 }
 
@@ -46,7 +47,8 @@ fn into_response(reply: Reply) -> http::Response<FullBody<Bytes>> {
     *response.status_mut() = http::StatusCode::from_u16(reply.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     for (name, value) in reply.headers {
         // Our header values are ASCII we produced (versions come from the component's WIT
-        // answer, which only holds digits); skip rather than panic on anything else.
+        // answer, which only holds digits; stale and tier are `true`/`false` and numbers);
+        // skip rather than panic on anything else.
         if let Ok(value) = http::HeaderValue::try_from(value) {
             response.headers_mut().append(name, value);
         }
@@ -75,11 +77,17 @@ impl model::Secrets for Provider {
             name: read.name.clone(),
             version: read.version.clone(),
             field: read.field.clone(),
-            refresh: false,
-            traceparent: None,
+            refresh: read.refresh,
+            traceparent: read.traceparent.clone(),
         };
         match secrets::get(&request) {
-            Ok(s) => Ok(model::Secret { value: s.value, version: s.version, from_cache: matches!(s.source, secrets::Source::Cache) }),
+            Ok(s) => Ok(model::Secret {
+                value: s.value,
+                version: s.version,
+                from_cache: matches!(s.source, secrets::Source::Cache),
+                stale: s.stale,
+                tier: s.tier,
+            }),
             Err(e) => Err(secret_error(e)),
         }
     }
@@ -105,9 +113,29 @@ impl model::Secrets for Provider {
                     rate_limited: s.errors.rate_limited,
                     backend: s.errors.backend,
                 },
+                stale_served: s.stale_served,
+                negative_hits: s.negative_hits,
+                fallbacks: s.fallbacks,
+                refreshes: s.refreshes,
+                refresh_limited: s.refresh_limited,
+                budget_exhausted: s.budget_exhausted,
                 breaker: breaker(s.breaker),
                 cache_entries: s.cache_entries,
                 counters_shared: s.counters_shared,
+                tiers: s
+                    .tiers
+                    .into_iter()
+                    .map(|t| model::TierStats {
+                        backend: t.backend,
+                        breaker: breaker(t.breaker),
+                        backend_calls: t.backend_calls,
+                        retries: t.retries,
+                        failures: t.failures,
+                        breaker_opened: t.breaker_opened,
+                        breaker_closed: t.breaker_closed,
+                        skipped: t.skipped,
+                    })
+                    .collect(),
             })
             .collect()
     }
@@ -120,7 +148,12 @@ impl model::Secrets for Provider {
             environments: h
                 .environments
                 .into_iter()
-                .map(|e| model::EnvironmentHealth { environment: e.environment, breaker: breaker(e.breaker), retry_after_ms: e.retry_after_ms })
+                .map(|e| model::EnvironmentHealth {
+                    environment: e.environment,
+                    breaker: breaker(e.breaker),
+                    retry_after_ms: e.retry_after_ms,
+                    tiers: e.tiers.into_iter().map(breaker).collect(),
+                })
                 .collect(),
             unknown_environment_errors: h.unknown_environment_errors,
             shared_status: match h.shared.status {

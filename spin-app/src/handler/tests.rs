@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::model::{BreakerState, EnvironmentHealth, EnvironmentStats, ErrorCounts, HealthReport, Secret, SecretRead};
+use crate::model::{BreakerState, EnvironmentHealth, EnvironmentStats, ErrorCounts, HealthReport, Secret, SecretRead, TierStats};
 
 const TOKENS: &str = r#"{"dev": ["dev-token"], "prod": "prod-token"}"#;
 
@@ -17,13 +17,17 @@ fn settings(tokens: Option<&str>) -> FakeSettings {
     FakeSettings(tokens.map(|t| (CALLER_TOKENS_KEY.to_string(), t.to_string())).into_iter().collect())
 }
 
-/// Answers `dev/app/db` with `pw`; records every call.
+/// Answers `dev/app/db` with `pw` (and `dev/old` with a stale value from tier 1); records
+/// every call.
 #[derive(Default)]
 struct FakeSecrets {
     reads: Vec<SecretRead>,
     admin_calls: usize,
     answer: Option<SecretError>,
 }
+
+/// A value the tests can look for in output that must never contain it.
+const STALE_VALUE: &[u8] = b"stale-pw";
 
 impl Secrets for FakeSecrets {
     fn get(&mut self, read: &SecretRead) -> Result<Secret, SecretError> {
@@ -32,7 +36,8 @@ impl Secrets for FakeSecrets {
             return Err(error.clone());
         }
         match (read.environment.as_str(), read.name.as_str()) {
-            ("dev", "app/db") => Ok(Secret { value: b"pw".to_vec(), version: "2".into(), from_cache: false }),
+            ("dev", "app/db") => Ok(Secret { value: b"pw".to_vec(), version: "2".into(), from_cache: false, stale: false, tier: 0 }),
+            ("dev", "old") => Ok(Secret { value: STALE_VALUE.to_vec(), version: "9".into(), from_cache: true, stale: true, tier: 1 }),
             ("dev" | "prod", _) => Err(SecretError::NotFound("no such secret".into())),
             (env, _) => Err(SecretError::UnknownEnvironment(env.into())),
         }
@@ -50,9 +55,20 @@ impl Secrets for FakeSecrets {
             backend_calls: 1,
             retries: 0,
             errors: ErrorCounts::default(),
+            // Distinct values, so a test catches one counter rendered from another's field.
+            stale_served: 11,
+            negative_hits: 12,
+            fallbacks: 13,
+            refreshes: 14,
+            refresh_limited: 15,
+            budget_exhausted: 16,
             breaker: BreakerState::Closed,
             cache_entries: 1,
             counters_shared: false,
+            tiers: vec![
+                TierStats { backend: "vault".into(), breaker: BreakerState::Open, backend_calls: 21, retries: 22, failures: 23, breaker_opened: 24, breaker_closed: 25, skipped: 26 },
+                TierStats { backend: "gcp".into(), breaker: BreakerState::Closed, backend_calls: 31, retries: 32, failures: 33, breaker_opened: 34, breaker_closed: 35, skipped: 36 },
+            ],
         }]
     }
 
@@ -61,7 +77,12 @@ impl Secrets for FakeSecrets {
         HealthReport {
             ok: true,
             config_error: None,
-            environments: vec![EnvironmentHealth { environment: "dev".into(), breaker: BreakerState::Closed, retry_after_ms: None }],
+            environments: vec![EnvironmentHealth {
+                environment: "dev".into(),
+                breaker: BreakerState::Closed,
+                retry_after_ms: None,
+                tiers: vec![BreakerState::Open, BreakerState::Closed],
+            }],
             unknown_environment_errors: 0,
             shared_status: "disabled",
             shared_error: None,
@@ -74,7 +95,14 @@ fn get(target: &str, authorization: &[&str], secrets: &mut FakeSecrets) -> Reply
 }
 
 fn get_with(target: &str, authorization: &[&str], secrets: &mut FakeSecrets, settings: &FakeSettings) -> Reply {
-    let request = Incoming { method: "GET", target, authorization: authorization.iter().map(|a| a.as_bytes()).collect() };
+    get_traced(target, authorization, &[], secrets, settings)
+}
+
+fn get_traced(target: &str, authorization: &[&str], traceparent: &[&str], secrets: &mut FakeSecrets, settings: &FakeSettings) -> Reply {
+    fn bytes<'a>(values: &[&'a str]) -> Vec<&'a [u8]> {
+        values.iter().map(|v| v.as_bytes()).collect()
+    }
+    let request = Incoming { method: "GET", target, authorization: bytes(authorization), traceparent: bytes(traceparent) };
     handle(&request, settings, secrets)
 }
 
@@ -83,7 +111,16 @@ fn an_authorized_read_returns_the_value() {
     let mut secrets = FakeSecrets::default();
     let reply = get("/v1/secrets/dev/app%2Fdb?field=password&version=2", &["Bearer dev-token"], &mut secrets);
     assert_eq!((reply.status, reply.body.as_slice()), (200, &b"pw"[..]));
-    assert_eq!(secrets.reads, [SecretRead { environment: "dev".into(), name: "app/db".into(), version: Some("2".into()), field: Some("password".into()) }]);
+    let expected = SecretRead {
+        environment: "dev".into(),
+        name: "app/db".into(),
+        version: Some("2".into()),
+        field: Some("password".into()),
+        refresh: false,
+        traceparent: None,
+    };
+    assert_eq!(secrets.reads, [expected]);
+    assert_eq!((reply.header("x-secret-stale"), reply.header("x-secret-tier"), reply.header("warning")), (Some("false"), Some("0"), None));
 }
 
 #[test]
@@ -164,8 +201,119 @@ fn health_and_metrics_need_no_token_and_unknown_routes_are_404_or_405() {
     assert!(String::from_utf8(metrics.body).unwrap().contains(r#"edge_secrets_cache_hits_total{environment="dev",backend="vault"} 1"#));
     assert_eq!(secrets.admin_calls, 3);
     assert_eq!(get("/v1/other", &[], &mut secrets).status, 404);
-    let request = Incoming { method: "DELETE", target: "/v1/secrets/dev/app/db", authorization: vec![b"Bearer dev-token"] };
+    let request = Incoming { method: "DELETE", target: "/v1/secrets/dev/app/db", authorization: vec![b"Bearer dev-token"], traceparent: vec![] };
     let reply = handle(&request, &settings(Some(TOKENS)), &mut secrets);
     assert_eq!((reply.status, reply.header("allow")), (405, Some("GET")));
     assert!(secrets.reads.is_empty());
+}
+
+#[test]
+fn refresh_true_or_1_is_passed_and_other_values_are_a_400_naming_it() {
+    let mut secrets = FakeSecrets::default();
+    for query in ["refresh=true", "refresh=1", "field=password&refresh=true"] {
+        let reply = get(&format!("/v1/secrets/dev/app/db?{query}"), &["Bearer dev-token"], &mut secrets);
+        assert_eq!(reply.status, 200, "{query}");
+        assert!(secrets.reads.pop().unwrap().refresh, "{query}");
+    }
+    get("/v1/secrets/dev/app/db", &["Bearer dev-token"], &mut secrets);
+    assert!(!secrets.reads.pop().unwrap().refresh);
+    for query in ["refresh=yes", "refresh=false", "refresh=0", "refresh=True", "refresh", "refresh=1&refresh=1"] {
+        let reply = get(&format!("/v1/secrets/dev/app/db?{query}"), &["Bearer dev-token"], &mut secrets);
+        assert_eq!(reply.status, 400, "{query}");
+        let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(body["error"], "invalid-request");
+        assert!(body["message"].as_str().unwrap().contains("`refresh`"), "{query}: {body}");
+    }
+    assert!(secrets.reads.is_empty(), "a bad refresh value must not reach the provider");
+    // Still authenticated first: a bad value tells an unauthenticated caller nothing.
+    assert_eq!(get("/v1/secrets/dev/app/db?refresh=yes", &[], &mut secrets).status, 401);
+}
+
+#[test]
+fn a_valid_traceparent_is_forwarded_and_a_malformed_one_dropped() {
+    const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut secrets = FakeSecrets::default();
+    let tokens = settings(Some(TOKENS));
+    let mut read_with = |traceparent: &[&str]| {
+        let reply = get_traced("/v1/secrets/dev/app/db", &["Bearer dev-token"], traceparent, &mut secrets, &tokens);
+        assert_eq!(reply.status, 200, "{traceparent:?}: a bad traceparent never fails the read");
+        secrets.reads.pop().unwrap().traceparent
+    };
+    assert_eq!(read_with(&[VALID]).as_deref(), Some(VALID));
+    // A later version is passed on in the version-00 form the provider parses.
+    let future = "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-more";
+    assert_eq!(read_with(&[future]).as_deref(), Some(VALID));
+    assert_eq!(read_with(&[]), None);
+    for malformed in [
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+        "garbage",
+    ] {
+        assert_eq!(read_with(&[malformed]), None, "{malformed}");
+    }
+    assert_eq!(read_with(&[VALID, VALID]), None, "two traceparent headers start a new trace");
+}
+
+#[test]
+fn a_stale_fallback_answer_carries_stale_tier_and_warning_headers() {
+    let mut secrets = FakeSecrets::default();
+    let reply = get("/v1/secrets/dev/old", &["Bearer dev-token"], &mut secrets);
+    assert_eq!((reply.status, reply.body.as_slice()), (200, STALE_VALUE));
+    assert_eq!((reply.header("x-secret-stale"), reply.header("x-secret-tier")), (Some("true"), Some("1")));
+    assert_eq!(reply.header("warning"), Some(r#"110 - "response is stale""#));
+    assert_eq!((reply.header("x-secret-version"), reply.header("x-secret-source")), (Some("9"), Some("cache")));
+    assert!(reply.headers.iter().all(|(_, v)| !v.as_bytes().windows(STALE_VALUE.len()).any(|w| w == STALE_VALUE)), "the value never goes in a header");
+}
+
+#[test]
+fn metrics_have_the_new_environment_counters_and_per_tier_families() {
+    let mut secrets = FakeSecrets::default();
+    let text = String::from_utf8(get("/metrics", &[], &mut secrets).body).unwrap();
+    let env = r#"environment="dev",backend="vault""#;
+    let mut expected: Vec<String> = [
+        ("stale_served", 11),
+        ("negative_hits", 12),
+        ("fallbacks", 13),
+        ("refreshes", 14),
+        ("refresh_limited", 15),
+        ("budget_exhausted", 16),
+    ]
+    .iter()
+    .map(|(name, n)| format!("edge_secrets_{name}_total{{{env}}} {n}"))
+    .collect();
+    let tiers = [(r#"environment="dev",backend="vault",tier="0""#, 20, "open"), (r#"environment="dev",backend="gcp",tier="1""#, 30, "closed")];
+    for (labels, base, state) in tiers {
+        for (i, name) in ["backend_calls", "retries", "failures", "breaker_opened", "breaker_closed", "skipped"].iter().enumerate() {
+            expected.push(format!("edge_secrets_tier_{name}_total{{{labels}}} {}", base + i + 1));
+        }
+        for other in ["closed", "open", "half-open"] {
+            expected.push(format!(r#"edge_secrets_tier_breaker_state{{{labels},state="{other}"}} {}"#, u8::from(other == state)));
+        }
+    }
+    expected.push("# TYPE edge_secrets_tier_backend_calls_total counter".into());
+    expected.push("# TYPE edge_secrets_tier_breaker_state gauge".into());
+    expected.push("# TYPE edge_secrets_budget_exhausted_total counter".into());
+    // The names that existed before per-tier stats are unchanged.
+    expected.push(format!(r#"edge_secrets_breaker_state{{{env},state="closed"}} 1"#));
+    expected.push(format!("edge_secrets_backend_calls_total{{{env}}} 1"));
+    for line in &expected {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+    }
+    // Each family is declared once (Prometheus rejects a repeated TYPE).
+    let types: Vec<_> = text.lines().filter(|l| l.starts_with("# TYPE ")).collect();
+    let mut unique = types.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(types.len(), unique.len(), "{text}");
+}
+
+#[test]
+fn healthz_lists_each_tier_breaker() {
+    let mut secrets = FakeSecrets::default();
+    let body: serde_json::Value = serde_json::from_slice(&get("/healthz", &[], &mut secrets).body).unwrap();
+    assert_eq!(body["environments"][0]["tiers"], serde_json::json!(["open", "closed"]));
+    assert_eq!(body["environments"][0]["breaker"], "closed");
 }
