@@ -291,7 +291,7 @@ mod tests {
 
     #[test]
     fn secret_debug_is_redacted() {
-        let secret = Secret { value: SecretValue::new(b"hunter2-topsecret".to_vec()), version: "3".into(), source: Source::Cache };
+        let secret = Secret { value: SecretValue::new(b"hunter2-topsecret".to_vec()), version: "3".into(), source: Source::Cache, stale: false, tier: 0 };
         let text = format!("{secret:?} {:?} {:#?}", secret.value, secret);
         assert!(!text.contains("hunter2"), "{text}");
         assert!(!text.contains("104"), "bytes printed as numbers: {text}"); // b'h' == 104

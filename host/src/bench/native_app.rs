@@ -37,12 +37,14 @@ struct CoreSecrets(NativeCore<'static>);
 
 impl Secrets for CoreSecrets {
     fn get(&mut self, read: &SecretRead) -> Result<model::Secret, SecretError> {
-        let request = SecretRequest { environment: read.environment.clone(), name: read.name.clone(), version: read.version.clone(), field: read.field.clone(), ..SecretRequest::default() };
+        let request = SecretRequest { environment: read.environment.clone(), name: read.name.clone(), version: read.version.clone(), field: read.field.clone(), refresh: read.refresh, traceparent: read.traceparent.clone() };
         match self.0.get(&request) {
             Ok(secret) => Ok(model::Secret {
                 value: secret.value.into_vec(),
                 version: secret.version,
                 from_cache: secret.source == CoreSource::Cache,
+                stale: secret.stale,
+                tier: secret.tier,
             }),
             // The benchmark reads one existing secret: any error is reported as a backend
             // failure (a 502, which the load generator counts as failed).
@@ -99,7 +101,8 @@ pub fn start(runtime: &tokio::runtime::Runtime, mut config: BTreeMap<String, Str
 fn answer(settings: &MapSettings, secrets: &Mutex<CoreSecrets>, request: &hyper::Request<hyper::body::Incoming>) -> hyper::Response<Full<Bytes>> {
     let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
     let authorization = request.headers().get_all(hyper::header::AUTHORIZATION).iter().map(|v| v.as_bytes()).collect();
-    let incoming = Incoming { method: request.method().as_str(), target, authorization };
+    let traceparent = request.headers().get_all("traceparent").iter().map(|v| v.as_bytes()).collect();
+    let incoming = Incoming { method: request.method().as_str(), target, authorization, traceparent };
     let reply = {
         let mut secrets = secrets.lock().unwrap_or_else(|p| p.into_inner());
         handler::handle(&incoming, settings, &mut *secrets)
