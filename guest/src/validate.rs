@@ -36,7 +36,10 @@ impl VersionSel {
             return Ok(VersionSel::Latest);
         }
         let digits_only = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
-        if !digits_only || text.starts_with('0') || text.len() > 19 {
+        // u64::MAX has 20 digits: a longer text cannot fit, a 20-digit one may (the parse
+        // below says). Capping at 19 refused versions 10^19..=u64::MAX, which the backends
+        // can report (Vault's metadata version is a u64), so they could not be read again.
+        if !digits_only || text.starts_with('0') || text.len() > 20 {
             return Err(Error::InvalidRequest(format!(
                 "version must be a positive integer or `latest`, got {:?}",
                 shorten(text)
@@ -148,6 +151,17 @@ mod tests {
         for bad in ["0", "-1", "+1", "01", "1.0", "", "LATEST", " 1", "99999999999999999999"] {
             assert!(VersionSel::parse(Some(bad)).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn every_positive_u64_version_round_trips() {
+        // Found by fuzz/fuzz_targets/validate.rs: 20-digit versions were refused.
+        for n in [1, 9_999_999_999_999_999_999, 10_000_000_000_000_000_000, 16_298_437_445_050_935_747, u64::MAX] {
+            assert_eq!(VersionSel::parse(Some(&n.to_string())).unwrap(), VersionSel::Pinned(n), "{n}");
+        }
+        let err = VersionSel::parse(Some("18446744073709551616")).unwrap_err();
+        assert_eq!(err, Error::InvalidRequest("version is out of range".into()));
+        assert!(VersionSel::parse(Some("100000000000000000000")).is_err(), "21 digits");
     }
 
     #[test]

@@ -60,11 +60,15 @@ pub fn response(secret: &str, response: &HttpResponse) -> Result<Fetched, Failur
 fn parse_payload(body: &[u8]) -> Result<Fetched, Error> {
     let doc: Value = serde_json::from_slice(body).map_err(|e| malformed(&format!("invalid JSON at line {} column {}", e.line(), e.column())))?;
     let name = doc.get("name").and_then(Value::as_str).ok_or_else(|| malformed("no `name`"))?;
+    // The version must be one a caller can ask for (`VersionSel::parse`: positive, no
+    // leading zeros, fits a u64): a `latest` read is also cached under its version, so `0`
+    // or `007` would be an entry no pinned read ever finds, or one filed under `7` that
+    // claims to be `007`.
     let version = name
         .rsplit_once("/versions/")
         .map(|(_, v)| v)
-        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-        .ok_or_else(|| malformed("`name` has no numeric version"))?
+        .filter(|v| matches!(VersionSel::parse(Some(v)), Ok(VersionSel::Pinned(_))))
+        .ok_or_else(|| malformed("`name` has no positive version number"))?
         .to_string();
     let payload = doc.get("payload").ok_or_else(|| malformed("no `payload`"))?;
     let encoded = payload.get("data").and_then(Value::as_str).ok_or_else(|| malformed("no `payload.data`"))?;
@@ -130,6 +134,17 @@ mod tests {
         assert_eq!(numeric.version, "4");
         let bad = response("db", &resp(200, &ok_body("aGVsbG8=", "\"1\""))).unwrap_err();
         assert_eq!(bad, Failure::permanent(Error::backend(Some(200), "payload failed its CRC32C check (bad CRC32C)")));
+    }
+
+    #[test]
+    fn versions_must_be_canonical_positive_integers() {
+        // Found by fuzz/fuzz_targets/backend_response.rs: `versions/0` was served as version "0".
+        let body = |v: &str| format!(r#"{{"name":"projects/1/secrets/db/versions/{v}","payload":{{"data":""}}}}"#);
+        for bad in ["0", "007", "18446744073709551616", "latest", "", "+1"] {
+            let f = response("db", &resp(200, &body(bad))).unwrap_err();
+            assert_eq!(f, Failure::permanent(malformed("`name` has no positive version number")), "{bad:?}");
+        }
+        assert_eq!(response("db", &resp(200, &body("18446744073709551615"))).unwrap().version, "18446744073709551615");
     }
 
     #[test]

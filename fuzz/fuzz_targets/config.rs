@@ -1,0 +1,158 @@
+//! The policy parser (`config::parse_document`) and the whole load (`config::load_all`) with
+//! fixed credentials. Invariants beyond "no panic":
+//! - a parsed document re-validates: every name, key, URL and range it holds passes the
+//!   same checks again, and the document rebuilt as JSON from the parsed values parses to
+//!   the same document (nothing is lost or defaulted differently on the way);
+//! - `load_all` agrees with `parse_document` on what is valid;
+//! - no credential ever shows in an error or a `Debug` (unless the policy text itself
+//!   contains it, in which case echoing it is not a leak).
+#![no_main]
+
+use std::collections::BTreeMap;
+
+use edge_secrets_guest::config::{self, BackendSpec, EnvironmentSpec, PolicyDocument, POLICY_KEY};
+use edge_secrets_guest::http::{BaseUrl, Scheme};
+use edge_secrets_guest::validate;
+use libfuzzer_sys::fuzz_target;
+use serde_json::{json, Map, Value};
+
+/// Stands for a credential: it must never appear in what the loader says.
+const MARKER: &str = "zq5ecretMARKERzq";
+/// `config::policy::MAX_BODY_CAP` (the module is private).
+const MAX_BODY_CAP: u64 = 16 << 20;
+/// A valid sealing key (64 hex digits), also secret.
+const SEAL_HEX: &str = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
+
+fn source(policy: &str) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    m.insert(POLICY_KEY.to_string(), policy.to_string());
+    // The keys the seeds use, with good and bad values of each kind.
+    m.insert("prod_token".into(), format!("s.{MARKER}"));
+    m.insert("t".into(), MARKER.into());
+    m.insert("gcp_token".into(), format!("ya29.{MARKER}"));
+    m.insert("ctl_token".into(), format!("{MARKER}\r\n"));
+    m.insert("empty_token".into(), String::new());
+    m.insert("seal_key".into(), SEAL_HEX.into());
+    m.insert("bad_seal_key".into(), format!("{MARKER}{MARKER}{MARKER}{MARKER}"));
+    m
+}
+
+fn leaks(text: &str) -> bool {
+    text.contains(MARKER) || text.contains(SEAL_HEX)
+}
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    let parsed = config::parse_document(&text);
+    let policy_has_secret = leaks(&text);
+    if let Err(message) = &parsed {
+        assert!(policy_has_secret || !leaks(message), "a parse error shows a secret");
+    }
+    if let Ok(document) = &parsed {
+        revalidate(document);
+    }
+
+    let loaded = config::load_all(&source(&text));
+    match (&parsed, &loaded) {
+        (Err(a), Err(b)) => assert_eq!(a, &b.message, "load_all reports the parse error as is"),
+        (Err(_), Ok(_)) => panic!("load_all accepted a policy that parse_document rejects"),
+        (Ok(_), Err(e)) => {
+            assert!(!e.store_failure, "a map never fails as a store");
+            assert!(policy_has_secret || !leaks(&e.message), "a load error shows a credential");
+        }
+        (Ok(document), Ok((environments, shared))) => {
+            assert_eq!(environments.len(), document.environments.len());
+            for (env, spec) in environments.iter().zip(&document.environments) {
+                assert_eq!(&env.spec, spec);
+                assert!(!env.token.is_empty() && !env.token.expose().iter().any(u8::is_ascii_control));
+                assert!(policy_has_secret || !leaks(&format!("{env:?}")), "Environment's Debug shows its token");
+            }
+            assert!(policy_has_secret || !leaks(&format!("{shared:?}")), "SharedSetup's Debug shows the key");
+        }
+    }
+});
+
+fn revalidate(document: &PolicyDocument) {
+    assert!(!document.environments.is_empty());
+    let names: Vec<&str> = document.environments.iter().map(|e| e.name.as_str()).collect();
+    assert!(names.windows(2).all(|w| w[0] < w[1]), "environments are sorted and unique");
+    for env in &document.environments {
+        assert!(config::is_environment_name(&env.name));
+        assert!(config::is_config_key(&env.token_key));
+        match &env.backend {
+            BackendSpec::Vault { mount, namespace } => {
+                validate::vault_path(mount).expect("a parsed mount is a valid Vault path");
+                if let Some(ns) = namespace {
+                    validate::vault_path(ns).expect("a parsed namespace is a valid Vault path");
+                }
+            }
+            BackendSpec::Gcp { project } => assert!(config::is_environment_name(project) && !project.contains('_')),
+        }
+        let url = url_text(&env.url);
+        assert_eq!(BaseUrl::parse(&url).as_ref(), Ok(&env.url), "the URL re-parses to itself");
+        let p = &env.policy;
+        assert!(p.deadline_ms >= p.attempt_timeout_ms && p.attempt_timeout_ms >= 1);
+        assert!(p.cache_max_entries >= 1);
+        assert!((1024..=MAX_BODY_CAP).contains(&(p.max_body_bytes as u64)));
+        assert_eq!(p.breaker.probe_timeout_ms, p.deadline_ms, "a probe times out with the call");
+        assert!(p.retry.ceiling_ms(0) >= 1 && p.retry.ceiling_ms(u32::MAX) >= p.retry.ceiling_ms(0));
+    }
+    if let Some(shared) = &document.shared {
+        assert!(config::is_environment_name(&shared.bucket) && config::is_config_key(&shared.key_key));
+        assert!((10..=60_000).contains(&shared.lease_ms));
+    }
+    let rebuilt = rebuild(document).to_string();
+    assert_eq!(config::parse_document(&rebuilt).as_ref(), Ok(document), "the rebuilt document parses the same");
+}
+
+fn url_text(url: &BaseUrl) -> String {
+    let scheme = match url.scheme {
+        Scheme::Http => "http",
+        Scheme::Https => "https",
+    };
+    format!("{scheme}://{}{}", url.authority, url.prefix)
+}
+
+/// The document written out again with every value explicit (no defaults relied on).
+fn rebuild(document: &PolicyDocument) -> Value {
+    let mut environments = Map::new();
+    for env in &document.environments {
+        environments.insert(env.name.clone(), environment(env));
+    }
+    let mut root = Map::new();
+    root.insert("environments".into(), Value::Object(environments));
+    if let Some(s) = &document.shared {
+        root.insert("shared".into(), json!({"bucket": s.bucket, "key_key": s.key_key, "lease_ms": s.lease_ms}));
+    }
+    Value::Object(root)
+}
+
+fn environment(env: &EnvironmentSpec) -> Value {
+    let p = &env.policy;
+    let b = &p.breaker;
+    let mut obj = json!({
+        "url": url_text(&env.url),
+        "token_key": env.token_key,
+        "cache": {"ttl_ms": p.cache_ttl_ms, "pinned_ttl_ms": p.cache_pinned_ttl_ms, "max_entries": p.cache_max_entries},
+        "timeouts": {"attempt_ms": p.attempt_timeout_ms, "deadline_ms": p.deadline_ms},
+        "retry": {"attempts": p.retry.attempts(), "base_delay_ms": p.retry.ceiling_ms(0), "max_delay_ms": p.retry.ceiling_ms(u32::MAX)},
+        "breaker": {"failure_threshold": b.failure_threshold, "open_ms": b.open_ms,
+                    "half_open_probes": b.half_open_probes, "success_threshold": b.success_threshold},
+        "max_body_bytes": p.max_body_bytes,
+    });
+    let map = obj.as_object_mut().unwrap();
+    match &env.backend {
+        BackendSpec::Vault { mount, namespace } => {
+            map.insert("backend".into(), "vault".into());
+            map.insert("mount".into(), mount.as_str().into());
+            if let Some(ns) = namespace {
+                map.insert("namespace".into(), ns.as_str().into());
+            }
+        }
+        BackendSpec::Gcp { project } => {
+            map.insert("backend".into(), "gcp".into());
+            map.insert("project".into(), project.as_str().into());
+        }
+    }
+    obj
+}
