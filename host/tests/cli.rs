@@ -40,7 +40,7 @@ fn dev_get_reads_end_to_end() {
     let (code, out, err) = run(&mut cli(&["dev", "--get", "app/db", "--field", "user", "--json"]));
     assert_eq!(code, 0, "stderr: {err}");
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(doc, serde_json::json!({ "value": "app", "version": "1", "source": "backend" }));
+    assert_eq!(doc, serde_json::json!({ "value": "app", "version": "1", "source": "backend", "stale": false, "tier": 0 }));
 
     let (code, out, err) = run(&mut cli(&["dev", "--get", "app/nope"]));
     assert_eq!((code, out.as_str()), (5, ""));

@@ -50,7 +50,7 @@ impl Default for Policy {
             cache_max_entries: 1024,
             max_stale_ms: 300_000,
             negative_ttl_ms: 5_000,
-            refresh_ahead_percent: 80,
+            refresh_ahead_percent: 0,
             refresh_interval_ms: 1_000,
             fallback_on_not_found: false,
             attempt_timeout_ms: 2_000,
