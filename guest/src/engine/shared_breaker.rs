@@ -43,6 +43,20 @@ impl Provider {
     /// short random pause on a concurrent update), else on this instance's
     /// copy. A change of state this call made is counted in the tier's counters.
     pub(super) fn with_breaker<R>(&mut self, env: usize, tier: usize, io: &mut Io<'_>, mut op: impl FnMut(&mut Breaker) -> R) -> R {
+        let mut out = None;
+        self.breaker_op(env, tier, io, &mut |b| out = Some(op(b)));
+        match out {
+            Some(r) => r,
+            // `breaker_op` always applies `op` once; this arm only satisfies the types.
+            None => op(&mut self.envs[env].tiers[tier].breaker),
+        }
+    }
+
+    /// [`Self::with_breaker`] behind one non-generic function: the store round
+    /// trip and the sealing are compiled once, not once per caller (it kept the
+    /// component's size in check).
+    #[inline(never)]
+    fn breaker_op(&mut self, env: usize, tier: usize, io: &mut Io<'_>, op: &mut dyn FnMut(&mut Breaker)) {
         let mut before = None;
         let mut counted = |b: &mut Breaker| {
             before = Some(b.state());
@@ -63,15 +77,13 @@ impl Provider {
                 Round::Unusable => break,
             }
         }
-        let result = match result {
-            Some(r) => r,
-            None => counted(&mut self.envs[env].tiers[tier].breaker),
-        };
+        if result.is_none() {
+            counted(&mut self.envs[env].tiers[tier].breaker);
+        }
         let after = self.envs[env].tiers[tier].breaker.state();
         if let Some(before) = before {
             self.note_transition(env, tier, before, after);
         }
-        result
     }
 
     /// Counts (and logs) a breaker changing state.
@@ -85,7 +97,7 @@ impl Provider {
         }
     }
 
-    fn shared_breaker_round<R>(&mut self, env: usize, tier: usize, io: &mut Io<'_>, op: &mut impl FnMut(&mut Breaker) -> R) -> Round<R> {
+    fn shared_breaker_round(&mut self, env: usize, tier: usize, io: &mut Io<'_>, op: &mut dyn FnMut(&mut Breaker)) -> Round<()> {
         let Some(ready) = self.shared.usable() else { return Round::Unusable };
         let name = self.envs[env].env.spec.name.as_bytes();
         let kind = self.envs[env].env.spec.tiers[tier].backend.kind().as_bytes();
