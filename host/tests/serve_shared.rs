@@ -85,7 +85,7 @@ fn a_tampered_shared_entry_is_rejected_and_the_value_refetched() {
     let app = App::start_with(true, |p| p.shared(KEY));
     assert_eq!(app.get("/v1/secrets/dev/app/db", Some(DEV_TOKEN)).status, 200);
     let kv = app.server.keyvalue().backend();
-    let entries: Vec<String> = kv.keys(DEFAULT_BUCKET).unwrap().into_iter().filter(|k| k.starts_with("es1-cache-")).collect();
+    let entries: Vec<String> = kv.keys(DEFAULT_BUCKET).unwrap().into_iter().filter(|k| k.starts_with("es1-entry-")).collect();
     assert!(!entries.is_empty());
     for key in &entries {
         let mut sealed = kv.get(DEFAULT_BUCKET, key).unwrap().unwrap();
