@@ -138,10 +138,13 @@ pub const MAX_RETRY_AFTER_MS: u64 = 3_600_000;
 /// delta-seconds (`1*DIGIT`) in milliseconds, capped; too many digits is
 /// "very long", not "unreadable".
 fn delay_seconds(value: &str) -> Option<u64> {
-    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let secs = value.parse::<u64>().unwrap_or(u64::MAX);
+    let secs = match value.parse::<u64>() {
+        // `parse` also takes a leading `+`, which delta-seconds has not.
+        Ok(_) if value.starts_with('+') => return None,
+        Ok(secs) => secs,
+        Err(e) if *e.kind() == core::num::IntErrorKind::PosOverflow => u64::MAX,
+        Err(_) => return None,
+    };
     Some(secs.saturating_mul(1000).min(MAX_RETRY_AFTER_MS))
 }
 

@@ -20,13 +20,7 @@ pub enum Level {
 impl Level {
     /// `debug`, `info`, `warn` or `error` (the policy's `log.level`).
     pub fn parse(text: &str) -> Option<Level> {
-        match text {
-            "debug" => Some(Level::Debug),
-            "info" => Some(Level::Info),
-            "warn" => Some(Level::Warn),
-            "error" => Some(Level::Error),
-            _ => None,
-        }
+        [Level::Debug, Level::Info, Level::Warn, Level::Error].into_iter().find(|level| level.as_str() == text)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -78,7 +72,7 @@ impl Event {
         }
     }
 
-    // Strings are capped here as well as in `render`, so the buffer's memory
+    // Names are capped here as well as in `render`, so the buffer's memory
     // stays bounded however long the caller's names are.
 
     pub fn env(mut self, environment: &str) -> Self {
@@ -117,9 +111,9 @@ impl Event {
         self
     }
 
-    pub fn message(mut self, mut message: String) -> Self {
-        let keep = capped(&message).len();
-        message.truncate(keep);
+    /// Free text from the core's own (secret-free, already bounded) messages;
+    /// capped only when rendered.
+    pub fn message(mut self, message: String) -> Self {
         self.message = Some(message);
         self
     }
@@ -208,21 +202,33 @@ fn number_field(out: &mut String, key: &str, value: Option<u64>) {
 fn string_field(out: &mut String, key: &str, value: Option<&str>) {
     let Some(value) = value else { return };
     let _ = write!(out, ",\"{key}\":\"");
-    for c in capped(value).chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            // The rest of C0, DEL and C1 must not reach a terminal or a
-            // line-based collector raw (JSON itself only requires escaping C0).
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+    // Byte-wise (smaller code than decoding chars): runs of plain text are
+    // copied as they are; quotes, backslashes and control characters (C0,
+    // DEL, and C1, which UTF-8 writes as 0xC2 0x80..=0x9F) are escaped, so
+    // none reaches a terminal or a line-based collector raw. Every cut is at
+    // an ASCII byte or a 0xC2 lead byte: always a char boundary.
+    let text = capped(value);
+    let bytes = text.as_bytes();
+    let (mut start, mut i) = (0, 0);
+    while i < bytes.len() {
+        let b = bytes[i];
+        let c1 = b == 0xc2 && bytes.get(i + 1).is_some_and(|next| (0x80..0xa0).contains(next));
+        if !(b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f || c1) {
+            i += 1;
+            continue;
         }
+        out.push_str(text.get(start..i).unwrap_or_default());
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            _ => {
+                let _ = write!(out, "\\u{:04x}", if c1 { bytes[i + 1] } else { b });
+            }
+        }
+        i += if c1 { 2 } else { 1 };
+        start = i;
     }
+    out.push_str(text.get(start..).unwrap_or_default());
     out.push('"');
 }
 
@@ -278,7 +284,9 @@ mod tests {
                 "\n"
             )
         );
-        assert_eq!(render(&Event::new(Level::Info, "ready"), 5), "{\"ts_ms\":5,\"level\":\"info\",\"event\":\"ready\"}\n");
+        assert_eq!(render(&Event::new(Level::Info, "ready"), 0), "{\"ts_ms\":0,\"level\":\"info\",\"event\":\"ready\"}\n");
+        let max = parse(&render(&Event::new(Level::Debug, "x").duration_ms(u64::MAX).tier(10), u64::MAX));
+        assert_eq!((max["ts_ms"].as_u64(), max["duration_ms"].as_u64(), max["tier"].as_u64()), (Some(u64::MAX), Some(u64::MAX), Some(10)));
     }
 
     #[test]
@@ -296,9 +304,11 @@ mod tests {
     fn long_strings_are_capped_on_a_char_boundary() {
         // 'é' is two bytes: 255 'x' then 'é' straddles the cap.
         let long = format!("{}{}", "x".repeat(255), "é".repeat(1000));
-        let event = Event::new(Level::Info, "x").secret(&long).message(long.clone());
-        assert_eq!(event.secret.as_deref(), Some("x".repeat(255).as_str()));
-        assert_eq!(event.message.as_deref(), Some("x".repeat(255).as_str()));
+        let event = Event::new(Level::Info, "x").env(&long).secret(&long).trace(&long).message(long.clone());
+        for kept in [&event.environment, &event.secret, &event.trace_id] {
+            assert_eq!(kept.as_deref(), Some("x".repeat(255).as_str()));
+        }
+        assert_eq!(parse(&render(&event, 0))["message"].as_str().unwrap(), "x".repeat(255));
         // Fields set directly (they are public) are capped when rendered.
         let mut raw = Event::new(Level::Info, "x");
         raw.environment = Some("é".repeat(1000));
