@@ -23,6 +23,8 @@ use crate::{config, Error, Provider};
 /// The component.
 pub struct Component;
 
+// One per instance, moved once (when loaded): boxing the provider would only add code.
+#[allow(clippy::large_enum_variant)]
 enum State {
     /// The provider, and its shared-state bucket when one is configured.
     Ready(Provider, Option<(String, BucketSlot)>),
