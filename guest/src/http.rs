@@ -110,11 +110,89 @@ impl HttpResponse {
     }
 
     /// `Retry-After` in milliseconds, when it is given in seconds (the
-    /// HTTP-date form is ignored: the component has no wall clock to compare).
+    /// HTTP-date form needs the time now: [`HttpResponse::retry_after_ms_at`]).
+    /// Capped at [`MAX_RETRY_AFTER_MS`].
     pub fn retry_after_ms(&self) -> Option<u64> {
-        let secs: u64 = self.header("retry-after")?.trim().parse().ok()?;
-        Some(secs.saturating_mul(1000))
+        delay_seconds(self.header("retry-after")?.trim())
     }
+
+    /// `Retry-After` in milliseconds, in either form: delta-seconds, or an
+    /// IMF-fixdate (`Wed, 21 Oct 2015 07:28:00 GMT`) compared with
+    /// `now_wall_ms` (Unix milliseconds; a date in the past gives 0). The
+    /// obsolete RFC 850 and asctime date forms are not accepted. Capped at
+    /// [`MAX_RETRY_AFTER_MS`].
+    pub fn retry_after_ms_at(&self, now_wall_ms: u64) -> Option<u64> {
+        let value = self.header("retry-after")?.trim();
+        if let Some(ms) = delay_seconds(value) {
+            return Some(ms);
+        }
+        let at_ms = imf_fixdate_secs(value)?.saturating_mul(1000);
+        Some(at_ms.saturating_sub(now_wall_ms).min(MAX_RETRY_AFTER_MS))
+    }
+}
+
+/// The longest `Retry-After` honoured: a backend (or a proxy in front of it)
+/// asking for days is wrong, and callers must not be told to wait that long.
+pub const MAX_RETRY_AFTER_MS: u64 = 3_600_000;
+
+/// delta-seconds (`1*DIGIT`) in milliseconds, capped; too many digits is
+/// "very long", not "unreadable".
+fn delay_seconds(value: &str) -> Option<u64> {
+    let secs = match value.parse::<u64>() {
+        // `parse` also takes a leading `+`, which delta-seconds has not.
+        Ok(_) if value.starts_with('+') => return None,
+        Ok(secs) => secs,
+        Err(e) if *e.kind() == core::num::IntErrorKind::PosOverflow => u64::MAX,
+        Err(_) => return None,
+    };
+    Some(secs.saturating_mul(1000).min(MAX_RETRY_AFTER_MS))
+}
+
+/// Seconds since the Unix epoch of an IMF-fixdate (RFC 9110 §5.6.7), e.g.
+/// `Sun, 06 Nov 1994 08:49:37 GMT`; 0 for dates before 1970.
+fn imf_fixdate_secs(text: &str) -> Option<u64> {
+    let b = text.as_bytes();
+    if b.len() != 29 || &b[3..5] != b", " || b[7] != b' ' || b[11] != b' ' || b[16] != b' ' || &b[25..] != b" GMT" {
+        return None;
+    }
+    if b[19] != b':' || b[22] != b':' {
+        return None;
+    }
+    const DAYS: [&[u8]; 7] = [b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun"];
+    const MONTHS: [&[u8]; 12] = [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];
+    if !DAYS.contains(&&b[0..3]) {
+        return None;
+    }
+    let month = MONTHS.iter().position(|m| *m == &b[8..11])? as u64 + 1;
+    let number = |range: core::ops::Range<usize>| -> Option<u64> {
+        let digits = &b[range];
+        digits.iter().all(u8::is_ascii_digit).then(|| digits.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0')))
+    };
+    let (day, year) = (number(5..7)?, number(12..16)?);
+    let (hour, minute, second) = (number(17..19)?, number(20..22)?, number(23..25)?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    // Second 60: a leap second.
+    if day == 0 || day > month_days || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    if year < 1970 {
+        return Some(0);
+    }
+    // Days from 1970-01-01 to the date (Howard Hinnant's `days_from_civil`, years ≥ 1970).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hour * 3_600 + minute * 60 + second)
 }
 
 impl fmt::Debug for HttpResponse {
@@ -194,11 +272,55 @@ mod tests {
         assert!(!shown.contains("TOPSECRET") && !shown.contains("ya29"), "{shown}");
     }
 
+    fn with_retry_after(value: &str) -> HttpResponse {
+        HttpResponse { status: 429, headers: vec![("retry-after".into(), value.as_bytes().to_vec())], body: vec![] }
+    }
+
     #[test]
-    fn retry_after_reads_seconds_only() {
-        let mut r = HttpResponse { status: 429, headers: vec![("retry-after".into(), b"2".to_vec())], body: vec![] };
-        assert_eq!(r.retry_after_ms(), Some(2000));
-        r.headers = vec![("retry-after".into(), b"Wed, 21 Oct 2015 07:28:00 GMT".to_vec())];
-        assert_eq!(r.retry_after_ms(), None);
+    fn retry_after_seconds_are_read_and_capped() {
+        assert_eq!(with_retry_after("2").retry_after_ms(), Some(2000));
+        assert_eq!(with_retry_after(" 0 ").retry_after_ms(), Some(0));
+        assert_eq!(with_retry_after("86400").retry_after_ms(), Some(MAX_RETRY_AFTER_MS));
+        assert_eq!(with_retry_after("99999999999999999999999").retry_after_ms(), Some(MAX_RETRY_AFTER_MS));
+        for bad in ["", "+5", "-1", "1.5", "soon"] {
+            assert_eq!(with_retry_after(bad).retry_after_ms(), None, "{bad:?}");
+        }
+        let none = HttpResponse { status: 429, headers: vec![], body: vec![] };
+        assert_eq!((none.retry_after_ms(), none.retry_after_ms_at(0)), (None, None));
+        // Without the time now, a date cannot be read.
+        assert_eq!(with_retry_after("Wed, 21 Oct 2015 07:28:00 GMT").retry_after_ms(), None);
+    }
+
+    #[test]
+    fn retry_after_dates_are_compared_with_the_wall_clock() {
+        // 2015-10-21T07:28:00Z = 1445412480 s.
+        let at = 1_445_412_480_000;
+        let r = with_retry_after("Wed, 21 Oct 2015 07:28:00 GMT");
+        assert_eq!(r.retry_after_ms_at(at - 5_000), Some(5_000));
+        assert_eq!(r.retry_after_ms_at(at), Some(0));
+        assert_eq!(r.retry_after_ms_at(at + 60_000), Some(0), "a past date: retry now");
+        assert_eq!(r.retry_after_ms_at(0), Some(MAX_RETRY_AFTER_MS), "far in the future: capped");
+        assert_eq!(with_retry_after("7").retry_after_ms_at(at), Some(7_000), "seconds work too");
+        // RFC 9110's example, a leap day and a leap second.
+        assert_eq!(imf_fixdate_secs("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
+        assert_eq!(imf_fixdate_secs("Thu, 29 Feb 2024 00:00:00 GMT"), Some(1_709_164_800));
+        assert_eq!(imf_fixdate_secs("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        assert_eq!(imf_fixdate_secs("Wed, 31 Dec 1969 23:59:59 GMT"), Some(0));
+        assert_eq!(imf_fixdate_secs("Sat, 31 Dec 2016 23:59:60 GMT"), Some(1_483_228_800));
+        for bad in [
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sun, 06 Foo 1994 08:49:37 GMT",
+            "Xyz, 06 Nov 1994 08:49:37 GMT",
+            "Fri, 29 Feb 2023 00:00:00 GMT",
+            "Sun, 31 Apr 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 24:00:00 GMT",
+            "Sun, 6 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 08:49:3x GMT",
+            "Sun, 06 Nov 1994 08:49:37 GMTé",
+        ] {
+            assert_eq!(with_retry_after(bad).retry_after_ms_at(at), None, "{bad:?}");
+        }
     }
 }

@@ -28,10 +28,13 @@ pub mod config;
 pub mod encoding;
 pub mod engine;
 pub mod error;
+pub mod histogram;
 pub mod http;
+pub mod log;
 pub mod retry;
 pub mod secret;
 pub mod shared;
+pub mod trace;
 pub mod validate;
 
 #[cfg(target_arch = "wasm32")]

@@ -84,5 +84,6 @@ pub use compile_cache::{default_cache_dir, CompileSource};
 pub use keyvalue::KeyValue;
 pub use config_file::{ConfigError, ConfigFile};
 pub use runtime::{Runtime, RuntimeOptions, APP_WASM, COMPOSED_APP_WASM, GUEST_WASM};
+pub use store::GuestLog;
 pub use types::{Error, ErrorKind, Request, Secret, SecretError, SecretValue, Source};
 pub use wasi_config::WasiConfigVariables;

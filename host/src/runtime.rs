@@ -21,7 +21,7 @@ use crate::bindings::{Provider, ProviderPre};
 use crate::compile_cache::{self, CompileSource};
 use crate::keyvalue::KeyValue;
 use crate::outbound::Outbound;
-use crate::store::{self, StoreState};
+use crate::store::{self, GuestLog, StoreState};
 use crate::types::Error;
 use crate::wasi_config::WasiConfigVariables;
 use crate::{Client, ManualClock};
@@ -64,8 +64,10 @@ pub struct RuntimeOptions {
     pub max_instances: u32,
     /// Idle keep-alive connections kept per backend host.
     pub max_idle_connections_per_host: usize,
-    /// Let the guest write to the host's stderr (panic messages); off by default.
+    /// Let the guest write to the host's stderr (its JSON log lines); off by default.
     pub guest_stderr: bool,
+    /// Capture the guest's stderr in memory instead (tests); overrides `guest_stderr`.
+    pub guest_log: Option<GuestLog>,
     /// Replaces the component's monotonic and wall clocks (tests: skip TTLs and breaker timeouts).
     pub clock: Option<ManualClock>,
     /// The `wasi:keyvalue` store holding the component's shared state (when its policy has a
@@ -83,6 +85,7 @@ impl Default for RuntimeOptions {
             max_instances: 64,
             max_idle_connections_per_host: 32,
             guest_stderr: false,
+            guest_log: None,
             clock: None,
             keyvalue: None,
         }
@@ -112,6 +115,11 @@ impl RuntimeOptions {
 
     pub fn guest_stderr(mut self, on: bool) -> Self {
         self.guest_stderr = on;
+        self
+    }
+
+    pub fn guest_log(mut self, log: GuestLog) -> Self {
+        self.guest_log = Some(log);
         self
     }
 

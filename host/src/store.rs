@@ -3,6 +3,7 @@
 
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -25,7 +26,7 @@ pub(crate) struct StoreState {
 impl StoreState {
     pub(crate) fn new(config: WasiConfigVariables, keyvalue: KeyValue, outbound: Outbound, options: &RuntimeOptions) -> StoreState {
         StoreState {
-            wasi: wasi_ctx(options.guest_stderr, options.clock.as_ref()),
+            wasi: wasi_ctx(options.guest_stderr, options.guest_log.as_ref(), options.clock.as_ref()),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             hooks: PooledHooks(outbound),
@@ -39,12 +40,14 @@ impl StoreState {
 }
 
 /// The WASI context of every store, the `serve` ones included: no args, env, preopens or
-/// sockets (the components need only clocks, random and, through std, the cli interfaces), and
-/// stdout closed (the CLI writes secret bytes there); stderr only on request; a test clock
-/// replaces both clocks.
-pub(crate) fn wasi_ctx(guest_stderr: bool, clock: Option<&ManualClock>) -> WasiCtx {
+/// sockets (the components need only clocks, random, stderr and, through std, the cli
+/// interfaces), and stdout closed (the CLI writes secret bytes there); stderr (the guest's JSON
+/// log lines) only on request, to the host's stderr or captured; a test clock replaces both clocks.
+pub(crate) fn wasi_ctx(guest_stderr: bool, guest_log: Option<&GuestLog>, clock: Option<&ManualClock>) -> WasiCtx {
     let mut wasi = WasiCtx::builder();
-    if guest_stderr {
+    if let Some(log) = guest_log {
+        wasi.stderr(log.0.clone());
+    } else if guest_stderr {
         wasi.inherit_stderr();
     }
     if let Some(clock) = clock {
@@ -52,6 +55,30 @@ pub(crate) fn wasi_ctx(guest_stderr: bool, clock: Option<&ManualClock>) -> WasiC
         wasi.wall_clock(WasiManualWallClock(clock.clone()));
     }
     wasi.build()
+}
+
+/// Guest stderr captured in memory (tests read the component's log lines). Clones share one
+/// buffer, so every instance of a runtime writes to it. Once `capacity` bytes are written the
+/// stream reports itself closed; the guest then drops its log lines (never failing a call).
+#[derive(Debug, Clone)]
+pub struct GuestLog(MemoryOutputPipe);
+
+impl GuestLog {
+    pub fn new(capacity_bytes: usize) -> GuestLog {
+        GuestLog(MemoryOutputPipe::new(capacity_bytes))
+    }
+
+    /// Everything written so far.
+    pub fn contents(&self) -> String {
+        String::from_utf8_lossy(&self.0.contents()).into_owned()
+    }
+}
+
+impl Default for GuestLog {
+    /// 1 MiB.
+    fn default() -> GuestLog {
+        GuestLog::new(1 << 20)
+    }
 }
 
 impl WasiView for StoreState {

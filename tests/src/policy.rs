@@ -28,6 +28,7 @@ pub struct PolicyBuilder {
     environments: Vec<(String, Map<String, Value>)>,
     credentials: BTreeMap<String, String>,
     shared: Option<Map<String, Value>>,
+    log_level: Option<String>,
 }
 
 /// The config key [`PolicyBuilder::shared`] stores the sealing key under.
@@ -91,6 +92,12 @@ impl PolicyBuilder {
         self
     }
 
+    /// Sets the policy's `log.level` (any text: bad values are tested too).
+    pub fn log_level(mut self, level: &str) -> PolicyBuilder {
+        self.log_level = Some(level.to_owned());
+        self
+    }
+
     /// Sets a credential entry directly (e.g. a second token, or a wrong one).
     pub fn credential(mut self, key: &str, value: &str) -> PolicyBuilder {
         self.credentials.insert(key.to_owned(), value.to_owned());
@@ -124,6 +131,9 @@ impl PolicyBuilder {
         }
         if let Some(shared) = &self.shared {
             doc += &format!("\"shared\":{},", Value::Object(shared.clone()));
+        }
+        if let Some(level) = &self.log_level {
+            doc += &format!("\"log\":{{\"level\":{}}},", Value::from(level.as_str()));
         }
         doc += &format!("\"environments\":{{{}}}}}", envs.join(","));
         doc

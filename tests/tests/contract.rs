@@ -22,8 +22,8 @@ fn the_component_imports_only_standard_wasi_and_exports_the_contract() {
     let exports = interfaces(ty.exports(&engine).map(|(name, _)| name.to_string()));
 
     // Exactly the provider world's imports (in the versions Spin implements) and the
-    // interfaces they depend on: no wasi:cli, no wasi:filesystem or wasi:sockets, nothing
-    // custom. The guest is `no_std`, so Rust's std adds nothing either.
+    // interfaces they depend on: of wasi:cli only stderr (the log sink), no wasi:filesystem or
+    // wasi:sockets, nothing custom. The guest is `no_std`, so Rust's std adds nothing either.
     let expected = interfaces(
         [
             "wasi:http/outgoing-handler@0.2.12",
@@ -38,6 +38,8 @@ fn the_component_imports_only_standard_wasi_and_exports_the_contract() {
             // Shared state, in the draft Spin implements (bucket `default`).
             "wasi:keyvalue/store@0.2.0-draft2",
             "wasi:keyvalue/atomics@0.2.0-draft2",
+            // Structured logs, one JSON line per event.
+            "wasi:cli/stderr@0.2.12",
         ]
         .into_iter()
         .map(String::from),

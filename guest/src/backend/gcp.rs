@@ -32,16 +32,19 @@ pub fn request(url: &BaseUrl, project: &str, token: &SecretBytes, secret: &str, 
     }
 }
 
-/// Judges a response.
-pub fn response(secret: &str, response: &HttpResponse) -> Result<Fetched, Failure> {
+/// Judges a response. `retry_after` is the response's `Retry-After`, read by
+/// the caller (the date form needs its clock).
+pub fn response(secret: &str, response: &HttpResponse, retry_after: Option<u64>) -> Result<Fetched, Failure> {
     let status = response.status;
     if status == 200 {
         return parse_payload(&response.body).map_err(Failure::permanent);
     }
-    let retry_after = response.retry_after_ms();
     let (rpc_status, message) = rpc_error(&response.body).unwrap_or_default();
     let reason = if message.is_empty() { format!("HTTP {status}") } else { message };
     Err(match (rpc_status.as_str(), status) {
+        // Throttled, with or without a google.rpc body (a front end's plain 429):
+        // checked first so that no body can turn it into `not-found`.
+        ("RESOURCE_EXHAUSTED", _) | (_, 429) => Failure::transient(Error::RateLimited { retry_after_ms: retry_after }, retry_after),
         ("NOT_FOUND", _) | ("", 404) => Failure::permanent(not_found(secret)),
         // A disabled or destroyed version cannot be read: for the caller it
         // is not there.
@@ -49,7 +52,6 @@ pub fn response(secret: &str, response: &HttpResponse) -> Result<Fetched, Failur
         ("PERMISSION_DENIED" | "UNAUTHENTICATED", _) | ("", 401 | 403) => {
             Failure::permanent(Error::PermissionDenied(format!("GCP denied access: {reason}")))
         }
-        ("RESOURCE_EXHAUSTED", _) => Failure::transient(Error::RateLimited { retry_after_ms: retry_after }, retry_after),
         ("UNAVAILABLE" | "INTERNAL" | "DEADLINE_EXCEEDED" | "UNKNOWN" | "ABORTED", _) => {
             Failure::transient(Error::backend(Some(status), reason), retry_after)
         }
@@ -110,6 +112,11 @@ mod tests {
         HttpResponse { status, headers: vec![], body: body.as_bytes().to_vec() }
     }
 
+    /// `response` with the seconds form of `Retry-After`, as most tests need.
+    fn response(secret: &str, r: &HttpResponse) -> Result<Fetched, Failure> {
+        super::response(secret, r, r.retry_after_ms())
+    }
+
     fn ok_body(data_b64: &str, crc: &str) -> String {
         format!(r#"{{"name":"projects/123/secrets/db/versions/4","payload":{{"data":"{data_b64}","dataCrc32c":{crc}}}}}"#)
     }
@@ -156,8 +163,16 @@ mod tests {
         assert_eq!(pd.error, Error::PermissionDenied("GCP denied access: m".into()));
         let un = response("db", &resp(401, &body(401, "UNAUTHENTICATED"))).unwrap_err();
         assert!(matches!(un.error, Error::PermissionDenied(_)));
-        let rl = response("db", &resp(429, &body(429, "RESOURCE_EXHAUSTED"))).unwrap_err();
-        assert!(rl.transient && matches!(rl.error, Error::RateLimited { .. }));
+        let mut exhausted = resp(429, &body(429, "RESOURCE_EXHAUSTED"));
+        exhausted.headers.push(("retry-after".into(), b"4".to_vec()));
+        let rl = response("db", &exhausted).unwrap_err();
+        assert_eq!(rl, Failure::transient(Error::RateLimited { retry_after_ms: Some(4_000) }, Some(4_000)));
+        // A quota answer with another status, a plain 429, and a 429 whose body
+        // claims NOT_FOUND: all throttling, never not-found.
+        for r in [resp(400, &body(400, "RESOURCE_EXHAUSTED")), resp(429, ""), resp(429, "Too Many Requests"), resp(429, &body(404, "NOT_FOUND"))] {
+            let f = response("db", &r).unwrap_err();
+            assert_eq!(f, Failure::transient(Error::RateLimited { retry_after_ms: None }, None), "{r:?}");
+        }
         let ua = response("db", &resp(503, &body(503, "UNAVAILABLE"))).unwrap_err();
         assert_eq!(ua, Failure::transient(Error::backend(Some(503), "m"), None));
         let fp = response("db", &resp(400, &body(400, "FAILED_PRECONDITION"))).unwrap_err();

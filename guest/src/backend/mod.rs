@@ -115,11 +115,27 @@ pub fn request(tier: &TierSpec, token: &SecretBytes, name: &str, version: Versio
     }
 }
 
-/// Judges a complete response to a read of `name` at `version`.
+/// Judges a complete response to a read of `name` at `version`. Reads only
+/// the seconds form of `Retry-After`; [`response_at`] reads both.
 pub fn response(spec: &BackendSpec, name: &str, version: VersionSel, response: &HttpResponse) -> Result<Fetched, Failure> {
+    judge(spec, name, version, response, response.retry_after_ms())
+}
+
+/// [`response`], with `Retry-After` dates compared with `now_wall_ms` (Unix ms).
+pub fn response_at(
+    spec: &BackendSpec,
+    name: &str,
+    version: VersionSel,
+    response: &HttpResponse,
+    now_wall_ms: u64,
+) -> Result<Fetched, Failure> {
+    judge(spec, name, version, response, response.retry_after_ms_at(now_wall_ms))
+}
+
+fn judge(spec: &BackendSpec, name: &str, version: VersionSel, response: &HttpResponse, retry_after: Option<u64>) -> Result<Fetched, Failure> {
     let fetched = match spec {
-        BackendSpec::Vault { .. } => vault::response(name, response),
-        BackendSpec::Gcp { .. } => gcp::response(name, response),
+        BackendSpec::Vault { .. } => vault::response(name, response, retry_after),
+        BackendSpec::Gcp { .. } => gcp::response(name, response, retry_after),
     }?;
     // A pinned read is cached for long under its version: never under the wrong one.
     if let VersionSel::Pinned(asked) = version {
@@ -196,5 +212,25 @@ mod tests {
         assert!(throttled.transient);
         assert_eq!(throttled.error, Error::RateLimited { retry_after_ms: Some(2_000) });
         assert!(!by_status(400, "x".into(), None).transient);
+    }
+
+    #[test]
+    fn response_at_reads_retry_after_dates_for_both_backends() {
+        let vault = BackendSpec::Vault { mount: "secret".into(), namespace: None };
+        let gcp = BackendSpec::Gcp { project: "p".into() };
+        // 2015-10-21T07:28:00Z, ten seconds from "now".
+        let now = 1_445_412_470_000;
+        for status in [429, 503] {
+            let r = HttpResponse {
+                status,
+                headers: vec![("retry-after".into(), b"Wed, 21 Oct 2015 07:28:00 GMT".to_vec())],
+                body: vec![],
+            };
+            for spec in [&vault, &gcp] {
+                let f = response_at(spec, "x", VersionSel::Latest, &r, now).unwrap_err();
+                assert!(f.transient && f.retry_after_ms == Some(10_000), "{spec:?} {status}: {f:?}");
+                assert_eq!(response(spec, "x", VersionSel::Latest, &r).unwrap_err().retry_after_ms, None);
+            }
+        }
     }
 }

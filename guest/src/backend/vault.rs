@@ -33,20 +33,22 @@ pub fn request(
     HttpRequest { scheme: url.scheme, authority: url.authority.clone(), path_and_query, headers }
 }
 
-/// Judges a response.
-pub fn response(path: &str, response: &HttpResponse) -> Result<Fetched, Failure> {
+/// Judges a response. `retry_after` is the response's `Retry-After`, read
+/// by the caller (the date form needs its clock).
+pub fn response(path: &str, response: &HttpResponse, retry_after: Option<u64>) -> Result<Fetched, Failure> {
     let status = response.status;
     if status == 200 {
         return parse_secret(path, &response.body).map_err(Failure::permanent);
     }
     let reason = error_reason(&response.body).unwrap_or_else(|| format!("HTTP {status}"));
-    let retry_after = response.retry_after_ms();
     Err(match status {
         // A deleted or destroyed version also answers 404 (with metadata).
         404 => Failure::permanent(not_found(path)),
         401 | 403 => Failure::permanent(Error::PermissionDenied(format!("Vault denied access: {reason}"))),
-        // 412: a performance standby has not caught up yet; it will.
-        412 => Failure::transient(Error::backend(Some(412), reason), retry_after),
+        // 429: a rate-limit quota. 412: a performance standby has not caught up
+        // with the write yet; Vault's advice is the same as for a quota, wait and
+        // retry, so the caller sees it as throttling, not as a failing backend.
+        412 | 429 => Failure::transient(Error::RateLimited { retry_after_ms: retry_after }, retry_after),
         503 if reason.to_ascii_lowercase().contains("sealed") => {
             Failure::transient(Error::backend(Some(503), "vault is sealed"), retry_after)
         }
@@ -104,6 +106,11 @@ mod tests {
         HttpResponse { status, headers: vec![], body: body.as_bytes().to_vec() }
     }
 
+    /// `response` with the seconds form of `Retry-After`, as most tests need.
+    fn response(path: &str, r: &HttpResponse) -> Result<Fetched, Failure> {
+        super::response(path, r, r.retry_after_ms())
+    }
+
     #[test]
     fn request_shape() {
         let token = SecretBytes::new(b"s.tok".to_vec());
@@ -139,8 +146,17 @@ mod tests {
         throttled.headers.push(("retry-after".into(), b"3".to_vec()));
         let t = response("x", &throttled).unwrap_err();
         assert_eq!(t, Failure::transient(Error::RateLimited { retry_after_ms: Some(3_000) }, Some(3_000)));
-        let standby = response("x", &resp(412, "")).unwrap_err();
-        assert!(standby.transient);
+        let mut standby = resp(412, "");
+        standby.headers.push(("retry-after".into(), b"1".to_vec()));
+        let s = response("x", &standby).unwrap_err();
+        assert_eq!(s, Failure::transient(Error::RateLimited { retry_after_ms: Some(1_000) }, Some(1_000)));
+        let bare = response("x", &resp(429, "")).unwrap_err();
+        assert_eq!(bare, Failure::transient(Error::RateLimited { retry_after_ms: None }, None));
+        // Throttling is never "not found", whatever the body says.
+        let odd = response("x", &resp(429, r#"{"errors":["secret not found"]}"#)).unwrap_err();
+        assert!(matches!(odd.error, Error::RateLimited { .. }), "{odd:?}");
+        let sealed_plain = response("x", &resp(503, "")).unwrap_err();
+        assert_eq!(sealed_plain, Failure::transient(Error::backend(Some(503), "HTTP 503"), None));
         let bad = response("x", &resp(400, r#"{"errors":["bad"]}"#)).unwrap_err();
         assert_eq!(bad, Failure::permanent(Error::backend(Some(400), "bad")));
     }

@@ -18,6 +18,7 @@ pub use policy::Policy;
 use reader::Obj;
 
 use crate::http::BaseUrl;
+use crate::log::Level;
 use crate::secret::SecretBytes;
 use crate::shared::{SealKey, SharedSetup, SharedSpec};
 
@@ -133,6 +134,11 @@ pub fn load(source: &dyn ConfigSource) -> Result<Vec<Environment>, LoadError> {
 /// Reads the whole configuration: the policy, each environment's credential,
 /// and the shared-state key when shared state is configured.
 pub fn load_all(source: &dyn ConfigSource) -> Result<(Vec<Environment>, SharedSetup), LoadError> {
+    load_all_with_log(source).map(|(environments, shared, _)| (environments, shared))
+}
+
+/// [`load_all`], and the policy's `log.level`.
+pub fn load_all_with_log(source: &dyn ConfigSource) -> Result<(Vec<Environment>, SharedSetup, Level), LoadError> {
     let text = source
         .get(POLICY_KEY)
         .map_err(|e| LoadError::store(POLICY_KEY, POLICY_KEY, &e))?
@@ -153,7 +159,7 @@ pub fn load_all(source: &dyn ConfigSource) -> Result<(Vec<Environment>, SharedSe
         }
     };
     let environments = load_environments(source, document.environments)?;
-    Ok((environments, shared))
+    Ok((environments, shared, document.log_level))
 }
 
 fn load_environments(source: &dyn ConfigSource, specs: Vec<EnvironmentSpec>) -> Result<Vec<Environment>, LoadError> {
@@ -193,6 +199,8 @@ fn load_token(source: &dyn ConfigSource, path: &str, key: &str) -> Result<Secret
 pub struct PolicyDocument {
     pub environments: Vec<EnvironmentSpec>,
     pub shared: Option<SharedSpec>,
+    /// `log.level`: the least severe event written (default `info`).
+    pub log_level: Level,
 }
 
 /// Parses and validates the policy document alone (no credentials needed):
@@ -216,6 +224,10 @@ pub fn parse_document(text: &str) -> Result<PolicyDocument, String> {
         Some(obj) => Some(parse_shared(obj)?),
         None => None,
     };
+    let log_level = match root.object("log")? {
+        Some(obj) => parse_log(obj)?,
+        None => Level::Info,
+    };
     let entries = root.entries("environments")?;
     root.finish()?;
     if entries.is_empty() {
@@ -225,7 +237,7 @@ pub fn parse_document(text: &str) -> Result<PolicyDocument, String> {
         .into_iter()
         .map(|(name, value)| parse_environment(&name, value, &defaults))
         .collect::<Result<_, _>>()?;
-    Ok(PolicyDocument { environments, shared })
+    Ok(PolicyDocument { environments, shared, log_level })
 }
 
 /// Default lease: long enough for a typical backend read, short enough that a
@@ -244,6 +256,15 @@ fn parse_shared(mut obj: Obj<'_>) -> Result<SharedSpec, String> {
     let lease_ms = obj.integer("lease_ms", 10..=60_000)?.unwrap_or(DEFAULT_LEASE_MS);
     obj.finish()?;
     Ok(SharedSpec { bucket, key_key, lease_ms })
+}
+
+fn parse_log(mut obj: Obj<'_>) -> Result<Level, String> {
+    let level = match obj.string("level")? {
+        None => Level::Info,
+        Some(text) => Level::parse(text).ok_or_else(|| format!("{}: must be debug, info, warn or error", obj.path_of("level")))?,
+    };
+    obj.finish()?;
+    Ok(level)
 }
 
 fn parse_environment(name: &str, value: &Value, defaults: &Policy) -> Result<EnvironmentSpec, String> {

@@ -174,3 +174,24 @@ fn the_retry_budget_defaults_to_towers_and_overrides_key_by_key() {
         "environments": {"a": {"backend":"vault","url":"http://a","token_key":"t", "retry": {"budget": {"min_per_sec": 0, "window_ms": 60000}}}}}"#;
     assert_eq!(parse_policy(doc).unwrap()[0].policy.retry_budget, RetryBudget::new(50, 0, 60_000).unwrap());
 }
+
+#[test]
+fn log_level_is_read_defaulted_and_checked() {
+    let with_log = |log: &str| format!(r#"{{"log":{log},"environments":{{"prod":{{"backend":"vault","url":"http://h","token_key":"t"}}}}}}"#);
+    assert_eq!(parse_document(VAULT).unwrap().log_level, Level::Info);
+    assert_eq!(parse_document(&with_log("{}")).unwrap().log_level, Level::Info);
+    for (text, level) in [("debug", Level::Debug), ("info", Level::Info), ("warn", Level::Warn), ("error", Level::Error)] {
+        assert_eq!(parse_document(&with_log(&format!(r#"{{"level":"{text}"}}"#))).unwrap().log_level, level);
+    }
+    assert_eq!(
+        parse_document(&with_log(r#"{"level":"verbose"}"#)).unwrap_err(),
+        "log.level: must be debug, info, warn or error"
+    );
+    assert_eq!(parse_document(&with_log(r#"{"level":3}"#)).unwrap_err(), "log.level: must be a string");
+    assert_eq!(parse_document(&with_log(r#"{"lvl":"debug"}"#)).unwrap_err(), "log.lvl: unknown key (expected one of: level)");
+    assert_eq!(parse_document(&with_log(r#""debug""#)).unwrap_err(), "log: must be an object");
+    let doc = with_log(r#"{"level":"warn"}"#);
+    let (envs, _, level) = load_all_with_log(&source(&doc, &[("t", "s.abc")])).unwrap();
+    assert_eq!((envs.len(), level), (1, Level::Warn));
+    assert_eq!(load_all(&source(&doc, &[("t", "s.abc")])).unwrap().0.len(), 1);
+}

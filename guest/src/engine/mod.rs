@@ -36,6 +36,11 @@ pub trait Clock {
     /// whose monotonic clocks have other origins.
     fn wall_ms(&self) -> u64;
     fn sleep_ms(&mut self, ms: u64);
+    /// Monotonic time in microseconds, for latency histograms; clocks that
+    /// can should say more than `now_ms` does.
+    fn now_us(&self) -> u64 {
+        self.now_ms().saturating_mul(1_000)
+    }
 }
 
 /// Uniform random numbers: backoff jitter, and (with shared state) AEAD nonces
@@ -172,6 +177,8 @@ pub struct Provider {
     envs: Vec<EnvState>,
     unknown_environment_errors: u64,
     shared: shared_state::Layer,
+    /// Events for the WASI layer to write out after each call.
+    log: crate::log::Log,
 }
 
 impl Provider {
@@ -203,7 +210,7 @@ impl Provider {
                 env,
             })
             .collect();
-        Provider { envs, unknown_environment_errors: 0, shared: shared_state::Layer::new(shared) }
+        Provider { envs, unknown_environment_errors: 0, shared: shared_state::Layer::new(shared), log: Default::default() }
     }
 
     /// Reads one secret.
@@ -325,6 +332,16 @@ impl Provider {
     /// The state of the shared-state layer, and the last store error (secret-free).
     pub fn shared_status(&self) -> (SharedStatus, Option<&str>) {
         self.shared.status()
+    }
+
+    /// The events logged since the last call (oldest first).
+    pub fn take_log(&mut self) -> Vec<crate::log::Event> {
+        self.log.drain()
+    }
+
+    /// The least severe level logged (the policy's `log.level`).
+    pub fn set_log_level(&mut self, level: crate::log::Level) {
+        self.log.set_level(level);
     }
 
     /// Requests that named an unconfigured environment.

@@ -203,7 +203,7 @@ mod tests {
         let k = key();
         let id = k.entry_id("cache", &[b"prod", b"app/db"]);
         assert_eq!(id, k.entry_id("cache", &[b"prod", b"app/db"]));
-        assert!(id.starts_with("es1-entry-") && id.len() == "es1-entry-".len() + 32, "{id}");
+        assert!(id.starts_with("es1-cache-") && id.len() == "es1-cache-".len() + 32, "{id}");
         assert!(!id.contains("app") && !id.contains("prod"));
         let other = SealKey::from_hex(&"1f".repeat(32)).unwrap();
         assert_ne!(id, other.entry_id("cache", &[b"prod", b"app/db"]));

@@ -5,6 +5,7 @@
 mod component;
 mod keyvalue;
 mod platform;
+mod stderr;
 mod transport;
 
 /// The component's allocator (no std, so none comes by default).

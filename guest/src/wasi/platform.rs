@@ -23,6 +23,11 @@ impl Clock for WasiClock {
     fn sleep_ms(&mut self, ms: u64) {
         monotonic_clock::subscribe_duration(ms.saturating_mul(1_000_000)).block();
     }
+
+    /// The clock is in nanoseconds: keep the precision latencies need.
+    fn now_us(&self) -> u64 {
+        monotonic_clock::now() / 1_000
+    }
 }
 
 /// `wasi:random/random`.

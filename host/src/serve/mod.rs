@@ -134,6 +134,7 @@ impl Server {
             outbound: Outbound::new(rt.handle().clone(), runtime.max_idle_connections_per_host),
             memory_limit_bytes: runtime.memory_limit_bytes,
             guest_stderr: runtime.guest_stderr,
+            guest_log: runtime.guest_log.clone(),
             clock: runtime.clock.clone(),
         };
         let instances = Instances {

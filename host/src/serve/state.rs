@@ -40,6 +40,7 @@ pub(crate) struct StoreSetup {
     pub(crate) outbound: Outbound,
     pub(crate) memory_limit_bytes: usize,
     pub(crate) guest_stderr: bool,
+    pub(crate) guest_log: Option<crate::GuestLog>,
     /// Tests: the components' monotonic and wall clocks.
     pub(crate) clock: Option<ManualClock>,
 }
@@ -47,7 +48,7 @@ pub(crate) struct StoreSetup {
 impl ServeState {
     pub(crate) fn new(setup: &StoreSetup) -> ServeState {
         ServeState {
-            wasi: crate::store::wasi_ctx(setup.guest_stderr, setup.clock.as_ref()),
+            wasi: crate::store::wasi_ctx(setup.guest_stderr, setup.guest_log.as_ref(), setup.clock.as_ref()),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             hooks: PooledHooks(setup.outbound.clone()),
