@@ -52,6 +52,23 @@ pub enum ErrorKind {
     Config,
 }
 
+impl ErrorKind {
+    /// The WIT case name (`not-found`, ...): what logs call it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRequest => "invalid-request",
+            ErrorKind::UnknownEnvironment => "unknown-environment",
+            ErrorKind::NotFound => "not-found",
+            ErrorKind::PermissionDenied => "permission-denied",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::RateLimited => "rate-limited",
+            ErrorKind::Backend => "backend",
+            ErrorKind::Config => "config",
+        }
+    }
+}
+
 impl Error {
     /// The error's kind.
     pub fn kind(&self) -> ErrorKind {

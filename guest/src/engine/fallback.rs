@@ -7,15 +7,17 @@
 //! never a not-found or a permission-denied, which are the backend's word.
 
 use crate::prelude::*;
-use super::{Io, Job, Provider, Reason, Secret};
+use super::{Io, Job, Provider, Secret};
 use crate::cache::CacheKey;
 use crate::error::Error;
+use crate::trace::TraceParent;
+use super::events::About;
 
 /// What one result slot of a fetch asked for.
 pub(super) struct Read {
     env: usize,
     key: CacheKey,
-    reason: Reason,
+    trace: Option<TraceParent>,
 }
 
 impl Read {
@@ -23,7 +25,7 @@ impl Read {
         Read {
             env: job.env,
             key: CacheKey { name: job.name.clone(), version: job.version, field: job.field.clone() },
-            reason: job.reason,
+            trace: job.trace,
         }
     }
 }
@@ -38,18 +40,23 @@ impl Provider {
             .iter()
             .zip(results)
             .map(|(read, result)| match result {
-                Err(error) if error.allows_stale() => match self.last_known(read, now, io) {
-                    Some(secret) => {
-                        if secret.stale {
-                            self.envs[read.env].counters.stale_served += 1;
+                Err(error) if error.allows_stale() => {
+                    let about = About { env: read.env, tier: 0, name: &read.key.name, trace: read.trace.as_ref() };
+                    match self.last_known(read, now, io) {
+                        Some(secret) => {
+                            if secret.stale {
+                                self.envs[read.env].counters.stale_served += 1;
+                                self.log_stale(&About { tier: secret.tier as usize, ..about }, &error);
+                            }
+                            Ok(secret)
                         }
-                        Ok(secret)
+                        None => {
+                            self.envs[read.env].counters.error(error.kind());
+                            self.log_read_failed(&about, &error);
+                            Err(error)
+                        }
                     }
-                    None => {
-                        self.envs[read.env].counters.error(error.kind());
-                        Err(error)
-                    }
-                },
+                }
                 Err(error) => {
                     self.envs[read.env].counters.error(error.kind());
                     Err(error)
@@ -63,8 +70,7 @@ impl Provider {
     fn last_known(&mut self, read: &Read, now: u64, io: &mut Io<'_>) -> Option<Secret> {
         let key = &read.key;
         if let Some((cached, expired)) = self.envs[read.env].cache.stale(&key.name, key.version, &key.field, now) {
-            // A refresh-ahead that failed keeps its (still fresh) value, as does a forced one.
-            let _ = read.reason;
+            // A refresh (ahead or forced) that failed keeps the value it was refreshing.
             return Some(Secret::cached(cached, expired));
         }
         self.shared_stale(read.env, key, io)

@@ -21,7 +21,9 @@ use crate::breaker::Permit;
 use crate::cache::{CacheKey, Cached};
 use crate::error::Error;
 use crate::http::{HttpRequest, HttpResponse, TransportError};
+use crate::trace::TraceParent;
 use crate::validate::VersionSel;
+use super::events::About;
 
 /// At most this many requests per environment are in flight at once; further
 /// misses of a large `get-many` start as earlier ones finish.
@@ -45,11 +47,17 @@ struct Fetch {
     permit: Option<Permit>,
     /// When the attempt in flight was started (monotonic ms): slow calls count against the breaker.
     started_ms: u64,
+    /// The caller's trace (or a new one): every attempt is a child span of it.
+    trace: TraceParent,
 }
 
 impl Fetch {
     fn key(&self, field: &str) -> CacheKey {
         CacheKey { name: self.name.clone(), version: self.version, field: field.to_string() }
+    }
+
+    fn about(&self) -> About<'_> {
+        About { env: self.env, tier: self.tier, name: &self.name, trace: Some(&self.trace) }
     }
 }
 
@@ -74,8 +82,10 @@ impl Provider {
                 existing.waiters.push((slot, job.field));
                 continue;
             }
+            let trace = job.trace.unwrap_or_else(|| TraceParent::root(&mut *io.random));
             let env = &self.envs[job.env].env;
             pending.push(Fetch {
+                trace,
                 request: backend::request(env.spec.primary(), env.token(), &job.name, job.version),
                 deadline_ms: start.saturating_add(env.spec.policy.deadline_ms),
                 env: job.env,
@@ -168,11 +178,14 @@ impl Provider {
         let now = io.clock.now_ms();
         let elapsed = now.saturating_sub(fetch.started_ms);
         fetch.attempts += 1;
+        self.envs[fetch.env].tiers[fetch.tier].call_latency.record(elapsed.saturating_mul(1_000));
         let state = &self.envs[fetch.env];
         let policy = state.env.spec.policy;
         let tier = fetch.tier;
         let outcome = match response {
-            Ok(response) => backend::response(&state.env.spec.tiers[tier].backend, &fetch.name, fetch.version, &response),
+            Ok(response) => {
+                backend::response_at(&state.env.spec.tiers[tier].backend, &fetch.name, fetch.version, &response, io.clock.wall_ms())
+            }
             Err(error) => Err(Failure {
                 transient: error.is_transient(),
                 error: error.into_error(policy.deadline_ms),
@@ -220,11 +233,13 @@ impl Provider {
         let delay = match delay {
             Some(_) if !self.budget_withdraw(fetch.env, io) => {
                 self.envs[fetch.env].counters.budget_exhausted += 1;
+                self.log_budget_exhausted(&fetch.about(), &failure.error);
                 None
             }
             delay => delay,
         };
         if let Some(delay) = delay {
+            self.log_retry(&fetch.about(), &failure.error, elapsed);
             fetch.ready_at_ms = now.saturating_add(delay);
             fetch.last_error = Some(failure.error);
             return Some(fetch);
@@ -232,6 +247,7 @@ impl Provider {
         let hand_on = failure.transient || (matches!(failure.error, Error::NotFound(_)) && policy.fallback_on_not_found);
         if hand_on {
             if let Some(next) = self.next_tier(&fetch, tier) {
+                self.log_fallback(&fetch.about(), next, &failure.error);
                 self.switch_tier(&mut fetch, next);
                 fetch.ready_at_ms = now;
                 fetch.last_error = Some(failure.error);
@@ -296,7 +312,10 @@ impl Provider {
                     self.envs[fetch.env].tiers[tier].counters.skipped += 1;
                     let error = refusal.get_or_insert(error).clone();
                     match self.next_tier(fetch, tier) {
-                        Some(next) => self.switch_tier(fetch, next),
+                        Some(next) => {
+                            self.log_fallback(&fetch.about(), next, &error);
+                            self.switch_tier(fetch, next);
+                        }
                         // An earlier tier's real failure says more than a later tier's refusal.
                         None => return Err(fetch.last_error.clone().unwrap_or(error)),
                     }
@@ -314,8 +333,11 @@ impl Provider {
             state.counters.retries += 1;
             state.tiers[fetch.tier].counters.retries += 1;
         }
+        // Each attempt is a span of the caller's trace, so backend logs join it.
+        let mut request = fetch.request.clone();
+        request.headers.push(("traceparent".into(), fetch.trace.child(&mut *io.random).header().into_bytes()));
         let outbound = Outbound {
-            request: fetch.request.clone(),
+            request,
             timeout_ms: policy.attempt_timeout_ms.min(fetch.deadline_ms - now),
             max_body_bytes: policy.max_body_bytes,
         };

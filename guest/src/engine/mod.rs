@@ -4,6 +4,7 @@
 
 use crate::prelude::*;
 
+mod events;
 mod fallback;
 pub mod fetch;
 mod shared_breaker;
@@ -25,6 +26,8 @@ use crate::secret::SecretBytes;
 use crate::shared::{SharedSetup, SharedStatus, SharedStore};
 use crate::validate::VersionSel;
 use crate::{backend, validate};
+use crate::histogram::Histogram;
+use crate::trace::TraceParent;
 use stats::{Counters, EnvironmentHealth, EnvironmentStats, TierCounters, TierStats};
 
 /// Time in milliseconds, and sleeping.
@@ -131,6 +134,8 @@ impl Secret {
 struct EnvState {
     env: Environment,
     cache: Cache,
+    /// How long memory hits took inside the component.
+    hit_latency: Histogram,
     /// One per tier, in tier order.
     tiers: Vec<TierState>,
     /// This instance's retry-budget counts (see [`shared_budget`]).
@@ -145,6 +150,8 @@ struct TierState {
     /// to it before this monotonic time.
     throttled_until_ms: u64,
     counters: TierCounters,
+    /// How long each attempt took, answer or failure.
+    call_latency: Histogram,
 }
 
 /// Why a read goes to the backend.
@@ -169,6 +176,8 @@ struct Job {
     /// A shared answer fetched before this wall time does not satisfy the job
     /// (it is the value being refreshed).
     fresher_than_wall_ms: u64,
+    /// The caller's trace, when it sent one.
+    trace: Option<TraceParent>,
 }
 
 /// The provider.
@@ -195,6 +204,7 @@ impl Provider {
             .into_iter()
             .map(|env| EnvState {
                 cache: Cache::new(env.spec.policy.cache_max_entries),
+                hit_latency: Histogram::default(),
                 tiers: env
                     .spec
                     .tiers
@@ -203,6 +213,7 @@ impl Provider {
                         breaker: Breaker::new(env.spec.policy.breaker),
                         throttled_until_ms: 0,
                         counters: TierCounters::default(),
+                        call_latency: Histogram::default(),
                     })
                     .collect(),
                 budget: Ledger::default(),
@@ -215,10 +226,14 @@ impl Provider {
 
     /// Reads one secret.
     pub fn get(&mut self, request: &SecretRequest, io: &mut Io<'_>) -> Result<Secret, Error> {
-        let now = io.clock.now_ms();
+        let start_us = io.clock.now_us();
+        let now = start_us / 1_000;
         self.shared.begin_call(now);
         match self.lookup(request, now) {
             Lookup::Done(result) => {
+                if matches!(&result, Ok(secret) if secret.source == Source::Cache) {
+                    self.record_hit(&request.environment, start_us, io);
+                }
                 self.flush_counters(io, now, false);
                 result
             }
@@ -296,11 +311,17 @@ impl Provider {
                 counters: s.counters,
                 breaker: s.tiers[0].breaker.phase(now_ms).0,
                 cache_entries: u32::try_from(s.cache.len()).unwrap_or(u32::MAX),
+                hit_latency: s.hit_latency,
                 tiers: s
                     .tiers
                     .iter()
                     .zip(&s.env.spec.tiers)
-                    .map(|(t, spec)| TierStats { backend: spec.backend.kind(), breaker: t.breaker.phase(now_ms).0, counters: t.counters })
+                    .map(|(t, spec)| TierStats {
+                        backend: spec.backend.kind(),
+                        breaker: t.breaker.phase(now_ms).0,
+                        counters: t.counters,
+                        call_latency: t.call_latency,
+                    })
                     .collect(),
             })
             .collect()
@@ -349,6 +370,14 @@ impl Provider {
         self.unknown_environment_errors
     }
 
+    /// Adds a memory hit's duration to its environment's histogram.
+    fn record_hit(&mut self, environment: &str, start_us: u64, io: &mut Io<'_>) {
+        let elapsed = io.clock.now_us().saturating_sub(start_us);
+        if let Some(env) = self.find(environment) {
+            self.envs[env].hit_latency.record(elapsed);
+        }
+    }
+
     fn find(&self, environment: &str) -> Option<usize> {
         self.envs.binary_search_by(|s| s.env.spec.name.as_str().cmp(environment)).ok()
     }
@@ -360,6 +389,15 @@ impl Provider {
             return Lookup::Done(Err(Error::UnknownEnvironment(validate::shorten(&request.environment))));
         };
         let state = &mut self.envs[env];
+        let trace = match request.traceparent.as_deref().map(TraceParent::parse) {
+            None => None,
+            Some(Ok(trace)) => Some(trace),
+            Some(Err(why)) => {
+                let error = Error::InvalidRequest(why);
+                state.counters.error(error.kind());
+                return Lookup::Done(Err(error));
+            }
+        };
         let field = request.field.as_deref().unwrap_or(backend::DEFAULT_FIELD);
         let version = match VersionSel::parse(request.version.as_deref()) {
             Ok(version) => version,
@@ -410,7 +448,7 @@ impl Provider {
             state.counters.refreshes += 1;
         }
         state.counters.misses += 1;
-        Lookup::Miss(Job { env, name: request.name.clone(), version, field: field.to_string(), reason, fresher_than_wall_ms: 0 })
+        Lookup::Miss(Job { env, name: request.name.clone(), version, field: field.to_string(), reason, fresher_than_wall_ms: 0, trace })
     }
 }
 

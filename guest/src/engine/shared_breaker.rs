@@ -89,12 +89,20 @@ impl Provider {
     /// Counts (and logs) a breaker changing state.
     fn note_transition(&mut self, env: usize, tier: usize, before: State, after: State) {
         let counters = &mut self.envs[env].tiers[tier].counters;
-        match (before, after) {
-            (State::Open { .. }, State::Open { .. }) => {}
-            (_, State::Open { .. }) => counters.breaker_opened += 1,
-            (State::HalfOpen { .. }, State::Closed { .. }) => counters.breaker_closed += 1,
-            _ => {}
-        }
+        let kind = match (before, after) {
+            (State::Open { .. }, State::Open { .. }) => return,
+            (_, State::Open { .. }) => {
+                counters.breaker_opened += 1;
+                "breaker_opened"
+            }
+            (State::HalfOpen { .. }, State::Closed { .. }) => {
+                counters.breaker_closed += 1;
+                "breaker_closed"
+            }
+            (State::Open { .. }, State::HalfOpen { .. }) => "breaker_half_open",
+            _ => return,
+        };
+        self.log_breaker(env, tier, kind);
     }
 
     fn shared_breaker_round(&mut self, env: usize, tier: usize, io: &mut Io<'_>, op: &mut dyn FnMut(&mut Breaker)) -> Round<()> {

@@ -12,7 +12,8 @@
 //! volumes to whoever can read the bucket, but no names or values.
 
 use crate::prelude::*;
-use super::stats::{Counters, TierCounters, COUNTER_COUNT, COUNTER_NAMES, TIER_COUNTER_COUNT, TIER_COUNTER_NAMES};
+use super::stats::{Counters, TierCounters, COUNTER_NAMES, TIER_COUNTER_NAMES};
+use crate::histogram::{Histogram, N};
 use super::{Io, Provider};
 
 /// Longest time hit counts wait in memory before they are added to the totals.
@@ -55,9 +56,8 @@ impl Provider {
     }
 
     /// The totals over every instance sharing the store, per environment in
-    /// the order of [`Provider::stats`] (its counters, and each tier's);
-    /// `None` without usable shared state.
-    pub fn shared_totals(&mut self, io: &mut Io<'_>) -> Option<Vec<(Counters, Vec<TierCounters>)>> {
+    /// the order of [`Provider::stats`]; `None` without usable shared state.
+    pub fn shared_totals(&mut self, io: &mut Io<'_>) -> Option<Vec<Totals>> {
         let now = io.clock.now_ms();
         self.flush_counters(io, now, true);
         let mut totals = Vec::with_capacity(self.envs.len());
@@ -69,27 +69,26 @@ impl Provider {
                 let total = self.store_op(io, |store| store.increment(&id, 0))?;
                 values.push(u64::try_from(total).unwrap_or(0));
             }
-            let mut own = [0u64; COUNTER_COUNT];
-            own.copy_from_slice(&values[..COUNTER_COUNT]);
-            let tiers = values[COUNTER_COUNT..]
-                .chunks_exact(TIER_COUNTER_COUNT)
-                .map(|chunk| {
-                    let mut a = [0u64; TIER_COUNTER_COUNT];
-                    a.copy_from_slice(chunk);
-                    TierCounters::from_array(a)
-                })
-                .collect();
-            totals.push((Counters::from_array(own), tiers));
+            let mut rest = values.as_slice();
+            let counters = Counters::from_array(take(&mut rest));
+            let hit_latency = take_histogram(&mut rest);
+            let mut tiers = Vec::new();
+            while !rest.is_empty() {
+                tiers.push((TierCounters::from_array(take(&mut rest)), take_histogram(&mut rest)));
+            }
+            totals.push(Totals { counters, hit_latency, tiers });
         }
         Some(totals)
     }
 
-    /// An environment's counters, then each tier's, as one list.
+    /// An environment's counters and histogram, then each tier's, as one list.
     fn flat_counters(&self, env: usize) -> Vec<u64> {
         let state = &self.envs[env];
         let mut out = state.counters.to_array().to_vec();
+        push_histogram(&mut out, &state.hit_latency);
         for tier in &state.tiers {
             out.extend_from_slice(&tier.counters.to_array());
+            push_histogram(&mut out, &tier.call_latency);
         }
         out
     }
@@ -97,8 +96,10 @@ impl Provider {
     /// The names of [`Self::flat_counters`]: a tier's are prefixed `t<i>.`.
     fn flat_names(&self, env: usize) -> Vec<String> {
         let mut names: Vec<String> = COUNTER_NAMES.iter().map(|n| n.to_string()).collect();
+        histogram_names(&mut names, "hit_us");
         for tier in 0..self.envs[env].tiers.len() {
             names.extend(TIER_COUNTER_NAMES.iter().map(|n| format!("t{tier}.{n}")));
+            histogram_names(&mut names, &format!("t{tier}.call_us"));
         }
         names
     }
@@ -107,4 +108,38 @@ impl Provider {
         let ready = self.shared.usable()?;
         Some(ready.key.entry_id("count", &[self.envs[env].env.spec.name.as_bytes(), name.as_bytes()]))
     }
+}
+
+/// One environment's totals across instances.
+pub struct Totals {
+    pub counters: Counters,
+    pub hit_latency: Histogram,
+    /// Per tier: its counters and attempt latencies.
+    pub tiers: Vec<(TierCounters, Histogram)>,
+}
+
+/// The next `K` values of `rest` (zeros past its end: a store that lost a
+/// counter reads as zero, not as an error).
+fn take<const K: usize>(rest: &mut &[u64]) -> [u64; K] {
+    let mut out = [0u64; K];
+    let n = K.min(rest.len());
+    out[..n].copy_from_slice(&rest[..n]);
+    *rest = &rest[n..];
+    out
+}
+
+fn take_histogram(rest: &mut &[u64]) -> Histogram {
+    let counts: [u64; N + 1] = take(rest);
+    let [sum_us] = take::<1>(rest);
+    Histogram { counts, sum_us }
+}
+
+fn push_histogram(out: &mut Vec<u64>, h: &Histogram) {
+    out.extend_from_slice(&h.counts);
+    out.push(h.sum_us);
+}
+
+fn histogram_names(names: &mut Vec<String>, prefix: &str) {
+    names.extend((0..=N).map(|i| format!("{prefix}.{i}")));
+    names.push(format!("{prefix}.sum"));
 }

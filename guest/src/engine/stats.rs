@@ -3,6 +3,7 @@
 use crate::prelude::*;
 use crate::breaker::Phase;
 use crate::error::ErrorKind;
+use crate::histogram::Histogram;
 
 /// Errors returned to callers, by kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -186,6 +187,8 @@ pub struct TierStats {
     pub backend: &'static str,
     pub breaker: Phase,
     pub counters: TierCounters,
+    /// Each attempt's duration (answer or failure).
+    pub call_latency: Histogram,
 }
 
 /// A snapshot of one environment for `admin.stats`.
@@ -198,6 +201,8 @@ pub struct EnvironmentStats {
     /// The primary's breaker.
     pub breaker: Phase,
     pub cache_entries: u32,
+    /// Memory hits' durations inside the component.
+    pub hit_latency: Histogram,
     /// Per tier, primary first.
     pub tiers: Vec<TierStats>,
 }

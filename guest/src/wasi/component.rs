@@ -235,7 +235,12 @@ fn tier_stats(t: stats::TierStats) -> admin::TierStats {
         breaker_opened: c.breaker_opened,
         breaker_closed: c.breaker_closed,
         skipped: c.skipped,
+        call_latency: histogram(&t.call_latency),
     }
+}
+
+fn histogram(h: &crate::histogram::Histogram) -> admin::LatencyHistogram {
+    admin::LatencyHistogram { bounds_us: crate::histogram::BUCKET_BOUNDS_US.to_vec(), counts: h.counts.to_vec(), sum_us: h.sum_us }
 }
 
 impl admin::Guest for Component {
@@ -251,10 +256,12 @@ impl admin::Guest for Component {
                     .into_iter()
                     .enumerate()
                     .map(|(i, mut s)| {
-                        if let Some((total, tiers)) = totals.as_ref().and_then(|t| t.get(i)) {
-                            s.counters = *total;
-                            for (tier, counters) in s.tiers.iter_mut().zip(tiers) {
-                                tier.counters = *counters;
+                        if let Some(total) = totals.as_ref().and_then(|t| t.get(i)) {
+                            s.counters = total.counters;
+                            s.hit_latency = total.hit_latency;
+                            for (tier, shared) in s.tiers.iter_mut().zip(&total.tiers) {
+                                tier.counters = shared.0;
+                                tier.call_latency = shared.1;
                             }
                         }
                         s
@@ -278,6 +285,7 @@ impl admin::Guest for Component {
                         breaker: breaker_state(s.breaker),
                         cache_entries: s.cache_entries,
                         counters_shared,
+                        hit_latency: histogram(&s.hit_latency),
                         tiers: s.tiers.into_iter().map(tier_stats).collect(),
                     })
                     .collect()

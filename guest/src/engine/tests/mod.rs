@@ -237,3 +237,4 @@ mod budget;
 mod failures;
 mod reads;
 mod shared;
+mod signals;

@@ -302,7 +302,7 @@ fn hold_lease(store: &MemoryStore, time: &Time) {
     let mut holder = instance(ok());
     holder.store = store.clone();
     holder.clock.time = time.clone();
-    let job = Job { env: 0, name: "app/db".into(), version: VersionSel::Latest, field: "value".into(), reason: super::super::Reason::Miss, fresher_than_wall_ms: 0 };
+    let job = Job { env: 0, name: "app/db".into(), version: VersionSel::Latest, field: "value".into(), reason: super::super::Reason::Miss, fresher_than_wall_ms: 0, trace: None };
     let mut io = Io { clock: &mut holder.clock, random: &mut holder.random, transport: &mut holder.transport, store: &mut holder.store };
     assert!(matches!(holder.provider.lease(&job, &mut io), super::super::shared_lease::Lease::Fetch(Some(_))));
 }
@@ -342,7 +342,7 @@ use super::super::shared_state::LEASE_POLL_MS;
 
 fn totals(h: &mut Harness) -> Vec<stats::Counters> {
     let mut io = Io { clock: &mut h.clock, random: &mut h.random, transport: &mut h.transport, store: &mut h.store };
-    h.provider.shared_totals(&mut io).expect("shared state is usable").into_iter().map(|(c, _)| c).collect()
+    h.provider.shared_totals(&mut io).expect("shared state is usable").into_iter().map(|t| t.counters).collect()
 }
 
 #[test]
