@@ -64,6 +64,8 @@ pub struct EnvironmentStats {
     /// The counters are totals over every instance sharing the key-value store (else this
     /// instance's).
     pub counters_shared: bool,
+    /// How long memory hits of `get` took inside the component.
+    pub hit_latency: LatencyHistogram,
     /// Per backend tier, the primary first.
     pub tiers: Vec<TierStats>,
 }
@@ -83,6 +85,30 @@ pub struct TierStats {
     pub breaker_closed: u64,
     /// Reads that skipped this tier (breaker open, or a `Retry-After` pause).
     pub skipped: u64,
+    /// Each attempt's duration (millisecond resolution).
+    pub call_latency: LatencyHistogram,
+}
+
+/// A latency histogram: `counts[i]` samples took at most `bounds_us[i]` µs (and more than the
+/// bound before); the last count has no bound.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LatencyHistogram {
+    pub bounds_us: Vec<u64>,
+    pub counts: Vec<u64>,
+    pub sum_us: u64,
+}
+
+impl LatencyHistogram {
+    /// Samples recorded.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
+
+impl From<wit::LatencyHistogram> for LatencyHistogram {
+    fn from(h: wit::LatencyHistogram) -> Self {
+        LatencyHistogram { bounds_us: h.bounds_us, counts: h.counts, sum_us: h.sum_us }
+    }
 }
 
 /// Health of one environment.
@@ -177,6 +203,7 @@ impl From<wit::EnvironmentStats> for EnvironmentStats {
             breaker: s.breaker.into(),
             cache_entries: s.cache_entries,
             counters_shared: s.counters_shared,
+            hit_latency: s.hit_latency.into(),
             tiers: s.tiers.into_iter().map(Into::into).collect(),
         }
     }
@@ -193,6 +220,7 @@ impl From<wit::TierStats> for TierStats {
             breaker_opened: t.breaker_opened,
             breaker_closed: t.breaker_closed,
             skipped: t.skipped,
+            call_latency: t.call_latency.into(),
         }
     }
 }

@@ -77,7 +77,7 @@ mod store;
 mod types;
 mod wasi_config;
 
-pub use admin::{BreakerState, EnvironmentHealth, EnvironmentStats, ErrorCounts, HealthReport, SharedHealth, SharedStatus, TierStats};
+pub use admin::{BreakerState, EnvironmentHealth, EnvironmentStats, ErrorCounts, HealthReport, SharedHealth, SharedStatus, TierStats, LatencyHistogram};
 pub use client::Client;
 pub use clock::ManualClock;
 pub use compile_cache::{default_cache_dir, CompileSource};

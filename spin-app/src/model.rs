@@ -141,8 +141,19 @@ pub struct EnvironmentStats {
     /// The counters are totals over every instance sharing the key-value store (under Spin,
     /// every request's instance); else the answering instance's own.
     pub counters_shared: bool,
+    /// How long memory hits took inside the component.
+    pub hit_latency: Histogram,
     /// Per tier, the primary first (index = tier number).
     pub tiers: Vec<TierStats>,
+}
+
+/// A latency histogram (WIT `latency-histogram`): `counts[i]` samples took at most
+/// `bounds_us[i]` µs; the last count has no bound.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Histogram {
+    pub bounds_us: Vec<u64>,
+    pub counts: Vec<u64>,
+    pub sum_us: u64,
 }
 
 /// Counters of one backend tier (WIT `tier-stats`).
@@ -159,6 +170,8 @@ pub struct TierStats {
     pub breaker_closed: u64,
     /// Reads that skipped this tier (breaker open, or a `Retry-After` pause).
     pub skipped: u64,
+    /// Each attempt's duration.
+    pub call_latency: Histogram,
 }
 
 /// Health of one environment (WIT `environment-health`).

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
-use crate::model::{BreakerState, EnvironmentStats, HealthReport, TierStats};
+use crate::model::{BreakerState, EnvironmentStats, HealthReport, Histogram, TierStats};
 use crate::reply::Reply;
 
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -78,6 +78,15 @@ pub fn metrics(stats: &[EnvironmentStats], health: &HealthReport) -> Reply {
 
     tier_metrics(&mut out, stats);
 
+    family(&mut out, "edge_secrets_hit_latency_seconds", "histogram", "How long memory hits took inside the component.");
+    for s in stats {
+        histogram(&mut out, "edge_secrets_hit_latency_seconds", &env_labels(s), &s.hit_latency);
+    }
+    family(&mut out, "edge_secrets_tier_call_latency_seconds", "histogram", "How long each attempt to a backend tier took, answer or failure.");
+    for (s, tier, t) in tiers(stats) {
+        histogram(&mut out, "edge_secrets_tier_call_latency_seconds", &tier_labels(s, tier, t), &t.call_latency);
+    }
+
     family(&mut out, "edge_secrets_cache_entries", "gauge", "Entries currently in the answering instance's in-memory cache.");
     for s in stats {
         let _ = writeln!(out, "edge_secrets_cache_entries{{{}}} {}", env_labels(s), s.cache_entries);
@@ -130,6 +139,31 @@ fn tier_metrics(out: &mut String, stats: &[EnvironmentStats]) {
     }
 }
 
+/// One Prometheus histogram: cumulative `_bucket` lines (`le` in seconds), `_sum`, `_count`.
+fn histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
+    let mut cumulative = 0u64;
+    for (i, count) in h.counts.iter().enumerate() {
+        cumulative = cumulative.saturating_add(*count);
+        let le = match h.bounds_us.get(i) {
+            Some(us) => seconds(*us),
+            None => "+Inf".to_string(),
+        };
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+    }
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", seconds(h.sum_us));
+    let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
+}
+
+/// Microseconds as decimal seconds, exactly (no float rounding): 2500 → `0.0025`.
+fn seconds(us: u64) -> String {
+    let (whole, frac) = (us / 1_000_000, us % 1_000_000);
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let frac = format!("{frac:06}");
+    format!("{whole}.{}", frac.trim_end_matches('0'))
+}
+
 fn tiers(stats: &[EnvironmentStats]) -> impl Iterator<Item = (&EnvironmentStats, usize, &TierStats)> {
     stats.iter().flat_map(|s| s.tiers.iter().enumerate().map(move |(i, t)| (s, i, t)))
 }
@@ -155,6 +189,11 @@ fn escape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seconds_are_exact_decimals() {
+        assert_eq!([seconds(0), seconds(1), seconds(2_500), seconds(1_000_000), seconds(2_503_000)], ["0", "0.000001", "0.0025", "1", "2.503"]);
+    }
     use crate::model::{EnvironmentHealth, ErrorCounts};
 
     fn stats() -> Vec<EnvironmentStats> {
@@ -177,6 +216,7 @@ mod tests {
             breaker: BreakerState::HalfOpen,
             cache_entries: 5,
             counters_shared: true,
+            hit_latency: Histogram::default(),
             tiers: vec![],
         }]
     }

@@ -122,6 +122,7 @@ impl model::Secrets for Provider {
                 breaker: breaker(s.breaker),
                 cache_entries: s.cache_entries,
                 counters_shared: s.counters_shared,
+                hit_latency: histogram(s.hit_latency),
                 tiers: s
                     .tiers
                     .into_iter()
@@ -134,6 +135,7 @@ impl model::Secrets for Provider {
                         breaker_opened: t.breaker_opened,
                         breaker_closed: t.breaker_closed,
                         skipped: t.skipped,
+                        call_latency: histogram(t.call_latency),
                     })
                     .collect(),
             })
@@ -188,4 +190,8 @@ fn secret_error(e: secrets::Error) -> model::SecretError {
         secrets::Error::Backend(f) => E::Backend { status: f.status, reason: f.reason },
         secrets::Error::Config(m) => E::Config(m),
     }
+}
+
+fn histogram(h: admin::LatencyHistogram) -> model::Histogram {
+    model::Histogram { bounds_us: h.bounds_us, counts: h.counts, sum_us: h.sum_us }
 }

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::model::{BreakerState, EnvironmentHealth, EnvironmentStats, ErrorCounts, HealthReport, Secret, SecretRead, TierStats};
+use crate::model::{BreakerState, EnvironmentHealth, EnvironmentStats, ErrorCounts, HealthReport, Secret, SecretRead, Histogram, TierStats};
 
 const TOKENS: &str = r#"{"dev": ["dev-token"], "prod": "prod-token"}"#;
 
@@ -11,6 +11,11 @@ impl Settings for FakeSettings {
     fn get(&self, key: &str) -> Result<Option<String>, String> {
         Ok(self.0.get(key).cloned())
     }
+}
+
+/// Bounds 1 µs and 2.5 ms, then the overflow bucket.
+fn histogram(counts: &[u64], sum_us: u64) -> Histogram {
+    Histogram { bounds_us: vec![1, 2_500], counts: counts.to_vec(), sum_us }
 }
 
 fn settings(tokens: Option<&str>) -> FakeSettings {
@@ -65,9 +70,10 @@ impl Secrets for FakeSecrets {
             breaker: BreakerState::Closed,
             cache_entries: 1,
             counters_shared: false,
+            hit_latency: histogram(&[5, 2, 0], 12),
             tiers: vec![
-                TierStats { backend: "vault".into(), breaker: BreakerState::Open, backend_calls: 21, retries: 22, failures: 23, breaker_opened: 24, breaker_closed: 25, skipped: 26 },
-                TierStats { backend: "gcp".into(), breaker: BreakerState::Closed, backend_calls: 31, retries: 32, failures: 33, breaker_opened: 34, breaker_closed: 35, skipped: 36 },
+                TierStats { backend: "vault".into(), breaker: BreakerState::Open, backend_calls: 21, retries: 22, failures: 23, breaker_opened: 24, breaker_closed: 25, skipped: 26, call_latency: histogram(&[3, 0, 1], 2_503_000) },
+                TierStats { backend: "gcp".into(), breaker: BreakerState::Closed, backend_calls: 31, retries: 32, failures: 33, breaker_opened: 34, breaker_closed: 35, skipped: 36, call_latency: Histogram::default() },
             ],
         }]
     }
@@ -316,4 +322,24 @@ fn healthz_lists_each_tier_breaker() {
     let body: serde_json::Value = serde_json::from_slice(&get("/healthz", &[], &mut secrets).body).unwrap();
     assert_eq!(body["environments"][0]["tiers"], serde_json::json!(["open", "closed"]));
     assert_eq!(body["environments"][0]["breaker"], "closed");
+}
+
+#[test]
+fn metrics_render_latency_histograms_with_cumulative_buckets_in_seconds() {
+    let mut secrets = FakeSecrets::default();
+    let text = String::from_utf8(get("/metrics", &[], &mut secrets).body).unwrap();
+    assert_eq!(text.matches("# TYPE edge_secrets_hit_latency_seconds histogram").count(), 1);
+    for line in [
+        r#"edge_secrets_hit_latency_seconds_bucket{environment="dev",backend="vault",le="0.000001"} 5"#,
+        r#"edge_secrets_hit_latency_seconds_bucket{environment="dev",backend="vault",le="0.0025"} 7"#,
+        r#"edge_secrets_hit_latency_seconds_bucket{environment="dev",backend="vault",le="+Inf"} 7"#,
+        r#"edge_secrets_hit_latency_seconds_sum{environment="dev",backend="vault"} 0.000012"#,
+        r#"edge_secrets_hit_latency_seconds_count{environment="dev",backend="vault"} 7"#,
+        r#"edge_secrets_tier_call_latency_seconds_bucket{environment="dev",backend="vault",tier="0",le="0.0025"} 3"#,
+        r#"edge_secrets_tier_call_latency_seconds_bucket{environment="dev",backend="vault",tier="0",le="+Inf"} 4"#,
+        r#"edge_secrets_tier_call_latency_seconds_sum{environment="dev",backend="vault",tier="0"} 2.503"#,
+        r#"edge_secrets_tier_call_latency_seconds_count{environment="dev",backend="gcp",tier="1"} 0"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line}");
+    }
 }
