@@ -6,11 +6,13 @@ use crate::prelude::*;
 
 mod events;
 mod fallback;
+mod lookup;
 pub mod fetch;
 mod shared_breaker;
 mod shared_lease;
 mod shared_budget;
 mod shared_counters;
+mod shared_entries;
 mod shared_state;
 pub mod stats;
 #[cfg(test)]
@@ -25,7 +27,8 @@ use crate::retry::Ledger;
 use crate::secret::SecretBytes;
 use crate::shared::{SharedSetup, SharedStatus, SharedStore};
 use crate::validate::VersionSel;
-use crate::{backend, validate};
+use crate::validate;
+use lookup::Lookup;
 use crate::histogram::Histogram;
 use crate::trace::TraceParent;
 use stats::{Counters, EnvironmentHealth, EnvironmentStats, TierCounters, TierStats};
@@ -381,78 +384,5 @@ impl Provider {
     fn find(&self, environment: &str) -> Option<usize> {
         self.envs.binary_search_by(|s| s.env.spec.name.as_str().cmp(environment)).ok()
     }
-
-    /// Validates a request and answers it from the cache if it can.
-    fn lookup(&mut self, request: &SecretRequest, now_ms: u64) -> Lookup {
-        let Some(env) = self.find(&request.environment) else {
-            self.unknown_environment_errors += 1;
-            return Lookup::Done(Err(Error::UnknownEnvironment(validate::shorten(&request.environment))));
-        };
-        let state = &mut self.envs[env];
-        let trace = match request.traceparent.as_deref().map(TraceParent::parse) {
-            None => None,
-            Some(Ok(trace)) => Some(trace),
-            Some(Err(why)) => {
-                let error = Error::InvalidRequest(why);
-                state.counters.error(error.kind());
-                return Lookup::Done(Err(error));
-            }
-        };
-        let field = request.field.as_deref().unwrap_or(backend::DEFAULT_FIELD);
-        let version = match VersionSel::parse(request.version.as_deref()) {
-            Ok(version) => version,
-            Err(error) => {
-                state.counters.error(error.kind());
-                return Lookup::Done(Err(error));
-            }
-        };
-        // The cache comes before the name check: only validated names are ever
-        // cached, so a hit needs no re-validation (the hot path stays short).
-        let policy = &state.env.spec.policy;
-        let mut reason = Reason::Miss;
-        if let Some(hit) = state.cache.lookup(&request.name, version, field, now_ms) {
-            let age = now_ms.saturating_sub(hit.fetched_at_ms);
-            let recent = age < policy.refresh_interval_ms;
-            if !request.refresh {
-                let ttl = hit.expires_at_ms.saturating_sub(hit.fetched_at_ms);
-                let ahead_at = ttl / 100 * u64::from(policy.refresh_ahead_percent);
-                let due = policy.refresh_ahead_percent > 0 && age >= ahead_at && !recent;
-                let secret = Secret::cached(hit.cached, false);
-                if !due || !state.cache.claim_refresh(&request.name, version, field, now_ms, policy.refresh_interval_ms) {
-                    state.counters.hits += 1;
-                    return Lookup::Done(Ok(secret));
-                }
-                reason = Reason::Ahead;
-            } else if recent {
-                // A caller looping on `refresh` gets the value fetched moments ago.
-                let secret = Secret::cached(hit.cached, false);
-                state.counters.hits += 1;
-                state.counters.refresh_limited += 1;
-                return Lookup::Done(Ok(secret));
-            } else {
-                reason = Reason::Forced;
-            }
-        } else if request.refresh {
-            reason = Reason::Forced;
-        } else if let Some(message) = state.cache.negative(&request.name, version, field, now_ms) {
-            let error = Error::NotFound(message.to_string());
-            state.counters.negative_hits += 1;
-            state.counters.error(error.kind());
-            return Lookup::Done(Err(error));
-        }
-        if let Err(error) = backend::validate(&state.env.spec.primary().backend, &request.name, field) {
-            state.counters.error(error.kind());
-            return Lookup::Done(Err(error));
-        }
-        if reason != Reason::Miss {
-            state.counters.refreshes += 1;
-        }
-        state.counters.misses += 1;
-        Lookup::Miss(Job { env, name: request.name.clone(), version, field: field.to_string(), reason, fresher_than_wall_ms: 0, trace })
-    }
 }
 
-enum Lookup {
-    Done(Result<Secret, Error>),
-    Miss(Job),
-}

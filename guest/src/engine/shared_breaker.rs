@@ -132,11 +132,11 @@ impl Provider {
             None => Breaker::restore(settings, State::CLOSED, io.random.next_u64()),
         };
         let before = (breaker.state(), breaker.generation());
-        let result = op(&mut breaker);
+        op(&mut breaker);
         let unchanged = breaker.state() == before.0 && (breaker.generation() == before.1 || record.is_none());
         if unchanged && !rejected {
             self.envs[env].tiers[tier].breaker = breaker;
-            return Round::Done(result);
+            return Round::Done(());
         }
         let record = BreakerRecord { state: breaker.state(), generation: breaker.generation() };
         let nonce = nonce(io);
@@ -145,7 +145,7 @@ impl Provider {
         match self.store_op(io, |store| store.swap(token, &sealed)) {
             Some(true) => {
                 self.envs[env].tiers[tier].breaker = breaker;
-                Round::Done(result)
+                Round::Done(())
             }
             Some(false) => Round::Conflict,
             None => Round::Unusable,

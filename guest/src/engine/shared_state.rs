@@ -11,11 +11,10 @@
 use crate::prelude::*;
 use super::shared_lease::{Held, Lease};
 use super::{Io, Job, Provider, Reason, Secret};
-use crate::cache::{CacheKey, Cached};
+use super::shared_entries::Outgoing;
+use crate::cache::CacheKey;
 use crate::error::Error;
-use crate::secret::SecretBytes;
-use crate::shared::record::CacheRecord;
-use crate::shared::seal::{self, SealKey};
+use crate::shared::seal::SealKey;
 use crate::shared::{SharedSetup, SharedStatus, SharedStore, StoreError};
 use crate::validate::VersionSel;
 
@@ -34,7 +33,7 @@ pub(super) struct Layer {
     /// After a failure: no store use before this monotonic time.
     retry_at_ms: Option<u64>,
     /// Answers fetched during this call, to publish when it ends.
-    outbox: Vec<(usize, CacheKey, Outgoing, u64)>,
+    pub(super) outbox: Vec<(usize, CacheKey, Outgoing, u64)>,
     /// Per environment, the invalidation epoch read during this call.
     epochs: Vec<Option<i64>>,
     /// Whether the store was used since counters were last flushed.
@@ -107,11 +106,6 @@ pub(super) fn version_text(version: VersionSel) -> String {
     }
 }
 
-/// An answer to publish: a value, or a not-found (its message).
-pub(super) enum Outgoing {
-    Value(Cached),
-    NotFound(String),
-}
 
 /// A fresh AEAD nonce from the provider's random source (in the component,
 /// `wasi:random/random`, a CSPRNG; see [`super::Random`]).
@@ -258,7 +252,7 @@ impl Provider {
 
     /// The invalidation epoch of environment `env` (read once per call):
     /// shared cache entries are keyed by it, and `invalidate` moves it on.
-    fn env_epoch(&mut self, env: usize, io: &mut Io<'_>) -> Option<i64> {
+    pub(super) fn env_epoch(&mut self, env: usize, io: &mut Io<'_>) -> Option<i64> {
         if let Some(Some(epoch)) = self.shared.epochs.get(env) {
             return Some(*epoch);
         }
@@ -277,146 +271,5 @@ impl Provider {
         let id = ready.key.entry_id("epoch", &[self.envs[env].env.spec.name.as_bytes()]);
         self.shared.epochs.clear();
         self.store_op(io, |store| store.increment(&id, 1)).is_some()
-    }
-
-    /// The bucket key and associated data of a cache entry. The identity binds
-    /// the environment, the backend it points at (so re-pointing `prod` at
-    /// another Vault, or two deployments sharing a store and key, never serve
-    /// each other's values), the epoch, the name, the version and the field.
-    fn cache_ids(&mut self, env: usize, key: &CacheKey, io: &mut Io<'_>) -> Option<(String, Vec<u8>)> {
-        let epoch = self.env_epoch(env, io)?.to_be_bytes();
-        let spec = &self.envs[env].env.spec;
-        let backend = format!("{:?}|{:?}", spec.primary().backend, spec.primary().url);
-        let version = version_text(key.version);
-        let parts: [&[u8]; 6] =
-            [spec.name.as_bytes(), backend.as_bytes(), &epoch, key.name.as_bytes(), version.as_bytes(), key.field.as_bytes()];
-        let ready = self.shared.usable()?;
-        // `entry`, not the first layout's `cache`: records now carry their fetch time, tier
-        // and not-found flag, and a record of the old layout is simply not looked up.
-        Some((ready.key.entry_id("entry", &parts), seal::identity("entry", &parts)))
-    }
-
-    /// Sets which shared answers satisfy a refresh: one fetched within the
-    /// refresh interval (`refresh`), or one not yet due itself (refresh-ahead).
-    fn with_freshness(&self, mut job: Job, wall: u64) -> Job {
-        let policy = self.envs[job.env].env.spec.policy;
-        let ttl = if job.version.is_pinned() { policy.cache_pinned_ttl_ms } else { policy.cache_ttl_ms };
-        job.fresher_than_wall_ms = match job.reason {
-            Reason::Miss => 0,
-            Reason::Forced => wall.saturating_sub(policy.refresh_interval_ms),
-            Reason::Ahead => wall.saturating_sub(ttl / 100 * u64::from(policy.refresh_ahead_percent)).saturating_add(1),
-        };
-        job
-    }
-
-    /// The in-memory value a refresh-ahead job is refreshing (still fresh).
-    fn still_cached(&mut self, job: &Job, io: &mut Io<'_>) -> Option<Secret> {
-        let now = io.clock.now_ms();
-        let (cached, _) = self.envs[job.env].cache.stale(&job.name, job.version, &job.field, now)?;
-        Some(Secret::cached(cached, false))
-    }
-
-    /// Reads and opens `key`'s shared record (rejected records are counted).
-    fn shared_record(&mut self, env: usize, key: &CacheKey, io: &mut Io<'_>) -> Option<CacheRecord> {
-        let (id, identity) = self.cache_ids(env, key, io)?;
-        let sealed = self.store_op(io, |store| store.get(&id))??;
-        let ready = self.shared.usable()?;
-        let record = ready.key.open(&identity, &sealed).ok().and_then(|plain| CacheRecord::decode(&plain));
-        if record.is_none() {
-            self.envs[env].counters.shared_rejected += 1;
-        }
-        record
-    }
-
-    /// A fresh shared answer for `job` (a value, or a cached not-found),
-    /// copied into memory.
-    fn shared_lookup(&mut self, job: &Job, io: &mut Io<'_>) -> Option<Result<Secret, Error>> {
-        let key = CacheKey { name: job.name.clone(), version: job.version, field: job.field.clone() };
-        let record = self.shared_record(job.env, &key, io)?;
-        let state = &mut self.envs[job.env];
-        let policy = state.env.spec.policy;
-        let ttl = match (record.negative, job.version.is_pinned()) {
-            (true, _) => policy.negative_ttl_ms,
-            (false, true) => policy.cache_pinned_ttl_ms,
-            (false, false) => policy.cache_ttl_ms,
-        };
-        let (now_wall, now) = (io.clock.wall_ms(), io.clock.now_ms());
-        // An entry claiming to live longer than the TTL allows (a writer whose clock runs
-        // ahead) is not trusted past what this instance's own policy would give it. A
-        // refresh is satisfied only by an answer fetched recently enough.
-        let distrusted = record.expires_at_ms.saturating_sub(now_wall) > ttl;
-        if record.expires_at_ms <= now_wall || distrusted || record.fetched_at_ms < job.fresher_than_wall_ms {
-            return None;
-        }
-        let remaining = record.expires_at_ms - now_wall;
-        if record.negative {
-            let message = String::from_utf8_lossy(&record.value).into_owned();
-            state.cache.insert_negative(key, message.clone(), remaining, now);
-            state.counters.shared_hits += 1;
-            state.counters.negative_hits += 1;
-            let error = Error::NotFound(message);
-            state.counters.error(error.kind());
-            return Some(Err(error));
-        }
-        let cached = Cached { value: SecretBytes::new(record.value), version: record.version, tier: u32::from(record.tier) };
-        // The entry keeps its age: refresh-ahead and the refresh interval count from its fetch.
-        let age = now_wall.saturating_sub(record.fetched_at_ms).min(now);
-        state.cache.insert_aged(key, cached.clone(), now - age, now.saturating_add(remaining), policy.max_stale_ms);
-        state.counters.shared_hits += 1;
-        Some(Ok(Secret::cached(&cached, false)))
-    }
-
-    /// A shared value within `max_stale` of its expiry: the answer of last
-    /// resort when the backend failed.
-    pub(super) fn shared_stale(&mut self, env: usize, key: &CacheKey, io: &mut Io<'_>) -> Option<Secret> {
-        self.shared.ready.as_ref()?;
-        let record = self.shared_record(env, key, io)?;
-        let max_stale = self.envs[env].env.spec.policy.max_stale_ms;
-        let now_wall = io.clock.wall_ms();
-        if record.negative || now_wall >= record.expires_at_ms.saturating_add(max_stale) {
-            return None;
-        }
-        let cached = Cached { value: SecretBytes::new(record.value), version: record.version, tier: u32::from(record.tier) };
-        Some(Secret::cached(&cached, record.expires_at_ms <= now_wall))
-    }
-
-    /// Queues a fetched answer for publication (see [`Self::publish`]).
-    pub(super) fn queue_publish(&mut self, env: usize, key: CacheKey, cached: &Cached, ttl_ms: u64) {
-        if self.shared.ready.is_some() && ttl_ms > 0 {
-            self.shared.outbox.push((env, key, Outgoing::Value(cached.clone()), ttl_ms));
-        }
-    }
-
-    /// Queues a not-found answer for publication.
-    pub(super) fn queue_publish_not_found(&mut self, env: usize, key: CacheKey, message: &str, ttl_ms: u64) {
-        if self.shared.ready.is_some() && ttl_ms > 0 {
-            self.shared.outbox.push((env, key, Outgoing::NotFound(message.to_string()), ttl_ms));
-        }
-    }
-
-    /// Writes the answers fetched during this call to shared state.
-    fn publish(&mut self, io: &mut Io<'_>) {
-        for (env, key, answer, ttl) in core::mem::take(&mut self.shared.outbox) {
-            let Some((id, identity)) = self.cache_ids(env, &key, io) else { return };
-            let wall = io.clock.wall_ms();
-            let (expires_at_ms, fetched_at_ms) = (wall.saturating_add(ttl), wall);
-            let record = match answer {
-                Outgoing::Value(cached) => CacheRecord {
-                    fetched_at_ms,
-                    expires_at_ms,
-                    tier: u8::try_from(cached.tier).unwrap_or(u8::MAX),
-                    negative: false,
-                    version: cached.version,
-                    value: cached.value.into_vec(),
-                },
-                Outgoing::NotFound(message) => {
-                    CacheRecord { fetched_at_ms, expires_at_ms, tier: 0, negative: true, version: String::new(), value: message.into_bytes() }
-                }
-            };
-            let nonce = nonce(io);
-            let Some(ready) = self.shared.usable() else { return };
-            let sealed = ready.key.seal(&identity, &record.encode(), nonce);
-            self.store_op(io, |store| store.set(&id, &sealed));
-        }
     }
 }
