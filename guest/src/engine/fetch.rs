@@ -17,7 +17,7 @@
 use crate::prelude::*;
 use super::{Job, Outbound, Provider, Secret, Source, Ticket};
 use crate::backend::{self, Failure, Fetched};
-use crate::breaker::Permit;
+use crate::breaker::{Permit, Phase};
 use crate::cache::{CacheKey, Cached};
 use crate::error::Error;
 use crate::http::{HttpRequest, HttpResponse, TransportError};
@@ -301,7 +301,13 @@ impl Provider {
             let tier = fetch.tier;
             let throttled_until = self.envs[fetch.env].tiers[tier].throttled_until_ms;
             let verdict = if now < throttled_until {
-                Err(Error::RateLimited { retry_after_ms: Some(throttled_until - now) })
+                // Paused by the backend; an open breaker says more (the tier is down), and
+                // asking its phase takes no probe permit.
+                let wall = io.clock.wall_ms();
+                match self.with_breaker(fetch.env, tier, io, |b| b.phase(wall)) {
+                    (Phase::Open, Some(retry_after_ms)) => Err(Error::Unavailable { retry_after_ms }),
+                    _ => Err(Error::RateLimited { retry_after_ms: Some(throttled_until - now) }),
+                }
             } else {
                 let wall = io.clock.wall_ms();
                 self.with_breaker(fetch.env, tier, io, |b| b.permit(wall)).map_err(|retry_after_ms| Error::Unavailable { retry_after_ms })
