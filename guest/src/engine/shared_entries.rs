@@ -42,7 +42,8 @@ impl Provider {
         let ttl = if job.version.is_pinned() { policy.cache_pinned_ttl_ms } else { policy.cache_ttl_ms };
         job.fresher_than_wall_ms = match job.reason {
             Reason::Miss => 0,
-            Reason::Forced => wall.saturating_sub(policy.refresh_interval_ms),
+            // Fetched less than the interval ago, as for memory entries.
+            Reason::Forced => wall.saturating_sub(policy.refresh_interval_ms).saturating_add(1),
             Reason::Ahead => wall.saturating_sub(ttl / 100 * u64::from(policy.refresh_ahead_percent)).saturating_add(1),
         };
         job

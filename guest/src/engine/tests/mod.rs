@@ -237,4 +237,5 @@ mod budget;
 mod failures;
 mod reads;
 mod shared;
+mod shared_degraded;
 mod signals;

@@ -6,16 +6,16 @@ use super::*;
 use crate::shared::{CasToken, MemoryStore, SharedStatus, SharedStore, StoreError};
 
 /// The test policy with shared state turned on (key in `state_key`).
-fn shared_policy(extra: &str) -> String {
+pub(super) fn shared_policy(extra: &str) -> String {
     policy(extra).replacen(r#""environments""#, r#""shared": {"key_key": "state_key", "lease_ms": 200}, "environments""#, 1)
 }
 
-fn instance(handler: Handler) -> Harness {
+pub(super) fn instance(handler: Handler) -> Harness {
     Harness::new(&shared_policy(""), handler)
 }
 
 /// Another instance of the same component: same store, same time.
-fn twin(of: &Harness, handler: Handler) -> Harness {
+pub(super) fn twin(of: &Harness, handler: Handler) -> Harness {
     let mut h = instance(handler);
     h.store = of.store.clone();
     h.clock.time = of.clock.time.clone();
@@ -23,7 +23,7 @@ fn twin(of: &Harness, handler: Handler) -> Harness {
     h
 }
 
-fn ok() -> Handler {
+pub(super) fn ok() -> Handler {
     Box::new(|_| vault_ok(4, "s3cr3t-value"))
 }
 
