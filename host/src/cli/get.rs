@@ -52,7 +52,12 @@ pub struct ReadArgs {
 
 pub fn run(args: GetArgs) -> u8 {
     let config = match ConfigFile::load(&args.config) {
-        Ok(config) => config,
+        // The component's JSON log lines (secret-free by construction) go to our stderr;
+        // the value alone goes to stdout.
+        Ok(mut config) => {
+            config.options.guest_stderr = true;
+            config
+        }
         Err(e) => {
             eprintln!("edge-secrets: {e}");
             return exit::USAGE;

@@ -52,6 +52,8 @@ pub fn run(args: ServeArgs) -> u8 {
         return exit::USAGE;
     }
     let mut runtime = config.options.clone();
+    // The component's JSON log lines (secret-free by construction) go to our stderr.
+    runtime.guest_stderr = true;
     match edge_secrets_host::KeyValue::from_url(&args.kv) {
         Ok(kv) => runtime.keyvalue = Some(kv),
         Err(e) => {
