@@ -17,6 +17,7 @@
 
 mod fault;
 mod gcp;
+mod random;
 mod server;
 #[cfg(test)]
 mod tests;
@@ -34,6 +35,8 @@ use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
 pub use fault::Fault;
+pub use random::SplitMix64;
+use random::RandomFaults;
 use vault::VaultVersion;
 
 /// One request as the fake received it. Header names are lowercase.
@@ -109,6 +112,7 @@ struct State {
     store: Store,
     queued: VecDeque<Fault>,
     always: Option<Fault>,
+    random: Option<RandomFaults>,
     log: Vec<RecordedRequest>,
 }
 
@@ -116,6 +120,7 @@ struct State {
 struct Shared {
     state: Mutex<State>,
     requests: AtomicU64,
+    faults: AtomicU64,
     connections: AtomicU64,
 }
 
@@ -249,16 +254,32 @@ impl FakeBackend {
         self.state().always = fault;
     }
 
-    /// Drops queued faults and the persistent one.
+    /// Requests with no queued or persistent fault get, with probability `percent` %, a fault
+    /// picked uniformly from `faults` (repeat an entry to weight it), decided by a splitmix64
+    /// generator seeded with `seed`: the n-th such request's fate depends only on `seed` and
+    /// `n`, so a run can be replayed (which caller's request is the n-th is up to timing).
+    /// `percent` 0 turns the mode off. Panics if `percent > 100`, or `faults` is empty.
+    pub fn set_random_faults(&self, seed: u64, percent: u32, faults: Vec<Fault>) {
+        self.state().random = (percent > 0).then(|| RandomFaults::new(seed, percent, faults));
+    }
+
+    /// Drops queued faults, the persistent one and the random mode.
     pub fn clear_faults(&self) {
         let mut state = self.state();
         state.queued.clear();
         state.always = None;
+        state.random = None;
     }
 
     /// Requests received (faulted ones included) since start or [`FakeBackend::reset_counts`].
     pub fn request_count(&self) -> u64 {
         self.shared.requests.load(Ordering::SeqCst)
+    }
+
+    /// Requests that got a fault (queued, persistent or random) since start or
+    /// [`FakeBackend::reset_counts`].
+    pub fn faults_injected(&self) -> u64 {
+        self.shared.faults.load(Ordering::SeqCst)
     }
 
     /// The recorded requests, oldest first.
@@ -280,11 +301,12 @@ impl FakeBackend {
         self.shared.connections.load(Ordering::SeqCst)
     }
 
-    /// Zeroes the request and connection counts and clears the request log.
+    /// Zeroes the request, fault and connection counts and clears the request log.
     pub fn reset_counts(&self) {
         let mut state = self.state();
         state.log.clear();
         self.shared.requests.store(0, Ordering::SeqCst);
+        self.shared.faults.store(0, Ordering::SeqCst);
         self.shared.connections.store(0, Ordering::SeqCst);
     }
 

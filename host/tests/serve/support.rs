@@ -105,16 +105,27 @@ impl HttpClient {
     }
 
     pub fn request(&self, method: &str, path: &str, authorization: Vec<&str>) -> Reply {
+        self.try_request(method, path, authorization).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like [`HttpClient::request`], but a transport failure (no response within `timeout`, a
+    /// dropped connection, a broken body) is an `Err` naming it, for tests that count them.
+    #[allow(dead_code)] // each test file compiles its own copy; only some use this
+    pub fn try_request_within(&self, timeout: Duration, method: &str, path: &str, authorization: Vec<&str>) -> Result<Reply, String> {
         self.rt.block_on(async {
             let mut request = http::Request::builder().method(method).uri(format!("http://{}{path}", self.addr));
             for value in authorization {
                 request = request.header(http::header::AUTHORIZATION, value);
             }
             let request = request.body(Empty::new()).unwrap();
-            let response = tokio::time::timeout(Duration::from_secs(30), self.client.request(request)).await.expect("response in time").expect("request");
-            let (parts, body) = response.into_parts();
-            let body = body.collect().await.expect("body").to_bytes();
-            Reply { status: parts.status.as_u16(), headers: parts.headers, body }
+            let response = tokio::time::timeout(timeout, self.client.request(request)).await.map_err(|_| "no response in time".to_string())?;
+            let (parts, body) = response.map_err(|e| format!("request: {e}"))?.into_parts();
+            let body = body.collect().await.map_err(|e| format!("body: {e}"))?.to_bytes();
+            Ok(Reply { status: parts.status.as_u16(), headers: parts.headers, body })
         })
+    }
+
+    fn try_request(&self, method: &str, path: &str, authorization: Vec<&str>) -> Result<Reply, String> {
+        self.try_request_within(Duration::from_secs(30), method, path, authorization)
     }
 }

@@ -76,7 +76,14 @@ async fn handle(
         let mut state = shared.state();
         state.log.push(recorded.clone());
         shared.requests.fetch_add(1, Ordering::SeqCst);
-        state.queued.pop_front().or_else(|| state.always.clone())
+        let fault = match state.queued.pop_front().or_else(|| state.always.clone()) {
+            Some(fault) => Some(fault),
+            None => state.random.as_mut().and_then(|r| r.draw()),
+        };
+        if fault.is_some() {
+            shared.faults.fetch_add(1, Ordering::SeqCst);
+        }
+        fault
     };
     let gcp = recorded.path_and_query.starts_with("/v1/projects/");
     let answer = match fault {

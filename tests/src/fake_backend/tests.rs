@@ -252,6 +252,27 @@ fn faults_queue_in_order_then_persist() {
 }
 
 #[test]
+fn random_faults_replay_from_the_seed_and_are_counted() {
+    // Status faults only, so every request gets an answer on one kept-alive connection.
+    let statuses = |seed| {
+        let b = FakeBackend::start();
+        b.put_vault("a", 1, &[("value", "v")]);
+        b.fail_next(1, Fault::status(500, "{}")); // queued faults still come first
+        b.set_random_faults(seed, 30, vec![Fault::vault_sealed(), Fault::status(429, "{}")]);
+        let mut c = Client::new(&b);
+        let seen: Vec<u16> = (0..200).map(|_| c.get("/v1/secret/data/a", &[]).unwrap().status).collect();
+        let faulted = seen.iter().filter(|&&s| s != 200).count() as u64;
+        assert_eq!((b.request_count(), b.faults_injected()), (200, faulted));
+        assert!((30..=100).contains(&faulted), "about 30 % of 199, plus the queued one: {faulted}");
+        b.clear_faults();
+        assert_eq!(c.get("/v1/secret/data/a", &[]).unwrap().status, 200, "clear_faults ends the mode");
+        seen
+    };
+    assert_eq!(statuses(42), statuses(42));
+    assert_ne!(statuses(42), statuses(43));
+}
+
+#[test]
 fn huge_bodies_stream_with_and_without_length() {
     let b = FakeBackend::start();
     const LEN: u64 = 3 * 64 * 1024 + 5; // several chunks and a partial one
