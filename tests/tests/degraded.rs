@@ -63,6 +63,17 @@ fn a_failing_primary_hands_the_read_to_the_fallback_tier_which_the_answer_names(
 }
 
 #[test]
+fn an_unusable_answer_from_the_primary_hands_the_read_on_but_permission_denied_does_not() {
+    let mut t = tiers(|p| p.set_default("cache.ttl_ms", 0).set_default("retry.attempts", 1));
+    t.primary.fail_next(1, Fault::Malformed);
+    let secret = t.h.get("prod", "db").unwrap();
+    assert_eq!((value(&secret), secret.tier), (&b"from-gcp"[..], 1), "a garbled 200 is a tier failure");
+    t.primary.fail_next(1, Fault::vault_error(403, "permission denied"));
+    assert!(matches!(secret_error(t.h.get("prod", "db")), SecretError::PermissionDenied(_)));
+    assert_eq!(t.mirror.request_count(), 1, "a permission-denied is the primary's word, not a failure to pass over");
+}
+
+#[test]
 fn an_open_primary_breaker_is_skipped_and_health_shows_each_tier() {
     let mut t = tiers(|p| {
         p.set_default("cache.ttl_ms", 0).set_default("retry.attempts", 1).set_default("breaker.failure_threshold", 1)

@@ -244,7 +244,10 @@ impl Provider {
             fetch.last_error = Some(failure.error);
             return Some(fetch);
         }
-        let hand_on = failure.transient || (matches!(failure.error, Error::NotFound(_)) && policy.fallback_on_not_found);
+        // A tier that failed (transiently, or with an answer that cannot be used: a proxy's HTML
+        // page, a garbled body) hands the read on, as it would allow a stale answer; a
+        // permission-denied never does, a not-found only when configured.
+        let hand_on = failure.error.allows_stale() || (matches!(failure.error, Error::NotFound(_)) && policy.fallback_on_not_found);
         if hand_on {
             if let Some(next) = self.next_tier(&fetch, tier) {
                 self.log_fallback(&fetch.about(), next, &failure.error);
