@@ -10,8 +10,8 @@
 //!
 //! An environment may list fallback tiers. A tier whose breaker is open, or
 //! that asked for a pause (`Retry-After`), is skipped; a tier that fails
-//! transiently after its retries hands the read to the next one, within the
-//! same deadline. What the last tier could not answer may still be answered
+//! after its retries (transiently, or with an answer that cannot be used)
+//! hands the read to the next one, within the same deadline. What the last tier could not answer may still be answered
 //! from a stale entry (see [`super::fallback`]).
 
 use crate::prelude::*;
