@@ -1,11 +1,16 @@
-//! Every backend's response parser: `backend::response` for Vault and GCP, and
-//! `backend::vault::response` / `backend::gcp::response` directly.
+//! Every backend's response parser: `backend::response` and `backend::response_at` for Vault
+//! and GCP, and `backend::vault::response` / `backend::gcp::response` directly.
 //!
 //! Input layout (so the seeds stay readable: the body is the file's tail, as sent):
 //!   byte 0: bit 0 backend (0 Vault, 1 GCP); bits 1-2 version asked (latest, 1, 4, 7);
-//!           bit 3 status from byte 1-2 raw instead of from the table of interesting ones
+//!           bit 3 status from byte 1-2 raw instead of from the table of interesting ones;
+//!           bit 4 a wall time follows the `retry-after` bytes (8 bytes, big-endian Unix ms;
+//!           clear: 2015-10-21T07:27:50Z, ten seconds before the RFC's example date);
+//!           bit 5 the `retry-after` is an IMF-fixdate made from the wall time plus the
+//!           seconds in its n bytes (big-endian, at most 8), instead of those bytes as text
 //!   bytes 1-2: status (big-endian; the table index is byte 2 when bit 3 is clear)
 //!   byte 3: length n of a `retry-after` value (0xff: no header), then n bytes of it
+//!   [8 bytes of wall time when bit 4 is set]
 //!   rest: the body.
 //!
 //! Invariants beyond "no panic":
@@ -13,12 +18,17 @@
 //!   per version: it is a cache key) that is the version asked for when one was pinned;
 //! - a 200 that fails never shows the secret (raw or base64) in its error: the body is the
 //!   secret; errors are short and have no control characters (they reach logs);
-//! - only transient failures carry the backend's `Retry-After`, and exactly it.
+//! - only transient failures carry the backend's `Retry-After`, and exactly it (seconds
+//!   form for `response`, either form for `response_at`), never above the cap;
+//! - `response_at` judges exactly as `response` does, but for the `Retry-After` it reads:
+//!   the same when the header is in seconds, a date's distance from the wall time (0 once
+//!   past, capped, never growing as the clock advances) otherwise.
 #![no_main]
 
 use edge_secrets_guest::backend::{self, gcp, vault};
 use edge_secrets_guest::config::BackendSpec;
-use edge_secrets_guest::http::HttpResponse;
+use edge_secrets_guest::error::Error;
+use edge_secrets_guest::http::{HttpResponse, MAX_RETRY_AFTER_MS};
 use edge_secrets_guest::validate::VersionSel;
 use libfuzzer_sys::fuzz_target;
 
@@ -29,6 +39,8 @@ const STATUSES: [u16; 16] = [200, 200, 200, 200, 400, 401, 403, 404, 408, 412, 4
 /// What a well-formed error may be at most: a sanitized upstream reason (160 chars) plus
 /// a shortened name (64 chars) plus fixed text.
 const MAX_ERROR_BYTES: usize = 1024;
+/// The default wall time: ten seconds before `Wed, 21 Oct 2015 07:28:00 GMT`.
+const DEFAULT_NOW_MS: u64 = 1_445_412_470_000;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&flags, rest)) = data.split_first() else { return };
@@ -39,14 +51,31 @@ fuzz_target!(|data: &[u8]| {
         STATUSES[usize::from(status[1]) % STATUSES.len()]
     };
     let Some((&len, rest)) = rest.split_first() else { return };
-    let mut headers = vec![("content-type".to_string(), b"application/json".to_vec())];
-    let body = if len == 0xff {
-        rest
+    let (retry_after, rest) = if len == 0xff {
+        (None, rest)
     } else {
         let n = usize::from(len).min(rest.len());
-        headers.push(("Retry-After".to_string(), rest[..n].to_vec()));
-        &rest[n..]
+        (Some(&rest[..n]), &rest[n..])
     };
+    let (now_wall_ms, body) = match rest.split_first_chunk::<8>() {
+        Some((wall, body)) if flags & 16 != 0 => (u64::from_be_bytes(*wall), body),
+        _ => (DEFAULT_NOW_MS, rest),
+    };
+    let mut headers = vec![("content-type".to_string(), b"application/json".to_vec())];
+    // With bit 5: the date `delta` seconds from now, and what `response_at` must read from it.
+    let mut expected_date_ms = None;
+    match retry_after {
+        Some(bytes) if flags & 32 != 0 => {
+            let delta = bytes.iter().take(8).fold(0u64, |n, b| n << 8 | u64::from(*b)) % (400 * 365 * 86_400);
+            let at_secs = (now_wall_ms / 1000).saturating_add(delta);
+            if let Some(date) = imf_fixdate(at_secs) {
+                expected_date_ms = Some((at_secs * 1000).saturating_sub(now_wall_ms).min(MAX_RETRY_AFTER_MS));
+                headers.push(("Retry-After".to_string(), date.into_bytes()));
+            }
+        }
+        Some(bytes) => headers.push(("Retry-After".to_string(), bytes.to_vec())),
+        None => {}
+    }
     let response = HttpResponse { status, headers, body: body.to_vec() };
     let version = [VersionSel::Latest, VersionSel::Pinned(1), VersionSel::Pinned(4), VersionSel::Pinned(7)]
         [usize::from(flags >> 1) & 3];
@@ -56,11 +85,39 @@ fuzz_target!(|data: &[u8]| {
         (BackendSpec::Gcp { project: "p-1".into() }, "db")
     };
 
+    let seconds = response.retry_after_ms();
+    let either = response.retry_after_ms_at(now_wall_ms);
+    if let Some(ms) = seconds {
+        assert_eq!(either, Some(ms), "the seconds form does not depend on the clock");
+    }
+    if let Some(ms) = expected_date_ms {
+        assert_eq!(either, Some(ms), "a Retry-After date read wrong");
+        assert_eq!(seconds, None, "a date read as seconds");
+    }
+    if let Some(ms) = either {
+        assert!(ms <= MAX_RETRY_AFTER_MS);
+        let later = response.retry_after_ms_at(now_wall_ms.saturating_add(1_000)).expect("readable a second later");
+        assert!(later <= ms, "a Retry-After that grows as time passes");
+    }
+
     let direct = match spec {
-        BackendSpec::Vault { .. } => vault::response(name, &response),
-        BackendSpec::Gcp { .. } => gcp::response(name, &response),
+        BackendSpec::Vault { .. } => vault::response(name, &response, seconds),
+        BackendSpec::Gcp { .. } => gcp::response(name, &response, seconds),
     };
     let judged = backend::response(&spec, name, version, &response);
+    let judged_at = backend::response_at(&spec, name, version, &response, now_wall_ms);
+    match (&judged, &judged_at) {
+        (Ok(f), Ok(g)) => assert_eq!(f.version, g.version),
+        (Err(a), Err(b)) => {
+            assert_eq!(a.transient, b.transient, "the clock changed how a failure is judged");
+            assert_eq!(b.retry_after_ms, if b.transient { either } else { None });
+            match (&a.error, &b.error) {
+                (Error::RateLimited { .. }, Error::RateLimited { retry_after_ms }) => assert_eq!(*retry_after_ms, either),
+                (x, y) => assert_eq!(x, y, "the clock changed the error"),
+            }
+        }
+        _ => panic!("response_at and response disagree on success"),
+    }
     match (&direct, &judged) {
         (Ok(f), Ok(g)) => assert_eq!(f.version, g.version),
         (Err(a), Err(b)) => assert!(a == b || version.is_pinned()),
@@ -105,3 +162,33 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 });
+
+/// `secs` (Unix) as an IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`; `None` past year 9999
+/// (four digits). Written here independently of the guest's parser, so the two check each
+/// other (Howard Hinnant's `civil_from_days`).
+fn imf_fixdate(secs: u64) -> Option<String> {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    if year > 9999 {
+        return None;
+    }
+    Some(format!(
+        "{}, {day:02} {} {year:04} {:02}:{:02}:{:02} GMT",
+        DAYS[(days % 7) as usize],
+        MONTHS[(month - 1) as usize],
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    ))
+}

@@ -1,7 +1,9 @@
 //! The policy parser (`config::parse_document`) and the whole load (`config::load_all`) with
 //! fixed credentials. Invariants beyond "no panic":
 //! - a parsed document re-validates: every name, key, URL and range it holds passes the
-//!   same checks again, and the document rebuilt as JSON from the parsed values parses to
+//!   same checks again (every tier's, fallbacks included), and the document rebuilt as JSON
+//!   from the parsed values, with every key written out (cache, retry budget, breaker window
+//!   and slow calls, `fallback_on_not_found`, `log.level`, the fallbacks array), parses to
 //!   the same document (nothing is lost or defaulted differently on the way);
 //! - `load_all` agrees with `parse_document` on what is valid;
 //! - no credential ever shows in an error or a `Debug` (unless the policy text itself
@@ -10,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use edge_secrets_guest::config::{self, BackendSpec, EnvironmentSpec, PolicyDocument, POLICY_KEY};
+use edge_secrets_guest::config::{self, BackendSpec, EnvironmentSpec, PolicyDocument, TierSpec, MAX_FALLBACKS, POLICY_KEY};
 use edge_secrets_guest::http::{BaseUrl, Scheme};
 use edge_secrets_guest::validate;
 use libfuzzer_sys::fuzz_target;
@@ -20,6 +22,8 @@ use serde_json::{json, Map, Value};
 const MARKER: &str = "zq5ecretMARKERzq";
 /// `config::policy::MAX_BODY_CAP` (the module is private).
 const MAX_BODY_CAP: u64 = 16 << 20;
+/// The `cache` durations' upper bound (`config::policy::DAY_MS`, private).
+const DAY_MS: u64 = 86_400_000;
 /// A valid sealing key (64 hex digits), also secret.
 const SEAL_HEX: &str = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
 
@@ -64,7 +68,13 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(environments.len(), document.environments.len());
             for (env, spec) in environments.iter().zip(&document.environments) {
                 assert_eq!(&env.spec, spec);
-                assert!(!env.token.is_empty() && !env.token.expose().iter().any(u8::is_ascii_control));
+                // One credential per tier, in tier order: a fallback must never be sent the
+                // primary's token (or another tier's).
+                assert_eq!(env.tokens.len(), spec.tiers.len(), "one token per tier");
+                assert!(std::ptr::eq(env.token(), &env.tokens[0]));
+                for token in &env.tokens {
+                    assert!(!token.is_empty() && !token.expose().iter().any(u8::is_ascii_control));
+                }
                 assert!(policy_has_secret || !leaks(&format!("{env:?}")), "Environment's Debug shows its token");
             }
             assert!(policy_has_secret || !leaks(&format!("{shared:?}")), "SharedSetup's Debug shows the key");
@@ -78,23 +88,35 @@ fn revalidate(document: &PolicyDocument) {
     assert!(names.windows(2).all(|w| w[0] < w[1]), "environments are sorted and unique");
     for env in &document.environments {
         assert!(config::is_environment_name(&env.name));
-        assert!(config::is_config_key(&env.token_key));
-        match &env.backend {
-            BackendSpec::Vault { mount, namespace } => {
-                validate::vault_path(mount).expect("a parsed mount is a valid Vault path");
-                if let Some(ns) = namespace {
-                    validate::vault_path(ns).expect("a parsed namespace is a valid Vault path");
-                }
-            }
-            BackendSpec::Gcp { project } => assert!(config::is_environment_name(project) && !project.contains('_')),
+        assert!((1..=1 + MAX_FALLBACKS).contains(&env.tiers.len()), "{} tiers", env.tiers.len());
+        assert!(std::ptr::eq(env.primary(), &env.tiers[0]));
+        for tier in &env.tiers {
+            revalidate_tier(tier);
         }
-        let url = url_text(&env.url);
-        assert_eq!(BaseUrl::parse(&url).as_ref(), Ok(&env.url), "the URL re-parses to itself");
         let p = &env.policy;
         assert!(p.deadline_ms >= p.attempt_timeout_ms && p.attempt_timeout_ms >= 1);
-        assert!(p.cache_max_entries >= 1);
+        assert!(p.cache_ttl_ms <= DAY_MS && p.cache_pinned_ttl_ms <= DAY_MS);
+        assert!((1..=1_000_000).contains(&p.cache_max_entries));
+        assert!(p.max_stale_ms <= DAY_MS);
+        assert!(p.negative_ttl_ms <= 600_000);
+        assert!(p.refresh_ahead_percent <= 99, "refresh ahead at {} %: every hit would refresh", p.refresh_ahead_percent);
+        assert!((1..=DAY_MS).contains(&p.refresh_interval_ms));
         assert!((1024..=MAX_BODY_CAP).contains(&(p.max_body_bytes as u64)));
-        assert_eq!(p.breaker.probe_timeout_ms, p.deadline_ms, "a probe times out with the call");
+        let budget = &p.retry_budget;
+        assert!(budget.ratio_percent() <= 1_000 && budget.min_per_sec() <= 10_000);
+        assert!((1_000..=600_000).contains(&budget.window_ms()));
+        // The budget's slots divide the window: a zero slot would divide by zero in `slot_of`.
+        assert!(budget.slot_ms() >= 1);
+        let b = &p.breaker;
+        assert!(b.failure_threshold >= 1 && b.open_ms >= 1 && b.half_open_probes >= 1 && b.success_threshold >= 1);
+        assert_eq!(b.probe_timeout_ms, p.deadline_ms, "a probe times out with the call");
+        if let Some(w) = &b.window {
+            assert!((1..=128).contains(&w.size()) && (1..=100).contains(&w.failure_rate_percent()));
+            assert!(w.min_calls() >= 1 && w.min_calls() <= w.size(), "min_calls {} of {}", w.min_calls(), w.size());
+        }
+        if let Some(slow) = b.slow_call_ms {
+            assert!((1..=600_000).contains(&slow), "slow_call_ms {slow}: 0 would make every call slow");
+        }
         assert!(p.retry.ceiling_ms(0) >= 1 && p.retry.ceiling_ms(u32::MAX) >= p.retry.ceiling_ms(0));
     }
     if let Some(shared) = &document.shared {
@@ -103,6 +125,21 @@ fn revalidate(document: &PolicyDocument) {
     }
     let rebuilt = rebuild(document).to_string();
     assert_eq!(config::parse_document(&rebuilt).as_ref(), Ok(document), "the rebuilt document parses the same");
+}
+
+fn revalidate_tier(tier: &TierSpec) {
+    assert!(config::is_config_key(&tier.token_key));
+    match &tier.backend {
+        BackendSpec::Vault { mount, namespace } => {
+            validate::vault_path(mount).expect("a parsed mount is a valid Vault path");
+            if let Some(ns) = namespace {
+                validate::vault_path(ns).expect("a parsed namespace is a valid Vault path");
+            }
+        }
+        BackendSpec::Gcp { project } => assert!(config::is_environment_name(project) && !project.contains('_')),
+    }
+    let url = url_text(&tier.url);
+    assert_eq!(BaseUrl::parse(&url).as_ref(), Ok(&tier.url), "the URL re-parses to itself");
 }
 
 fn url_text(url: &BaseUrl) -> String {
@@ -124,24 +161,47 @@ fn rebuild(document: &PolicyDocument) -> Value {
     if let Some(s) = &document.shared {
         root.insert("shared".into(), json!({"bucket": s.bucket, "key_key": s.key_key, "lease_ms": s.lease_ms}));
     }
+    root.insert("log".into(), json!({"level": document.log_level.as_str()}));
     Value::Object(root)
 }
 
 fn environment(env: &EnvironmentSpec) -> Value {
     let p = &env.policy;
     let b = &p.breaker;
+    let budget = &p.retry_budget;
+    let mut breaker = json!({"failure_threshold": b.failure_threshold, "open_ms": b.open_ms,
+                             "half_open_probes": b.half_open_probes, "success_threshold": b.success_threshold});
+    let breaker_map = breaker.as_object_mut().unwrap();
+    if let Some(w) = &b.window {
+        breaker_map.insert("window_size".into(), w.size().into());
+        breaker_map.insert("failure_rate_percent".into(), w.failure_rate_percent().into());
+        breaker_map.insert("min_calls".into(), w.min_calls().into());
+    }
+    // `null` is how a document says "not set" for any key; written so that the reader's
+    // null handling is exercised by every rebuilt document without a slow-call rule.
+    breaker_map.insert("slow_call_ms".into(), b.slow_call_ms.map_or(Value::Null, Value::from));
     let mut obj = json!({
-        "url": url_text(&env.url),
-        "token_key": env.token_key,
-        "cache": {"ttl_ms": p.cache_ttl_ms, "pinned_ttl_ms": p.cache_pinned_ttl_ms, "max_entries": p.cache_max_entries},
+        "cache": {"ttl_ms": p.cache_ttl_ms, "pinned_ttl_ms": p.cache_pinned_ttl_ms, "max_entries": p.cache_max_entries,
+                  "max_stale_ms": p.max_stale_ms, "negative_ttl_ms": p.negative_ttl_ms,
+                  "refresh_ahead_percent": p.refresh_ahead_percent, "refresh_interval_ms": p.refresh_interval_ms},
         "timeouts": {"attempt_ms": p.attempt_timeout_ms, "deadline_ms": p.deadline_ms},
-        "retry": {"attempts": p.retry.attempts(), "base_delay_ms": p.retry.ceiling_ms(0), "max_delay_ms": p.retry.ceiling_ms(u32::MAX)},
-        "breaker": {"failure_threshold": b.failure_threshold, "open_ms": b.open_ms,
-                    "half_open_probes": b.half_open_probes, "success_threshold": b.success_threshold},
+        "retry": {"attempts": p.retry.attempts(), "base_delay_ms": p.retry.ceiling_ms(0), "max_delay_ms": p.retry.ceiling_ms(u32::MAX),
+                  "budget": {"ratio_percent": budget.ratio_percent(), "min_per_sec": budget.min_per_sec(), "window_ms": budget.window_ms()}},
+        "breaker": breaker,
+        "fallback_on_not_found": p.fallback_on_not_found,
         "max_body_bytes": p.max_body_bytes,
+        "fallbacks": env.tiers[1..].iter().map(|t| Value::Object(tier(t))).collect::<Vec<_>>(),
     });
-    let map = obj.as_object_mut().unwrap();
-    match &env.backend {
+    // The primary's keys sit in the environment object itself.
+    obj.as_object_mut().unwrap().extend(tier(env.primary()));
+    obj
+}
+
+fn tier(tier: &TierSpec) -> Map<String, Value> {
+    let mut map = Map::new();
+    map.insert("url".into(), url_text(&tier.url).into());
+    map.insert("token_key".into(), tier.token_key.as_str().into());
+    match &tier.backend {
         BackendSpec::Vault { mount, namespace } => {
             map.insert("backend".into(), "vault".into());
             map.insert("mount".into(), mount.as_str().into());
@@ -154,5 +214,5 @@ fn environment(env: &EnvironmentSpec) -> Value {
             map.insert("project".into(), project.as_str().into());
         }
     }
-    obj
+    map
 }

@@ -2,14 +2,20 @@
 //! what another instance (or anyone with write access to the bucket) stored is untrusted.
 //!
 //! Input: byte 0 picks the identity the record is opened under; the rest is both a sealed
-//! record to open and a plaintext to decode as each record kind.
+//! record to open and a plaintext to decode as each record kind, and (from byte 1 on) the
+//! fields of a cache record to build: fetched-at, expires-at (8 bytes each, big-endian),
+//! tier, negative flag, version length (one byte), version, value.
 //!
 //! Invariants beyond "no panic": a decoded record encodes back to a record that decodes the
-//! same (cache and lease records byte for byte: their layouts have one spelling); a record
-//! sealed under the key opens under its identity only, and any edit to it is refused; what
-//! `open` accepts is exactly what `seal` produces for that nonce.
+//! same (cache and lease records byte for byte: their layouts have one spelling); a decoded
+//! cache record was fetched no later than it expires (the reader relies on it for staleness);
+//! a built cache record round-trips field for field (tier, not-found flag, times, version)
+//! exactly when its times are in order; a decoded breaker record's window is one a breaker
+//! could hold; a record sealed under the key opens under its identity only, and any edit to
+//! it is refused; what `open` accepts is exactly what `seal` produces for that nonce.
 #![no_main]
 
+use edge_secrets_guest::breaker::{State, Window};
 use edge_secrets_guest::shared::record::{BreakerRecord, CacheRecord, LeaseRecord};
 use edge_secrets_guest::shared::seal::{self, Rejected, OVERHEAD};
 use edge_secrets_guest::shared::SealKey;
@@ -18,14 +24,18 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let Some((&which, rest)) = data.split_first() else { return };
     let key = SealKey::from_master(&[0x5e; 32]);
+    // The identities the engine seals under (engine::shared_entries, shared_breaker,
+    // shared_lease): kind, environment, backend, epoch, name, version, field; environment,
+    // backend kind, tier; environment, name, version.
     let identities = [
-        seal::identity("cache", &[b"prod", b"vault", b"app/db", b"latest", b"value"]),
-        seal::identity("breaker", &[b"prod", b"vault"]),
+        seal::identity("entry", &[b"prod", b"Vault|https://h", &[0; 8], b"app/db", b"latest", b"value"]),
+        seal::identity("breaker", &[b"prod", b"vault", &[1]]),
         seal::identity("lease", &[b"prod", b"app/db", b"7"]),
     ];
     let identity = &identities[usize::from(which) % identities.len()];
 
     decode_all(rest);
+    build_cache_record(rest);
 
     // Untrusted sealed bytes: forging is out of reach, so this mostly checks the framing.
     match key.open(identity, rest) {
@@ -56,6 +66,7 @@ fuzz_target!(|data: &[u8]| {
 fn decode_all(bytes: &[u8]) {
     if let Some(record) = CacheRecord::decode(bytes) {
         assert!(record.encode() == bytes, "a cache record with two spellings");
+        assert!(record.fetched_at_ms <= record.expires_at_ms, "a cache record that expired before it was fetched");
     }
     if let Some(record) = LeaseRecord::decode(bytes) {
         assert_eq!(record.encode(), bytes, "a lease record with two spellings");
@@ -64,5 +75,41 @@ fn decode_all(bytes: &[u8]) {
     // the decoded value must survive a round trip.
     if let Some(record) = BreakerRecord::decode(bytes) {
         assert_eq!(BreakerRecord::decode(&record.encode()), Some(record));
+        if let State::Closed { window, .. } = record.state {
+            // A window from the store is re-checked, not trusted: no outcome beyond the calls
+            // held, at most 128 of them.
+            assert!(window.calls() <= 128 && window.failures() <= window.calls());
+            assert_eq!(Window::from_parts(window.failed_bits(), window.calls() as u8), Some(window));
+        }
+    }
+}
+
+/// A cache record made from the fuzz bytes' fields, encoded and decoded.
+fn build_cache_record(bytes: &[u8]) {
+    let Some((fetched, rest)) = bytes.split_first_chunk::<8>() else { return };
+    let Some((expires, rest)) = rest.split_first_chunk::<8>() else { return };
+    let Some((&[tier, negative, len], rest)) = rest.split_first_chunk::<3>() else { return };
+    let len = usize::from(len).min(rest.len());
+    let Ok(version) = std::str::from_utf8(&rest[..len]) else { return };
+    let record = CacheRecord {
+        fetched_at_ms: u64::from_be_bytes(*fetched),
+        expires_at_ms: u64::from_be_bytes(*expires),
+        tier,
+        negative: negative & 1 == 1,
+        version: version.to_string(),
+        value: rest[len..].to_vec(),
+    };
+    let encoded = record.encode();
+    match CacheRecord::decode(&encoded) {
+        Some(back) => {
+            assert!(record.fetched_at_ms <= record.expires_at_ms, "a record with its times reversed decoded");
+            // Field by field, so a failure says which one (CacheRecord has no Debug: it holds a value).
+            assert_eq!(
+                (back.fetched_at_ms, back.expires_at_ms, back.tier, back.negative, &back.version),
+                (record.fetched_at_ms, record.expires_at_ms, record.tier, record.negative, &record.version)
+            );
+            assert!(back.value == record.value, "the value changed in a round trip");
+        }
+        None => assert!(record.fetched_at_ms > record.expires_at_ms, "a well-formed cache record did not decode"),
     }
 }

@@ -12,7 +12,7 @@
 #![no_main]
 
 use edge_secrets_guest::backend;
-use edge_secrets_guest::config::{BackendSpec, EnvironmentSpec, Policy};
+use edge_secrets_guest::config::{BackendSpec, TierSpec};
 use edge_secrets_guest::http::BaseUrl;
 use edge_secrets_guest::secret::SecretBytes;
 use edge_secrets_guest::validate::{self, VersionSel};
@@ -84,16 +84,10 @@ fn check_vault_grammar(path: &str) {
 }
 
 fn check_request(backend: BackendSpec, name: &str) {
-    let env = EnvironmentSpec {
-        name: "prod".into(),
-        backend,
-        url: BaseUrl::parse("https://h:8200/pfx").unwrap(),
-        token_key: "t".into(),
-        policy: Policy::default(),
-    };
+    let tier = TierSpec { backend, url: BaseUrl::parse("https://h:8200/pfx").unwrap(), token_key: "t".into() };
     let token = SecretBytes::new(b"s.tok".to_vec());
     for version in [VersionSel::Latest, VersionSel::Pinned(3)] {
-        let request = backend::request(&env, &token, name, version);
+        let request = backend::request(&tier, &token, name, version);
         let path = request.path_and_query.split('?').next().unwrap();
         assert!(request.path_and_query.matches('?').count() <= 1);
         assert!(!path.split('/').skip(1).any(|s| s.is_empty() || s == "." || s == ".."), "{path:?}");
