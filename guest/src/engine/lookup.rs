@@ -10,6 +10,8 @@ use crate::trace::TraceParent;
 use crate::validate::{self, VersionSel};
 
 pub(super) enum Lookup {
+    /// Answered from memory, in environment `.0`.
+    Hit(usize, Secret),
     Done(Result<Secret, Error>),
     Miss(Job),
 }
@@ -53,7 +55,7 @@ impl Provider {
                 let secret = Secret::cached(hit.cached, false);
                 if !due || !state.cache.claim_refresh(&request.name, version, field, now_ms, policy.refresh_interval_ms) {
                     state.counters.hits += 1;
-                    return Lookup::Done(Ok(secret));
+                    return Lookup::Hit(env, secret);
                 }
                 reason = Reason::Ahead;
             } else if recent {
@@ -61,7 +63,7 @@ impl Provider {
                 let secret = Secret::cached(hit.cached, false);
                 state.counters.hits += 1;
                 state.counters.refresh_limited += 1;
-                return Lookup::Done(Ok(secret));
+                return Lookup::Hit(env, secret);
             } else {
                 reason = Reason::Forced;
             }

@@ -33,6 +33,9 @@ use crate::histogram::Histogram;
 use crate::trace::TraceParent;
 use stats::{Counters, EnvironmentHealth, EnvironmentStats, TierCounters, TierStats};
 
+/// One memory hit of `get` in this many is timed for the hit-latency histogram.
+pub const HIT_SAMPLE: u64 = 8;
+
 /// Time in milliseconds, and sleeping.
 pub trait Clock {
     /// Monotonic time: deadlines, timeouts and this instance's cache TTLs.
@@ -233,10 +236,17 @@ impl Provider {
         let now = start_us / 1_000;
         self.shared.begin_call(now);
         match self.lookup(request, now) {
-            Lookup::Done(result) => {
-                if matches!(&result, Ok(secret) if secret.source == Source::Cache) {
-                    self.record_hit(&request.environment, start_us, io);
+            Lookup::Hit(env, secret) => {
+                // Timing a hit costs a second clock read, ~15 % of the hit itself: one in
+                // HIT_SAMPLE is timed, so the histogram shows the distribution for a fraction.
+                if self.envs[env].counters.hits % HIT_SAMPLE == 0 {
+                    let elapsed = io.clock.now_us().saturating_sub(start_us);
+                    self.envs[env].hit_latency.record(elapsed);
                 }
+                self.flush_counters(io, now, false);
+                Ok(secret)
+            }
+            Lookup::Done(result) => {
                 self.flush_counters(io, now, false);
                 result
             }
@@ -258,6 +268,7 @@ impl Provider {
         let mut jobs = Vec::new();
         for (slot, request) in requests.iter().enumerate() {
             match self.lookup(request, now) {
+                Lookup::Hit(_, secret) => done.push(Some(Ok(secret))),
                 Lookup::Done(result) => done.push(Some(result)),
                 Lookup::Miss(job) => {
                     done.push(None);
@@ -371,14 +382,6 @@ impl Provider {
     /// Requests that named an unconfigured environment.
     pub fn unknown_environment_errors(&self) -> u64 {
         self.unknown_environment_errors
-    }
-
-    /// Adds a memory hit's duration to its environment's histogram.
-    fn record_hit(&mut self, environment: &str, start_us: u64, io: &mut Io<'_>) {
-        let elapsed = io.clock.now_us().saturating_sub(start_us);
-        if let Some(env) = self.find(environment) {
-            self.envs[env].hit_latency.record(elapsed);
-        }
     }
 
     fn find(&self, environment: &str) -> Option<usize> {

@@ -201,7 +201,7 @@ pub struct EnvironmentStats {
     /// The primary's breaker.
     pub breaker: Phase,
     pub cache_entries: u32,
-    /// Memory hits' durations inside the component.
+    /// Memory hits' durations inside the component (one hit in [`super::HIT_SAMPLE`]).
     pub hit_latency: Histogram,
     /// Per tier, primary first.
     pub tiers: Vec<TierStats>,
