@@ -78,7 +78,7 @@ pub fn metrics(stats: &[EnvironmentStats], health: &HealthReport) -> Reply {
 
     tier_metrics(&mut out, stats);
 
-    family(&mut out, "edge_secrets_hit_latency_seconds", "histogram", "How long memory hits took inside the component.");
+    family(&mut out, "edge_secrets_hit_latency_seconds", "histogram", "How long memory hits took inside the component (one hit in 8 is timed).");
     for s in stats {
         histogram(&mut out, "edge_secrets_hit_latency_seconds", &env_labels(s), &s.hit_latency);
     }
