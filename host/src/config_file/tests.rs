@@ -210,3 +210,17 @@ fn line_col_counts_characters() {
     assert_eq!(line_col("ab\ncé d", 7), (2, 4));
     assert_eq!(line_col("x", 0), (1, 1));
 }
+
+#[test]
+fn fallback_tiers_are_tables_of_an_array_and_need_their_credentials() {
+    let tiers = GOOD.replace(
+        "[credentials]\n",
+        "[[policy.environments.prod.fallbacks]]\nbackend = \"gcp\"\nurl = \"http://127.0.0.1:8202\"\nproject = \"mirror\"\ntoken_key = \"mirror_token\"\n\n[credentials]\n",
+    );
+    let e = parse_err(&tiers);
+    assert_eq!(e.key.as_deref(), Some("policy.environments.prod.fallbacks.0.token_key"), "{e}");
+    assert!(e.message.contains("`mirror_token`"), "{e}");
+    let cfg = parse(&format!("{tiers}mirror_token = {{ env = \"DEV_TOKEN\" }}\n")).unwrap_or_else(|e| panic!("{e}"));
+    let policy: serde_json::Value = serde_json::from_str(&cfg.wasi_config[POLICY_KEY]).unwrap();
+    assert_eq!(policy["environments"]["prod"]["fallbacks"][0]["project"], "mirror");
+}
