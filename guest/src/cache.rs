@@ -49,8 +49,6 @@ struct Slot {
     expires_at_ms: u64,
     /// Until when it may still answer a read whose backend failed.
     stale_until_ms: u64,
-    /// When a refresh of it was last started (refreshes are one per interval).
-    refresh_claimed_ms: Option<u64>,
     /// Position in the recency order; larger is more recent.
     stamp: u64,
 }
@@ -69,6 +67,9 @@ pub struct Cache {
     next_stamp: u64,
     /// Not-found answers: key → (expiry, the secret-free message).
     negative: BTreeMap<CacheKey, (u64, String)>,
+    /// When a refresh of a key was last started, whatever came of it (refreshes
+    /// are one per interval, even when they fail or find nothing).
+    refresh_claims: BTreeMap<CacheKey, u64>,
 }
 
 impl Cache {
@@ -81,6 +82,7 @@ impl Cache {
             len: 0,
             next_stamp: 0,
             negative: BTreeMap::new(),
+            refresh_claims: BTreeMap::new(),
         }
     }
 
@@ -127,14 +129,17 @@ impl Cache {
     /// Claims the one refresh of an entry per `interval_ms`: `true` if none
     /// was started within the interval (the caller then refreshes it).
     pub fn claim_refresh(&mut self, name: &str, version: VersionSel, field: &str, now_ms: u64, interval_ms: u64) -> bool {
-        let Some(slot) = self.entries.get_mut(name).and_then(|slots| slots.iter_mut().find(|s| s.version == version && s.field == field))
-        else {
-            return false;
-        };
-        if slot.refresh_claimed_ms.is_some_and(|at| now_ms.saturating_sub(at) < interval_ms) {
+        let key = CacheKey { name: name.to_string(), version, field: field.to_string() };
+        if self.refresh_claims.get(&key).is_some_and(|at| now_ms.saturating_sub(*at) < interval_ms) {
             return false;
         }
-        slot.refresh_claimed_ms = Some(now_ms);
+        if self.refresh_claims.len() >= self.max_entries {
+            self.refresh_claims.retain(|_, at| now_ms.saturating_sub(*at) < interval_ms);
+            if self.refresh_claims.len() >= self.max_entries {
+                self.refresh_claims.pop_first();
+            }
+        }
+        self.refresh_claims.insert(key, now_ms);
         true
     }
 
@@ -190,7 +195,6 @@ impl Cache {
             fetched_at_ms: now_ms,
             expires_at_ms: now_ms.saturating_add(ttl_ms),
             stale_until_ms: now_ms.saturating_add(ttl_ms).saturating_add(stale_ms),
-            refresh_claimed_ms: None,
             stamp: self.next_stamp,
         };
         self.entries.entry(key.name.clone()).or_default().push(slot);
@@ -205,10 +209,17 @@ impl Cache {
         self.insert(key.clone(), cached, ttl, stale_ms, fetched_at_ms);
     }
 
+    /// Drops one entry's value (a not-found stays), e.g. after the backend
+    /// refused the credential for it.
+    pub fn forget(&mut self, key: &CacheKey) {
+        self.remove(key);
+    }
+
     /// Drops every entry; returns how many there were.
     pub fn clear(&mut self) -> u32 {
         let n = self.len;
         self.negative.clear();
+        self.refresh_claims.clear();
         self.entries.clear();
         self.recency.clear();
         self.len = 0;
@@ -218,6 +229,7 @@ impl Cache {
     /// Drops every entry of secret `name` (all versions and fields).
     pub fn remove_name(&mut self, name: &str) -> u32 {
         self.negative.retain(|key, _| key.name != name);
+        self.refresh_claims.retain(|key, _| key.name != name);
         let Some(slots) = self.entries.remove(name) else {
             return 0;
         };

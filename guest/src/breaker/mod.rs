@@ -78,6 +78,23 @@ impl Breaker {
         Breaker { settings, state, generation }
     }
 
+    /// [`Breaker::restore`] for a state written by another instance at an
+    /// unknown wall time: no period may end later than this instance's own
+    /// settings allow from `now_ms`, so a writer whose clock runs ahead cannot
+    /// keep every instance's breaker open (or its probes out) for longer.
+    pub fn restore_at(settings: BreakerSettings, state: State, generation: u64, now_ms: u64) -> Breaker {
+        let state = match state {
+            State::Open { until_ms } => State::Open { until_ms: until_ms.min(now_ms.saturating_add(settings.open_ms)) },
+            State::HalfOpen { in_flight, successes, probes_until_ms } => State::HalfOpen {
+                in_flight,
+                successes,
+                probes_until_ms: probes_until_ms.min(now_ms.saturating_add(settings.probe_timeout_ms)),
+            },
+            closed @ State::Closed { .. } => closed,
+        };
+        Breaker::restore(settings, state, generation)
+    }
+
     /// The current state.
     pub fn state(&self) -> State {
         self.state

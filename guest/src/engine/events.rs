@@ -21,7 +21,10 @@ impl Provider {
     fn event(&self, level: Level, kind: &'static str, about: &About<'_>) -> Event {
         let spec = &self.envs[about.env].env.spec;
         let tier = u32::try_from(about.tier).unwrap_or(u32::MAX);
-        let mut event = Event::new(level, kind).env(&spec.name).secret(about.name).backend(spec.tiers[about.tier].backend.kind()).tier(tier);
+        let mut event = Event::new(level, kind).env(&spec.name).secret(about.name).tier(tier);
+        if let Some(spec) = spec.tiers.get(about.tier) {
+            event = event.backend(spec.backend.kind());
+        }
         if let Some(trace) = about.trace {
             event = event.trace(&trace.trace_id());
         }

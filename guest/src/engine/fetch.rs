@@ -43,6 +43,8 @@ struct Fetch {
     ready_at_ms: u64,
     deadline_ms: u64,
     last_error: Option<Error>,
+    /// Why the read left an earlier tier (its failure or refusal), once it has.
+    left_tier_because: Option<Error>,
     /// The breaker's leave for the attempt in flight.
     permit: Option<Permit>,
     /// When the attempt in flight was started (monotonic ms): slow calls count against the breaker.
@@ -54,6 +56,16 @@ struct Fetch {
 impl Fetch {
     fn key(&self, field: &str) -> CacheKey {
         CacheKey { name: self.name.clone(), version: self.version, field: field.to_string() }
+    }
+
+    /// A fallback's not-found says nothing about an earlier tier that failed:
+    /// the read then fails as that tier did (so a stale value can still answer,
+    /// and no not-found is remembered).
+    fn primary_view(&self, error: Error) -> Error {
+        match (&error, &self.left_tier_because) {
+            (Error::NotFound(_), Some(earlier)) if !matches!(earlier, Error::NotFound(_)) => earlier.clone(),
+            _ => error,
+        }
     }
 
     fn about(&self) -> About<'_> {
@@ -96,6 +108,7 @@ impl Provider {
                 attempts: 0,
                 ready_at_ms: start,
                 last_error: None,
+                left_tier_because: None,
                 permit: None,
                 started_ms: start,
             });
@@ -196,6 +209,10 @@ impl Provider {
             Ok(fetched) => {
                 if let Some(permit) = fetch.permit.take() {
                     let wall = io.clock.wall_ms();
+                    if self.envs[fetch.env].env.spec.policy.breaker.is_slow(elapsed) {
+                        // A slow answer is a failure for the breaker: count it where it looks.
+                        self.envs[fetch.env].tiers[tier].counters.failures += 1;
+                    }
                     self.with_breaker(fetch.env, tier, io, |b| b.on_success(permit, wall, elapsed));
                 }
                 self.deliver(fetch, &fetched, now, slots);
@@ -251,6 +268,7 @@ impl Provider {
         if hand_on {
             if let Some(next) = self.next_tier(&fetch, tier) {
                 self.log_fallback(&fetch.about(), next, &failure.error);
+                fetch.left_tier_because = Some(failure.error.clone());
                 self.switch_tier(&mut fetch, next);
                 fetch.ready_at_ms = now;
                 fetch.last_error = Some(failure.error);
@@ -323,6 +341,7 @@ impl Provider {
                     match self.next_tier(fetch, tier) {
                         Some(next) => {
                             self.log_fallback(&fetch.about(), next, &error);
+                            fetch.left_tier_because.get_or_insert_with(|| error.clone());
                             self.switch_tier(fetch, next);
                         }
                         // An earlier tier's real failure says more than a later tier's refusal.
@@ -379,6 +398,7 @@ impl Provider {
                 self.envs[env].cache.insert(key, cached.clone(), ttl, policy.max_stale_ms, now);
                 Secret { value: cached.value, version: cached.version, source: Source::Backend, stale: false, tier }
             });
+            let result = result.map_err(|error| fetch.primary_view(error));
             if let Err(Error::NotFound(message)) = &result {
                 self.remember_not_found(env, fetch.key(field), message, now);
             }
@@ -391,9 +411,14 @@ impl Provider {
 
     /// Gives every waiter the same error (counted when the call settles).
     fn fail(&mut self, fetch: Fetch, error: Error, now: u64, slots: &mut Slots) {
+        let error = fetch.primary_view(error);
         for (slot, field) in &fetch.waiters {
-            if let Error::NotFound(message) = &error {
-                self.remember_not_found(fetch.env, fetch.key(field), message, now);
+            match &error {
+                Error::NotFound(message) => self.remember_not_found(fetch.env, fetch.key(field), message, now),
+                // The credential was refused for this secret: its cached value is not served
+                // again (fresh or stale), as after a not-found.
+                Error::PermissionDenied(_) => self.envs[fetch.env].cache.forget(&fetch.key(field)),
+                _ => {}
             }
             slots[*slot] = Some(Err(error.clone()));
         }

@@ -44,43 +44,47 @@ impl Provider {
         // The cache comes before the name check: only validated names are ever
         // cached, so a hit needs no re-validation (the hot path stays short).
         let policy = &state.env.spec.policy;
+        let interval = policy.refresh_interval_ms;
         let mut reason = Reason::Miss;
         if let Some(hit) = state.cache.lookup(&request.name, version, field, now_ms) {
             let age = now_ms.saturating_sub(hit.fetched_at_ms);
-            let recent = age < policy.refresh_interval_ms;
-            if !request.refresh {
-                let ttl = hit.expires_at_ms.saturating_sub(hit.fetched_at_ms);
-                let ahead_at = ttl / 100 * u64::from(policy.refresh_ahead_percent);
-                let due = policy.refresh_ahead_percent > 0 && age >= ahead_at && !recent;
-                let secret = Secret::cached(hit.cached, false);
-                if !due || !state.cache.claim_refresh(&request.name, version, field, now_ms, policy.refresh_interval_ms) {
-                    state.counters.hits += 1;
-                    return Lookup::Hit(env, secret);
-                }
-                reason = Reason::Ahead;
-            } else if recent {
-                // A caller looping on `refresh` gets the value fetched moments ago.
-                let secret = Secret::cached(hit.cached, false);
+            let recent = age < interval;
+            let ttl = hit.expires_at_ms.saturating_sub(hit.fetched_at_ms);
+            let ahead_at = ttl / 100 * u64::from(policy.refresh_ahead_percent);
+            let wanted = if request.refresh { !recent } else { policy.refresh_ahead_percent > 0 && age >= ahead_at && !recent };
+            let secret = Secret::cached(hit.cached, false);
+            // One refresh per key per interval, whether the last one worked, failed or found
+            // nothing: a caller looping on `refresh` gets the cached value meanwhile.
+            if !wanted || !state.cache.claim_refresh(&request.name, version, field, now_ms, interval) {
                 state.counters.hits += 1;
-                state.counters.refresh_limited += 1;
+                if request.refresh {
+                    state.counters.refresh_limited += 1;
+                }
                 return Lookup::Hit(env, secret);
-            } else {
-                reason = Reason::Forced;
             }
-        } else if request.refresh {
+            reason = if request.refresh { Reason::Forced } else { Reason::Ahead };
+            state.counters.refreshes += 1;
+        } else if let Some(message) = state.cache.negative(&request.name, version, field, now_ms).map(str::to_string) {
+            // A `refresh` of a secret known not to exist asks again once per interval.
+            let forced = request.refresh && state.cache.claim_refresh(&request.name, version, field, now_ms, interval);
+            if !forced {
+                let error = Error::NotFound(message);
+                state.counters.negative_hits += 1;
+                if request.refresh {
+                    state.counters.refresh_limited += 1;
+                }
+                state.counters.error(error.kind());
+                return Lookup::Done(Err(error));
+            }
             reason = Reason::Forced;
-        } else if let Some(message) = state.cache.negative(&request.name, version, field, now_ms) {
-            let error = Error::NotFound(message.to_string());
-            state.counters.negative_hits += 1;
-            state.counters.error(error.kind());
-            return Lookup::Done(Err(error));
+        } else if request.refresh {
+            // Nothing cached: a plain miss, but it starts the key's refresh interval.
+            state.cache.claim_refresh(&request.name, version, field, now_ms, interval);
+            reason = Reason::Forced;
         }
         if let Err(error) = backend::validate(&state.env.spec.primary().backend, &request.name, field) {
             state.counters.error(error.kind());
             return Lookup::Done(Err(error));
-        }
-        if reason != Reason::Miss {
-            state.counters.refreshes += 1;
         }
         state.counters.misses += 1;
         Lookup::Miss(Job { env, name: request.name.clone(), version, field: field.to_string(), reason, fresher_than_wall_ms: 0, trace })

@@ -125,8 +125,16 @@ impl Provider {
                 rejected = true;
             }
         }
+        // A record whose periods end later than this instance's settings allow (a writer whose
+        // clock runs ahead) is bounded, and the bounded state is written back below, so that
+        // the bound holds from now on instead of moving along with every reader's clock.
+        let mut clamped = false;
         let mut breaker = match record {
-            Some(record) => Breaker::restore(settings, record.state, record.generation),
+            Some(record) => {
+                let bounded = Breaker::restore_at(settings, record.state, record.generation, io.clock.wall_ms());
+                clamped = bounded.state() != Breaker::restore(settings, record.state, record.generation).state();
+                bounded
+            }
             // A fresh breaker starts at a random generation, so that a permit handed out
             // before the record vanished can never pass for a probe of a later episode.
             None => Breaker::restore(settings, State::CLOSED, io.random.next_u64()),
@@ -134,7 +142,7 @@ impl Provider {
         let before = (breaker.state(), breaker.generation());
         op(&mut breaker);
         let unchanged = breaker.state() == before.0 && (breaker.generation() == before.1 || record.is_none());
-        if unchanged && !rejected {
+        if unchanged && !rejected && !clamped {
             self.envs[env].tiers[tier].breaker = breaker;
             return Round::Done(());
         }

@@ -65,7 +65,9 @@ impl Provider {
         if record.is_none() {
             self.envs[env].counters.shared_rejected += 1;
         }
-        record
+        // Written by a configuration with more tiers (a rolling deploy that dropped a
+        // fallback): authentic, but its tier means nothing here, so it is not served.
+        record.filter(|r| usize::from(r.tier) < self.envs[env].tiers.len())
     }
 
     /// A fresh shared answer for `job` (a value, or a cached not-found),

@@ -141,19 +141,19 @@ impl Provider {
         // half the deadline (leaving the other half for a fetch of our own).
         while !wait.is_empty() {
             io.clock.sleep_ms(LEASE_POLL_MS);
-            let (now, wall) = (io.clock.now_ms(), io.clock.wall_ms());
+            let now = io.clock.now_ms();
             let mut own = Vec::new();
-            for (slot, job, until) in core::mem::take(&mut wait) {
+            for (slot, job, _until) in core::mem::take(&mut wait) {
                 let budget_over = now >= start.saturating_add(self.envs[job.env].env.spec.policy.deadline_ms / 2);
                 if let Some(answer) = self.shared_lookup(&job, io) {
                     results[slot] = Some(answer);
                 } else if budget_over || self.shared.usable().is_none() {
                     own.push((slot, job, None));
-                } else if wall >= until {
-                    // The holder's lease ran out: take it over (or wait for whoever did).
-                    self.claim(slot, job, true, &mut own, &mut wait, &mut results, io);
                 } else {
-                    wait.push((slot, job, until));
+                    // Look at the lease again: a holder whose fetch failed has released it, and
+                    // one that died lets it run out; either way take it over (or wait for
+                    // whoever did) instead of sleeping out the lease first read.
+                    self.claim(slot, job, true, &mut own, &mut wait, &mut results, io);
                 }
             }
             self.fetch_own(own, &mut results, io, start);

@@ -239,3 +239,4 @@ mod reads;
 mod shared;
 mod shared_degraded;
 mod signals;
+mod tiers;
