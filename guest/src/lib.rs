@@ -25,6 +25,7 @@ pub mod backend;
 pub mod breaker;
 pub mod cache;
 pub mod config;
+pub mod digest;
 pub mod encoding;
 pub mod engine;
 pub mod error;
