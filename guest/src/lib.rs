@@ -35,6 +35,7 @@ pub mod log;
 pub mod retry;
 pub mod secret;
 pub mod shared;
+pub mod sigv4;
 pub mod trace;
 pub mod validate;
 
