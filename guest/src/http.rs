@@ -66,8 +66,9 @@ pub struct HttpRequest {
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
-/// Headers whose values are credentials and must never be printed.
-const SENSITIVE: &[&str] = &["authorization", "x-vault-token"];
+/// Headers whose values are credentials and must never be printed
+/// (`x-amz-security-token`: an AWS session token, see [`crate::sigv4`]).
+const SENSITIVE: &[&str] = &["authorization", "x-vault-token", "x-amz-security-token"];
 
 impl fmt::Debug for HttpRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -266,10 +267,14 @@ mod tests {
             scheme: Scheme::Http,
             authority: "h".into(),
             path_and_query: "/".into(),
-            headers: vec![("x-vault-token".into(), b"s.TOPSECRET".to_vec()), ("authorization".into(), b"Bearer ya29".to_vec())],
+            headers: vec![
+                ("x-vault-token".into(), b"s.TOPSECRET".to_vec()),
+                ("authorization".into(), b"Bearer ya29".to_vec()),
+                ("x-amz-security-token".into(), b"FQoGZXIvYXdz".to_vec()),
+            ],
         };
         let shown = format!("{r:?}");
-        assert!(!shown.contains("TOPSECRET") && !shown.contains("ya29"), "{shown}");
+        assert!(!shown.contains("TOPSECRET") && !shown.contains("ya29") && !shown.contains("FQoG"), "{shown}");
     }
 
     fn with_retry_after(value: &str) -> HttpResponse {

@@ -25,6 +25,7 @@ pub mod backend;
 pub mod breaker;
 pub mod cache;
 pub mod config;
+pub mod digest;
 pub mod encoding;
 pub mod engine;
 pub mod error;
@@ -34,6 +35,7 @@ pub mod log;
 pub mod retry;
 pub mod secret;
 pub mod shared;
+pub mod sigv4;
 pub mod trace;
 pub mod validate;
 

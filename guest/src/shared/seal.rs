@@ -10,8 +10,8 @@
 use crate::prelude::*;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use crate::digest::{hex, hmac_sha256};
 use core::fmt;
-use sha2::{Digest, Sha256};
 
 /// Format byte of a sealed record; bumped if the layout ever changes.
 const FORMAT: u8 = 1;
@@ -60,7 +60,7 @@ impl SealKey {
     /// Derives the cipher and id keys from a master key, so that neither is the
     /// master key itself and the two uses never share a key.
     pub fn from_master(master: &[u8; 32]) -> SealKey {
-        SealKey { cipher: hmac(master, &[b"edge-secrets/v1/cipher"]), ids: hmac(master, &[b"edge-secrets/v1/ids"]) }
+        SealKey { cipher: hmac_sha256(master, &[b"edge-secrets/v1/cipher"]), ids: hmac_sha256(master, &[b"edge-secrets/v1/ids"]) }
     }
 
     /// A bucket key for a record: `es1-<kind>-<32 hex digits>`, the first 16
@@ -70,13 +70,8 @@ impl SealKey {
         let mut all: Vec<&[u8]> = Vec::with_capacity(parts.len() + 1);
         all.push(kind.as_bytes());
         all.extend_from_slice(parts);
-        let mac = hmac(&self.ids, &[&framed(&all)]);
-        let mut id = format!("es1-{kind}-");
-        for b in &mac[..16] {
-            id.push(char::from(HEX[usize::from(b >> 4)]));
-            id.push(char::from(HEX[usize::from(b & 15)]));
-        }
-        id
+        let mac = hmac_sha256(&self.ids, &[&framed(&all)]);
+        format!("es1-{kind}-{}", hex(&mac[..16]))
     }
 
     /// Encrypts `plain`, binding `identity` (see [`identity`]).
@@ -121,8 +116,6 @@ fn framed(parts: &[&[u8]]) -> Vec<u8> {
     out
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
 fn hex_digit(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
@@ -132,43 +125,12 @@ fn hex_digit(c: u8) -> Option<u8> {
     }
 }
 
-/// HMAC-SHA256 (RFC 2104) of the concatenated `parts` under a 32-byte key.
-fn hmac(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
-    let mut ipad = [0x36u8; 64];
-    let mut opad = [0x5cu8; 64];
-    for (i, k) in key.iter().enumerate() {
-        ipad[i] ^= k;
-        opad[i] ^= k;
-    }
-    let mut inner = Sha256::new();
-    inner.update(ipad);
-    for part in parts {
-        inner.update(part);
-    }
-    let mut outer = Sha256::new();
-    outer.update(opad);
-    outer.update(inner.finalize());
-    outer.finalize().into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn key() -> SealKey {
         SealKey::from_hex(&"0f".repeat(32)).unwrap()
-    }
-
-    #[test]
-    fn hmac_matches_rfc_4231_case_2_shape() {
-        // RFC 4231 test case 2 uses a 4-byte key ("Jefe"), zero-padded to a block: the same
-        // as our 32-byte key with trailing zeros.
-        let mut k = [0u8; 32];
-        k[..4].copy_from_slice(b"Jefe");
-        let mac = hmac(&k, &[b"what do ya want ", b"for nothing?"]);
-        let expected = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
-        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(hex, expected);
     }
 
     #[test]
