@@ -57,6 +57,16 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// The value of one hex digit, either case (`None` for anything else).
+pub fn hex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,3 +98,4 @@ mod tests {
         assert_eq!(hex(&[]), "");
     }
 }
+

@@ -10,7 +10,7 @@
 use crate::prelude::*;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
-use crate::digest::{hex, hmac_sha256};
+use crate::digest::{hex, hex_digit, hmac_sha256};
 use core::fmt;
 
 /// Format byte of a sealed record; bumped if the layout ever changes.
@@ -116,14 +116,6 @@ fn framed(parts: &[&[u8]]) -> Vec<u8> {
     out
 }
 
-fn hex_digit(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
 
 #[cfg(test)]
 mod tests {

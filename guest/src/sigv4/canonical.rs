@@ -5,6 +5,7 @@
 //! server check that differs from it would break every AWS SDK too.
 
 use crate::prelude::*;
+use crate::digest::hex_digit;
 
 /// Percent-encodes everything but SigV4's unreserved set (`A-Z a-z 0-9 - . _ ~`),
 /// with uppercase hex; `/` is kept when `keep_slash` (paths).
@@ -98,7 +99,7 @@ fn reencode(component: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         let escape = match bytes.get(i..i + 3) {
-            Some([b'%', hi, lo]) => hex_value(*hi).zip(hex_value(*lo)).map(|(hi, lo)| (hi << 4) | lo),
+            Some([b'%', hi, lo]) => hex_digit(*hi).zip(hex_digit(*lo)).map(|(hi, lo)| (hi << 4) | lo),
             _ => None,
         };
         match (bytes[i], escape) {
@@ -122,14 +123,6 @@ fn reencode(component: &str) -> String {
     out
 }
 
-fn hex_value(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
 
 /// The canonical headers block (`name:value\n` per name) and the signed-headers
 /// list (`a;b;c`) of `headers`.
