@@ -355,10 +355,8 @@ impl Provider {
             self.budget_deposit(fetch.env, io);
         }
         let state = &mut self.envs[fetch.env];
-        state.counters.backend_calls += 1;
         state.tiers[fetch.tier].counters.backend_calls += 1;
         if fetch.attempts > 0 {
-            state.counters.retries += 1;
             state.tiers[fetch.tier].counters.retries += 1;
         }
         // Each attempt is a span of the caller's trace, so backend logs join it.

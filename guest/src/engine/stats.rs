@@ -29,8 +29,6 @@ pub struct Counters {
     /// Shared-state records that failed to open (edited, swapped or sealed
     /// under another key): ignored and replaced, never served.
     pub shared_rejected: u64,
-    pub backend_calls: u64,
-    pub retries: u64,
     pub errors: ErrorCounts,
     /// Reads answered with a value past its TTL because the backend failed.
     pub stale_served: u64,
@@ -49,7 +47,7 @@ pub struct Counters {
 }
 
 /// How many counters [`Counters::to_array`] holds.
-pub const COUNTER_COUNT: usize = 19;
+pub const COUNTER_COUNT: usize = 17;
 
 /// Their names, in [`Counters::to_array`] order (shared-state keys are derived from them).
 pub const COUNTER_NAMES: [&str; COUNTER_COUNT] = [
@@ -57,8 +55,6 @@ pub const COUNTER_NAMES: [&str; COUNTER_COUNT] = [
     "misses",
     "shared_hits",
     "shared_rejected",
-    "backend_calls",
-    "retries",
     "invalid_request",
     "not_found",
     "permission_denied",
@@ -83,8 +79,6 @@ impl Counters {
             self.misses,
             self.shared_hits,
             self.shared_rejected,
-            self.backend_calls,
-            self.retries,
             e.invalid_request,
             e.not_found,
             e.permission_denied,
@@ -108,23 +102,21 @@ impl Counters {
             misses: a[1],
             shared_hits: a[2],
             shared_rejected: a[3],
-            backend_calls: a[4],
-            retries: a[5],
             errors: ErrorCounts {
-                invalid_request: a[6],
-                not_found: a[7],
-                permission_denied: a[8],
-                unavailable: a[9],
-                timeout: a[10],
-                rate_limited: a[11],
-                backend: a[12],
+                invalid_request: a[4],
+                not_found: a[5],
+                permission_denied: a[6],
+                unavailable: a[7],
+                timeout: a[8],
+                rate_limited: a[9],
+                backend: a[10],
             },
-            budget_exhausted: a[13],
-            stale_served: a[14],
-            negative_hits: a[15],
-            fallbacks: a[16],
-            refreshes: a[17],
-            refresh_limited: a[18],
+            budget_exhausted: a[11],
+            stale_served: a[12],
+            negative_hits: a[13],
+            fallbacks: a[14],
+            refreshes: a[15],
+            refresh_limited: a[16],
         }
     }
 
@@ -207,19 +199,33 @@ pub struct EnvironmentStats {
     pub tiers: Vec<TierStats>,
 }
 
+impl EnvironmentStats {
+    /// HTTP requests sent to the environment's backends: its tiers' sum (not
+    /// counted twice, so per-tier and environment figures can never disagree).
+    pub fn backend_calls(&self) -> u64 {
+        self.tiers.iter().map(|t| t.counters.backend_calls).sum()
+    }
+
+    /// Attempts that retried an earlier failed one, over every tier.
+    pub fn retries(&self) -> u64 {
+        self.tiers.iter().map(|t| t.counters.retries).sum()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn counters_round_trip_through_arrays_in_name_order() {
-        let mut c = Counters { hits: 1, misses: 2, shared_hits: 3, shared_rejected: 4, backend_calls: 5, retries: 6, budget_exhausted: 7, ..Counters::default() };
+        let mut c = Counters { hits: 1, misses: 2, shared_hits: 3, shared_rejected: 4, budget_exhausted: 7, ..Counters::default() };
         c.error(ErrorKind::InvalidRequest);
         c.error(ErrorKind::Backend);
         c.error(ErrorKind::Backend);
         let a = c.to_array();
         assert_eq!(Counters::from_array(a), c);
-        assert_eq!((a[COUNTER_NAMES.iter().position(|n| *n == "backend").unwrap()], a[6]), (2, 1));
+        let at = |name: &str| a[COUNTER_NAMES.iter().position(|n| *n == name).unwrap()];
+        assert_eq!((at("backend"), at("invalid_request")), (2, 1));
         assert_eq!(a[COUNTER_NAMES.iter().position(|n| *n == "budget_exhausted").unwrap()], 7);
     }
 }

@@ -38,7 +38,7 @@ fn retries_stop_when_the_budget_is_spent_and_resume_as_calls_deposit() {
     assert_eq!(result.unwrap_err(), Error::backend(Some(503), "boom"));
     assert_eq!(sent, 1);
     assert!(h.clock.slept.is_empty(), "a spent budget fails at once, without sleeping a backoff");
-    assert_eq!((h.stats("a").counters.budget_exhausted, h.stats("a").counters.retries), (1, 0));
+    assert_eq!((h.stats("a").counters.budget_exhausted, h.stats("a").retries()), (1, 0));
     // Four good reads deposit: 5 calls so far, 6 with the next one = 3 retries.
     failing.set(false);
     for i in 0..4 {
@@ -50,8 +50,8 @@ fn retries_stop_when_the_budget_is_spent_and_resume_as_calls_deposit() {
     // 7 calls = 3.5 retries, 2 taken: one more, then it is spent again.
     let (_, sent) = sent_by(&mut h, "x");
     assert_eq!(sent, 2);
-    let counters = h.stats("a").counters;
-    assert_eq!((counters.retries, counters.budget_exhausted), (3, 2));
+    let stats = h.stats("a");
+    assert_eq!((stats.retries(), stats.counters.budget_exhausted), (3, 2));
 }
 
 #[test]
@@ -147,7 +147,7 @@ fn slots_that_slid_out_are_deleted_from_the_store() {
         h.get("a", &format!("s{i}")).unwrap();
     }
     assert!(budget_keys(&h) <= 2 * 10 + 1, "{} budget keys left", budget_keys(&h));
-    assert_eq!(h.stats("a").counters.retries, 20);
+    assert_eq!(h.stats("a").retries(), 20);
     // After a quiet spell longer than the window, the next slot sweeps what is left.
     h.clock.time.advance(60_000);
     calls.set(1); // the next request succeeds

@@ -13,7 +13,7 @@ fn transient_failures_retry_with_full_jitter_backoff() {
     assert_eq!(h.get("a", "x").unwrap().value.expose(), b"v");
     assert_eq!(h.sent(), 3);
     assert_eq!(h.clock.slept, vec![49, 150]);
-    assert_eq!(h.stats("a").counters.retries, 2);
+    assert_eq!(h.stats("a").retries(), 2);
 }
 
 #[test]
