@@ -267,14 +267,14 @@ impl admin::Guest for Component {
                         s
                     })
                     .map(|s| admin::EnvironmentStats {
+                        backend_calls: s.backend_calls(),
+                        retries: s.retries(),
                         environment: s.environment,
                         backend: s.backend.to_string(),
                         hits: s.counters.hits,
                         misses: s.counters.misses,
                         shared_hits: s.counters.shared_hits,
                         shared_rejected: s.counters.shared_rejected,
-                        backend_calls: s.backend_calls(),
-                        retries: s.retries(),
                         errors: error_counts(s.counters.errors),
                         stale_served: s.counters.stale_served,
                         negative_hits: s.counters.negative_hits,
