@@ -69,7 +69,7 @@ pub struct Cache {
     negative: BTreeMap<CacheKey, (u64, String)>,
     /// When a refresh of a key was last started, whatever came of it (refreshes
     /// are one per interval, even when they fail or find nothing).
-    refresh_claims: BTreeMap<CacheKey, u64>,
+    refresh_claims: Vec<(CacheKey, u64)>,
 }
 
 impl Cache {
@@ -82,7 +82,7 @@ impl Cache {
             len: 0,
             next_stamp: 0,
             negative: BTreeMap::new(),
-            refresh_claims: BTreeMap::new(),
+            refresh_claims: Vec::new(),
         }
     }
 
@@ -130,16 +130,16 @@ impl Cache {
     /// was started within the interval (the caller then refreshes it).
     pub fn claim_refresh(&mut self, name: &str, version: VersionSel, field: &str, now_ms: u64, interval_ms: u64) -> bool {
         let key = CacheKey { name: name.to_string(), version, field: field.to_string() };
-        if self.refresh_claims.get(&key).is_some_and(|at| now_ms.saturating_sub(*at) < interval_ms) {
+        // Claims older than the interval are over: dropping them keeps the list to the keys
+        // refreshed within one interval (a short list; this is not the hit path).
+        self.refresh_claims.retain(|(_, at)| now_ms.saturating_sub(*at) < interval_ms);
+        if self.refresh_claims.iter().any(|(k, _)| *k == key) {
             return false;
         }
         if self.refresh_claims.len() >= self.max_entries {
-            self.refresh_claims.retain(|_, at| now_ms.saturating_sub(*at) < interval_ms);
-            if self.refresh_claims.len() >= self.max_entries {
-                self.refresh_claims.pop_first();
-            }
+            self.refresh_claims.remove(0);
         }
-        self.refresh_claims.insert(key, now_ms);
+        self.refresh_claims.push((key, now_ms));
         true
     }
 
@@ -229,7 +229,7 @@ impl Cache {
     /// Drops every entry of secret `name` (all versions and fields).
     pub fn remove_name(&mut self, name: &str) -> u32 {
         self.negative.retain(|key, _| key.name != name);
-        self.refresh_claims.retain(|key, _| key.name != name);
+        self.refresh_claims.retain(|(key, _)| key.name != name);
         let Some(slots) = self.entries.remove(name) else {
             return 0;
         };
