@@ -12,7 +12,7 @@
 //! volumes to whoever can read the bucket, but no names or values.
 
 use crate::prelude::*;
-use super::stats::{Counters, TierCounters, COUNTER_NAMES, TIER_COUNTER_NAMES};
+use super::stats::{Counters, TierCounters, COUNTER_COUNT, COUNTER_NAMES, TIER_COUNTER_COUNT, TIER_COUNTER_NAMES};
 use crate::histogram::{Histogram, N};
 use super::{Io, Provider};
 
@@ -38,18 +38,19 @@ impl Provider {
         for env in 0..self.envs.len() {
             let current = self.flat_counters(env);
             self.shared.flushed[env].resize(current.len(), 0);
-            for (i, name) in self.flat_names(env).iter().enumerate() {
-                let delta = current[i].saturating_sub(self.shared.flushed[env][i]);
+            for (i, value) in current.iter().enumerate() {
+                let delta = value.saturating_sub(self.shared.flushed[env][i]);
                 if delta == 0 {
                     continue;
                 }
-                let Some(id) = self.counter_id(env, name) else { return };
+                // Named only when it changed: most of the list does not, call after call.
+                let Some(id) = self.counter_id(env, &flat_name(i)) else { return };
                 let delta = i64::try_from(delta).unwrap_or(i64::MAX);
                 if self.store_op(io, |store| store.increment(&id, delta)).is_none() {
                     // Not added: it stays pending until the store works again.
                     return;
                 }
-                self.shared.flushed[env][i] = current[i];
+                self.shared.flushed[env][i] = *value;
             }
         }
         self.shared.touched = false;
@@ -63,8 +64,8 @@ impl Provider {
         let mut totals = Vec::with_capacity(self.envs.len());
         for env in 0..self.envs.len() {
             let mut values = Vec::new();
-            for name in self.flat_names(env) {
-                let id = self.counter_id(env, &name)?;
+            for i in 0..self.flat_len(env) {
+                let id = self.counter_id(env, &flat_name(i))?;
                 // Adding zero reads the total in a form every store agrees on.
                 let total = self.store_op(io, |store| store.increment(&id, 0))?;
                 values.push(u64::try_from(total).unwrap_or(0));
@@ -93,15 +94,9 @@ impl Provider {
         out
     }
 
-    /// The names of [`Self::flat_counters`]: a tier's are prefixed `t<i>.`.
-    fn flat_names(&self, env: usize) -> Vec<String> {
-        let mut names: Vec<String> = COUNTER_NAMES.iter().map(|n| n.to_string()).collect();
-        histogram_names(&mut names, "hit_us");
-        for tier in 0..self.envs[env].tiers.len() {
-            names.extend(TIER_COUNTER_NAMES.iter().map(|n| format!("t{tier}.{n}")));
-            histogram_names(&mut names, &format!("t{tier}.call_us"));
-        }
-        names
+    /// How many values [`Self::flat_counters`] holds.
+    fn flat_len(&self, env: usize) -> usize {
+        COUNTER_COUNT + HISTOGRAM_LEN + self.envs[env].tiers.len() * (TIER_COUNTER_COUNT + HISTOGRAM_LEN)
     }
 
     fn counter_id(&self, env: usize, name: &str) -> Option<String> {
@@ -139,7 +134,45 @@ fn push_histogram(out: &mut Vec<u64>, h: &Histogram) {
     out.push(h.sum_us);
 }
 
-fn histogram_names(names: &mut Vec<String>, prefix: &str) {
-    names.extend((0..=N).map(|i| format!("{prefix}.{i}")));
-    names.push(format!("{prefix}.sum"));
+/// A histogram's values in the flat list: its buckets, then its sum.
+const HISTOGRAM_LEN: usize = N + 2;
+
+/// The shared name of value `i` of [`Provider::flat_counters`]: the
+/// environment's counters, `hit_us.<bucket>` / `hit_us.sum`, then per tier
+/// `t<tier>.<counter>` and `t<tier>.call_us.<bucket>` / `.sum`.
+fn flat_name(i: usize) -> String {
+    let histogram = |prefix: &str, j: usize| if j <= N { format!("{prefix}.{j}") } else { format!("{prefix}.sum") };
+    if i < COUNTER_COUNT {
+        return COUNTER_NAMES[i].to_string();
+    }
+    let i = i - COUNTER_COUNT;
+    if i < HISTOGRAM_LEN {
+        return histogram("hit_us", i);
+    }
+    let i = i - HISTOGRAM_LEN;
+    let (tier, j) = (i / (TIER_COUNTER_COUNT + HISTOGRAM_LEN), i % (TIER_COUNTER_COUNT + HISTOGRAM_LEN));
+    match j.checked_sub(TIER_COUNTER_COUNT) {
+        None => format!("t{tier}.{}", TIER_COUNTER_NAMES[j]),
+        Some(j) => histogram(&format!("t{tier}.call_us"), j),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flat_names_are_the_counters_then_the_histograms_then_each_tier() {
+        let names: Vec<String> = (0..COUNTER_COUNT + 2 * HISTOGRAM_LEN + TIER_COUNTER_COUNT + 1).map(flat_name).collect();
+        assert_eq!(names[0], "hits");
+        assert_eq!(names[COUNTER_COUNT], "hit_us.0");
+        assert_eq!(names[COUNTER_COUNT + N + 1], "hit_us.sum");
+        assert_eq!(names[COUNTER_COUNT + HISTOGRAM_LEN], "t0.backend_calls");
+        assert_eq!(names[COUNTER_COUNT + HISTOGRAM_LEN + TIER_COUNTER_COUNT], "t0.call_us.0");
+        assert_eq!(flat_name(COUNTER_COUNT + HISTOGRAM_LEN + TIER_COUNTER_COUNT + HISTOGRAM_LEN), "t1.backend_calls");
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "every value has its own name");
+    }
 }
