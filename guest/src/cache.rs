@@ -89,14 +89,14 @@ impl Cache {
     /// A fresh entry, marked as recently used. An entry past its stale
     /// window is dropped; one within it stays (see [`Cache::stale`]) but is a
     /// miss here.
-    pub fn lookup(&mut self, name: &str, version: VersionSel, field: &str, now_ms: u64) -> Option<Entry<'_>> {
+    pub fn lookup(&mut self, name: &str, version: &VersionSel, field: &str, now_ms: u64) -> Option<Entry<'_>> {
         let (i, expired, dead) = {
             let slots = self.entries.get(name)?;
-            let i = slots.iter().position(|s| s.version == version && s.field == field)?;
+            let i = slots.iter().position(|s| s.version == *version && s.field == field)?;
             (i, slots[i].expires_at_ms <= now_ms, slots[i].stale_until_ms <= now_ms)
         };
         if dead {
-            let key = CacheKey { name: name.to_string(), version, field: field.to_string() };
+            let key = CacheKey { name: name.to_string(), version: version.clone(), field: field.to_string() };
             self.remove(&key);
             return None;
         }
@@ -115,21 +115,21 @@ impl Cache {
 
     /// An entry within its stale window (fresh or expired; `true` when
     /// expired): the answer of last resort when the backend fails transiently.
-    pub fn stale(&self, name: &str, version: VersionSel, field: &str, now_ms: u64) -> Option<(&Cached, bool)> {
-        let slot = self.entries.get(name)?.iter().find(|s| s.version == version && s.field == field)?;
+    pub fn stale(&self, name: &str, version: &VersionSel, field: &str, now_ms: u64) -> Option<(&Cached, bool)> {
+        let slot = self.entries.get(name)?.iter().find(|s| s.version == *version && s.field == field)?;
         (now_ms < slot.stale_until_ms).then_some((&slot.cached, slot.expires_at_ms <= now_ms))
     }
 
     /// When the entry (fresh or stale) was fetched, if there is one.
-    pub fn fetched_at(&self, name: &str, version: VersionSel, field: &str) -> Option<u64> {
-        let slot = self.entries.get(name)?.iter().find(|s| s.version == version && s.field == field)?;
+    pub fn fetched_at(&self, name: &str, version: &VersionSel, field: &str) -> Option<u64> {
+        let slot = self.entries.get(name)?.iter().find(|s| s.version == *version && s.field == field)?;
         Some(slot.fetched_at_ms)
     }
 
     /// Claims the one refresh of an entry per `interval_ms`: `true` if none
     /// was started within the interval (the caller then refreshes it).
-    pub fn claim_refresh(&mut self, name: &str, version: VersionSel, field: &str, now_ms: u64, interval_ms: u64) -> bool {
-        let key = CacheKey { name: name.to_string(), version, field: field.to_string() };
+    pub fn claim_refresh(&mut self, name: &str, version: &VersionSel, field: &str, now_ms: u64, interval_ms: u64) -> bool {
+        let key = CacheKey { name: name.to_string(), version: version.clone(), field: field.to_string() };
         // Claims older than the interval are over: dropping them keeps the list to the keys
         // refreshed within one interval (a short list; this is not the hit path).
         self.refresh_claims.retain(|(_, at)| now_ms.saturating_sub(*at) < interval_ms);
@@ -144,8 +144,8 @@ impl Cache {
     }
 
     /// A cached not-found answer (its message), while it lasts.
-    pub fn negative(&self, name: &str, version: VersionSel, field: &str, now_ms: u64) -> Option<&str> {
-        let key = CacheKey { name: name.to_string(), version, field: field.to_string() };
+    pub fn negative(&self, name: &str, version: &VersionSel, field: &str, now_ms: u64) -> Option<&str> {
+        let key = CacheKey { name: name.to_string(), version: version.clone(), field: field.to_string() };
         self.negative.get(&key).filter(|(until, _)| now_ms < *until).map(|(_, message)| message.as_str())
     }
 
@@ -169,7 +169,7 @@ impl Cache {
     /// strings instead of building a key).
     #[cfg(test)]
     pub fn get(&mut self, key: &CacheKey, now_ms: u64) -> Option<&Cached> {
-        self.lookup(&key.name, key.version, &key.field, now_ms).map(|e| e.cached)
+        self.lookup(&key.name, &key.version, &key.field, now_ms).map(|e| e.cached)
     }
 
     /// Stores an answer, fresh for `ttl_ms` and kept `stale_ms` longer for
@@ -189,7 +189,7 @@ impl Cache {
         }
         self.next_stamp += 1;
         let slot = Slot {
-            version: key.version,
+            version: key.version.clone(),
             field: key.field.clone(),
             cached,
             fetched_at_ms: now_ms,
@@ -292,11 +292,11 @@ mod tests {
     fn expired_entries_answer_as_stale_within_their_window_only() {
         let mut c = Cache::new(10);
         c.insert(key("a"), val("x"), 100, 50, 1_000);
-        assert!(!c.stale("a", VersionSel::Latest, "value", 1_099).unwrap().1, "a fresh entry is no stale answer");
+        assert!(!c.stale("a", &VersionSel::Latest, "value", 1_099).unwrap().1, "a fresh entry is no stale answer");
         assert!(c.get(&key("a"), 1_100).is_none(), "expired: a miss");
-        let (stale, expired) = c.stale("a", VersionSel::Latest, "value", 1_149).unwrap();
+        let (stale, expired) = c.stale("a", &VersionSel::Latest, "value", 1_149).unwrap();
         assert_eq!((stale.value.expose(), expired), (&b"x"[..], true));
-        assert!(c.stale("a", VersionSel::Latest, "value", 1_150).is_none(), "past max_stale");
+        assert!(c.stale("a", &VersionSel::Latest, "value", 1_150).is_none(), "past max_stale");
         assert!(c.get(&key("a"), 1_150).is_none());
         assert_eq!(c.len(), 0, "dropped once past its stale window");
     }
@@ -305,17 +305,17 @@ mod tests {
     fn negative_entries_expire_and_give_way_to_values() {
         let mut c = Cache::new(10);
         c.insert_negative(key("a"), "gone".into(), 100, 0);
-        assert_eq!(c.negative("a", VersionSel::Latest, "value", 99), Some("gone"));
-        assert_eq!(c.negative("a", VersionSel::Latest, "value", 100), None);
+        assert_eq!(c.negative("a", &VersionSel::Latest, "value", 99), Some("gone"));
+        assert_eq!(c.negative("a", &VersionSel::Latest, "value", 100), None);
         c.insert_negative(key("b"), "gone".into(), 100, 0);
         c.insert(key("b"), val("x"), 100, 0, 1);
-        assert_eq!(c.negative("b", VersionSel::Latest, "value", 2), None, "a value replaces a not-found");
+        assert_eq!(c.negative("b", &VersionSel::Latest, "value", 2), None, "a value replaces a not-found");
         c.insert_negative(key("b"), "gone".into(), 100, 3);
         assert!(c.get(&key("b"), 4).is_none(), "a not-found drops the value");
         c.insert_negative(key("c"), "gone".into(), 0, 0);
-        assert_eq!(c.negative("c", VersionSel::Latest, "value", 0), None, "a zero TTL keeps nothing");
+        assert_eq!(c.negative("c", &VersionSel::Latest, "value", 0), None, "a zero TTL keeps nothing");
         assert_eq!(c.remove_name("b"), 0);
-        assert_eq!(c.negative("b", VersionSel::Latest, "value", 5), None, "invalidate drops not-founds");
+        assert_eq!(c.negative("b", &VersionSel::Latest, "value", 5), None, "invalidate drops not-founds");
     }
 
     #[test]

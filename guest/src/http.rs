@@ -56,14 +56,48 @@ impl BaseUrl {
     }
 }
 
-/// A GET request for the transport.
+/// The methods backends are called with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    /// Logins (Vault AppRole), token renewal, and AWS's JSON API.
+    Post,
+}
+
+impl Method {
+    /// As it goes on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+        }
+    }
+}
+
+/// A request for the transport.
 #[derive(Clone)]
 pub struct HttpRequest {
+    pub method: Method,
     pub scheme: Scheme,
     pub authority: String,
     pub path_and_query: String,
     /// Header names are lowercase. Values may hold credentials.
     pub headers: Vec<(String, Vec<u8>)>,
+    /// Sent as is (empty: no body). May hold credentials (a login), so
+    /// `Debug` shows only its length.
+    pub body: Vec<u8>,
+}
+
+impl HttpRequest {
+    /// A GET with no body.
+    pub fn get(url: &BaseUrl, path_and_query: String, headers: Vec<(String, Vec<u8>)>) -> HttpRequest {
+        HttpRequest { method: Method::Get, scheme: url.scheme, authority: url.authority.clone(), path_and_query, headers, body: Vec::new() }
+    }
+
+    /// A POST of `body`.
+    pub fn post(url: &BaseUrl, path_and_query: String, headers: Vec<(String, Vec<u8>)>, body: Vec<u8>) -> HttpRequest {
+        HttpRequest { method: Method::Post, scheme: url.scheme, authority: url.authority.clone(), path_and_query, headers, body }
+    }
 }
 
 /// Headers whose values are credentials and must never be printed
@@ -84,10 +118,12 @@ impl fmt::Debug for HttpRequest {
             })
             .collect();
         f.debug_struct("HttpRequest")
+            .field("method", &self.method)
             .field("scheme", &self.scheme)
             .field("authority", &self.authority)
             .field("path_and_query", &self.path_and_query)
             .field("headers", &headers)
+            .field("body_bytes", &self.body.len())
             .finish()
     }
 }
@@ -263,18 +299,20 @@ mod tests {
 
     #[test]
     fn request_debug_redacts_credentials() {
-        let r = HttpRequest {
-            scheme: Scheme::Http,
-            authority: "h".into(),
-            path_and_query: "/".into(),
-            headers: vec![
+        let url = BaseUrl::parse("http://h").unwrap();
+        let r = HttpRequest::post(
+            &url,
+            "/".into(),
+            vec![
                 ("x-vault-token".into(), b"s.TOPSECRET".to_vec()),
                 ("authorization".into(), b"Bearer ya29".to_vec()),
                 ("x-amz-security-token".into(), b"FQoGZXIvYXdz".to_vec()),
             ],
-        };
+            br#"{"secret_id":"SIDSECRET"}"#.to_vec(),
+        );
         let shown = format!("{r:?}");
         assert!(!shown.contains("TOPSECRET") && !shown.contains("ya29") && !shown.contains("FQoG"), "{shown}");
+        assert!(!shown.contains("SIDSECRET") && shown.contains("body_bytes: 25"), "{shown}");
     }
 
     fn with_retry_after(value: &str) -> HttpResponse {

@@ -17,17 +17,29 @@ pub const VAULT_SEGMENT_MAX: usize = 255;
 pub const FIELD_MAX: usize = 256;
 
 /// Which version a request asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum VersionSel {
-    /// The newest version.
+    /// The newest version (AWS: the `AWSCURRENT` stage).
     Latest,
-    /// A pinned version (a positive integer).
+    /// A numbered version (Vault, GCP): a positive integer.
     Pinned(u64),
+    /// An opaque version id that names one immutable version (AWS `VersionId`).
+    Id(String),
+    /// A label that moves between versions (AWS `VersionStage`): cached like
+    /// `latest`, never like a pinned version.
+    Stage(String),
 }
 
+/// AWS's own staging labels, accepted without the `stage:` prefix.
+const AWS_STAGES: &[&str] = &["AWSCURRENT", "AWSPREVIOUS", "AWSPENDING"];
+
 impl VersionSel {
-    /// Parses `latest` or a positive decimal integer without sign or leading
-    /// zeros (so each version has one spelling and one cache key).
+    /// Parses `latest`; a positive decimal integer without sign or leading
+    /// zeros (so each version has one spelling and one cache key); an AWS
+    /// version id (32–64 of `[A-Za-z0-9-]`); or a stage: `AWSCURRENT`,
+    /// `AWSPREVIOUS`, `AWSPENDING` or `stage:<label>` (1–256 of
+    /// `[A-Za-z0-9_.+=@:-]`). Which of these a backend takes is
+    /// [`crate::backend::validate`]'s business.
     pub fn parse(text: Option<&str>) -> Result<VersionSel, Error> {
         let Some(text) = text else {
             return Ok(VersionSel::Latest);
@@ -35,24 +47,61 @@ impl VersionSel {
         if text == "latest" {
             return Ok(VersionSel::Latest);
         }
+        if AWS_STAGES.contains(&text) {
+            return Ok(VersionSel::Stage(text.to_string()));
+        }
+        if let Some(label) = text.strip_prefix("stage:") {
+            let ok = (1..=256).contains(&label.len())
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.+=@:-".contains(&b));
+            if !ok {
+                return Err(Error::InvalidRequest(format!(
+                    "a stage label must be 1-256 of [A-Za-z0-9_.+=@:-], got {:?}",
+                    shorten(label)
+                )));
+            }
+            return Ok(VersionSel::Stage(label.to_string()));
+        }
         let digits_only = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
         // u64::MAX has 20 digits: a longer text cannot fit, a 20-digit one may (the parse
         // below says). Capping at 19 refused versions 10^19..=u64::MAX, which the backends
         // can report (Vault's metadata version is a u64), so they could not be read again.
-        if !digits_only || text.starts_with('0') || text.len() > 20 {
-            return Err(Error::InvalidRequest(format!(
-                "version must be a positive integer or `latest`, got {:?}",
-                shorten(text)
-            )));
+        if digits_only && !text.starts_with('0') && text.len() <= 20 {
+            return text
+                .parse::<u64>()
+                .map(VersionSel::Pinned)
+                .map_err(|_| Error::InvalidRequest("version is out of range".into()));
         }
-        text.parse::<u64>()
-            .map(VersionSel::Pinned)
-            .map_err(|_| Error::InvalidRequest("version is out of range".into()))
+        // A 32-digit id is an id (AWS accepts client tokens of digits), not a number.
+        let id_like = (32..=64).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if id_like {
+            return Ok(VersionSel::Id(text.to_string()));
+        }
+        Err(Error::InvalidRequest(format!(
+            "version must be `latest`, a positive integer, an AWS version id or stage, got {:?}",
+            shorten(text)
+        )))
     }
 
-    /// Whether a version is pinned.
-    pub fn is_pinned(self) -> bool {
-        matches!(self, VersionSel::Pinned(_))
+    /// Whether the version can never change under this selector (a number
+    /// or an id): cached for `cache.pinned_ttl_ms`.
+    pub fn is_pinned(&self) -> bool {
+        matches!(self, VersionSel::Pinned(_) | VersionSel::Id(_))
+    }
+
+    /// Whether this is `latest`: the only selector fallback tiers answer
+    /// (versions, ids and stages are each backend's own).
+    pub fn is_latest(&self) -> bool {
+        matches!(self, VersionSel::Latest)
+    }
+
+    /// One spelling per selector, distinct across kinds (shared-state ids).
+    pub fn text(&self) -> String {
+        match self {
+            VersionSel::Latest => "latest".to_string(),
+            VersionSel::Pinned(n) => n.to_string(),
+            VersionSel::Id(id) => format!("id:{id}"),
+            VersionSel::Stage(label) => format!("stage:{label}"),
+        }
     }
 }
 
@@ -144,13 +193,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn versions_parse_latest_and_positive_integers_only() {
+    fn versions_parse_latest_integers_ids_and_stages_only() {
         assert_eq!(VersionSel::parse(None).unwrap(), VersionSel::Latest);
         assert_eq!(VersionSel::parse(Some("latest")).unwrap(), VersionSel::Latest);
         assert_eq!(VersionSel::parse(Some("7")).unwrap(), VersionSel::Pinned(7));
-        for bad in ["0", "-1", "+1", "01", "1.0", "", "LATEST", " 1", "99999999999999999999"] {
+        let uuid = "a1b2c3d4-5678-90ab-cdef-EXAMPLE11111";
+        assert_eq!(VersionSel::parse(Some(uuid)).unwrap(), VersionSel::Id(uuid.into()));
+        let digits = "1".repeat(32);
+        assert_eq!(VersionSel::parse(Some(&digits)).unwrap(), VersionSel::Id(digits.clone()));
+        assert_eq!(VersionSel::parse(Some("AWSPREVIOUS")).unwrap(), VersionSel::Stage("AWSPREVIOUS".into()));
+        assert_eq!(VersionSel::parse(Some("stage:blue-1")).unwrap(), VersionSel::Stage("blue-1".into()));
+        let bad_ids = ["a".repeat(31), "a".repeat(65), format!("{}_", "a".repeat(31))];
+        for bad in ["0", "-1", "+1", "01", "1.0", "", "LATEST", " 1", "99999999999999999999", "stage:", "stage:a b", "AWSCURRENTX"] {
             assert!(VersionSel::parse(Some(bad)).is_err(), "{bad:?} accepted");
         }
+        for bad in &bad_ids {
+            assert!(VersionSel::parse(Some(bad)).is_err(), "{bad:?} accepted");
+        }
+        assert!(VersionSel::parse(Some(&format!("stage:{}", "s".repeat(257)))).is_err());
+        assert!(VersionSel::Id(uuid.into()).is_pinned() && !VersionSel::Stage("x".into()).is_pinned());
+        let texts: Vec<String> = [VersionSel::Latest, VersionSel::Pinned(1), VersionSel::Id(uuid.into()), VersionSel::Stage("latest".into())]
+            .iter()
+            .map(VersionSel::text)
+            .collect();
+        assert_eq!(texts, ["latest", "1", &format!("id:{uuid}"), "stage:latest"]);
     }
 
     #[test]

@@ -16,20 +16,16 @@ use crate::secret::SecretBytes;
 use crate::validate::VersionSel;
 
 /// The access request. `project` and `secret` are validated.
-pub fn request(url: &BaseUrl, project: &str, token: &SecretBytes, secret: &str, version: VersionSel) -> HttpRequest {
+pub fn request(url: &BaseUrl, project: &str, token: &SecretBytes, secret: &str, version: &VersionSel) -> HttpRequest {
     let version = match version {
-        VersionSel::Latest => "latest".to_string(),
         VersionSel::Pinned(n) => n.to_string(),
+        // Ids and stages are refused by `backend::validate`; `latest` is all that is left.
+        VersionSel::Latest | VersionSel::Id(_) | VersionSel::Stage(_) => "latest".to_string(),
     };
     let path_and_query = format!("{}/v1/projects/{project}/secrets/{secret}/versions/{version}:access", url.prefix);
     let mut bearer = b"Bearer ".to_vec();
     bearer.extend_from_slice(token.expose());
-    HttpRequest {
-        scheme: url.scheme,
-        authority: url.authority.clone(),
-        path_and_query,
-        headers: vec![("authorization".to_string(), bearer)],
-    }
+    HttpRequest::get(url, path_and_query, vec![("authorization".to_string(), bearer)])
 }
 
 /// Judges a response. `retry_after` is the response's `Retry-After`, read by
@@ -124,10 +120,10 @@ mod tests {
     #[test]
     fn request_shape() {
         let url = BaseUrl::parse("https://secretmanager.googleapis.com").unwrap();
-        let r = request(&url, "my-proj", &SecretBytes::new(b"ya29.x".to_vec()), "db", VersionSel::Latest);
+        let r = request(&url, "my-proj", &SecretBytes::new(b"ya29.x".to_vec()), "db", &VersionSel::Latest);
         assert_eq!(r.path_and_query, "/v1/projects/my-proj/secrets/db/versions/latest:access");
         assert_eq!(r.headers, vec![("authorization".to_string(), b"Bearer ya29.x".to_vec())]);
-        let pinned = request(&url, "p", &SecretBytes::new(vec![]), "db", VersionSel::Pinned(3));
+        let pinned = request(&url, "p", &SecretBytes::new(vec![]), "db", &VersionSel::Pinned(3));
         assert!(pinned.path_and_query.ends_with("/versions/3:access"));
     }
 

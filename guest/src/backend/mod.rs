@@ -95,6 +95,7 @@ pub fn validate(spec: &BackendSpec, name: &str, field: &str) -> Result<(), Error
     validate::field(field)?;
     match spec {
         BackendSpec::Vault { .. } => validate::vault_path(name),
+        BackendSpec::Aws { .. } => Err(Error::InvalidRequest("the aws backend is not built yet".into())),
         BackendSpec::Gcp { .. } => {
             validate::gcp_secret_id(name)?;
             if field != DEFAULT_FIELD {
@@ -108,16 +109,16 @@ pub fn validate(spec: &BackendSpec, name: &str, field: &str) -> Result<(), Error
 }
 
 /// The HTTP request reading `name` at `version`. The name must be validated.
-pub fn request(tier: &TierSpec, token: &SecretBytes, name: &str, version: VersionSel) -> HttpRequest {
+pub fn request(tier: &TierSpec, token: &SecretBytes, name: &str, version: &VersionSel) -> HttpRequest {
     match &tier.backend {
         BackendSpec::Vault { mount, namespace } => vault::request(&tier.url, mount, namespace.as_deref(), token, name, version),
-        BackendSpec::Gcp { project } => gcp::request(&tier.url, project, token, name, version),
+        BackendSpec::Gcp { project } | BackendSpec::Aws { region: project } => gcp::request(&tier.url, project, token, name, version),
     }
 }
 
 /// Judges a complete response to a read of `name` at `version`. Reads only
 /// the seconds form of `Retry-After`; [`response_at`] reads both.
-pub fn response(spec: &BackendSpec, name: &str, version: VersionSel, response: &HttpResponse) -> Result<Fetched, Failure> {
+pub fn response(spec: &BackendSpec, name: &str, version: &VersionSel, response: &HttpResponse) -> Result<Fetched, Failure> {
     judge(spec, name, version, response, response.retry_after_ms())
 }
 
@@ -125,20 +126,20 @@ pub fn response(spec: &BackendSpec, name: &str, version: VersionSel, response: &
 pub fn response_at(
     spec: &BackendSpec,
     name: &str,
-    version: VersionSel,
+    version: &VersionSel,
     response: &HttpResponse,
     now_wall_ms: u64,
 ) -> Result<Fetched, Failure> {
     judge(spec, name, version, response, response.retry_after_ms_at(now_wall_ms))
 }
 
-fn judge(spec: &BackendSpec, name: &str, version: VersionSel, response: &HttpResponse, retry_after: Option<u64>) -> Result<Fetched, Failure> {
+fn judge(spec: &BackendSpec, name: &str, version: &VersionSel, response: &HttpResponse, retry_after: Option<u64>) -> Result<Fetched, Failure> {
     let fetched = match spec {
         BackendSpec::Vault { .. } => vault::response(name, response, retry_after),
-        BackendSpec::Gcp { .. } => gcp::response(name, response, retry_after),
+        BackendSpec::Gcp { .. } | BackendSpec::Aws { .. } => gcp::response(name, response, retry_after),
     }?;
     // A pinned read is cached for long under its version: never under the wrong one.
-    if let VersionSel::Pinned(asked) = version {
+    if let VersionSel::Pinned(asked) = *version {
         if fetched.version != asked.to_string() {
             return Err(Failure::permanent(Error::backend(
                 Some(response.status),
@@ -197,9 +198,9 @@ mod tests {
         let vault = BackendSpec::Vault { mount: "secret".into(), namespace: None };
         let body = br#"{"data":{"data":{"value":"v"},"metadata":{"version":5}}}"#.to_vec();
         let ok = HttpResponse { status: 200, headers: vec![], body };
-        assert_eq!(response(&vault, "x", VersionSel::Pinned(5), &ok).unwrap().version, "5");
-        assert_eq!(response(&vault, "x", VersionSel::Latest, &ok).unwrap().version, "5");
-        let wrong = response(&vault, "x", VersionSel::Pinned(4), &ok).unwrap_err();
+        assert_eq!(response(&vault, "x", &VersionSel::Pinned(5), &ok).unwrap().version, "5");
+        assert_eq!(response(&vault, "x", &VersionSel::Latest, &ok).unwrap().version, "5");
+        let wrong = response(&vault, "x", &VersionSel::Pinned(4), &ok).unwrap_err();
         assert!(!wrong.transient);
         assert_eq!(wrong.error, Error::backend(Some(200), "asked for version 4 but the backend returned version 5"));
     }
@@ -227,9 +228,9 @@ mod tests {
                 body: vec![],
             };
             for spec in [&vault, &gcp] {
-                let f = response_at(spec, "x", VersionSel::Latest, &r, now).unwrap_err();
+                let f = response_at(spec, "x", &VersionSel::Latest, &r, now).unwrap_err();
                 assert!(f.transient && f.retry_after_ms == Some(10_000), "{spec:?} {status}: {f:?}");
-                assert_eq!(response(spec, "x", VersionSel::Latest, &r).unwrap_err().retry_after_ms, None);
+                assert_eq!(response(spec, "x", &VersionSel::Latest, &r).unwrap_err().retry_after_ms, None);
             }
         }
     }

@@ -20,17 +20,17 @@ pub fn request(
     namespace: Option<&str>,
     token: &SecretBytes,
     path: &str,
-    version: VersionSel,
+    version: &VersionSel,
 ) -> HttpRequest {
     let mut path_and_query = format!("{}/v1/{mount}/data/{path}", url.prefix);
-    if let VersionSel::Pinned(n) = version {
+    if let VersionSel::Pinned(n) = *version {
         path_and_query.push_str(&format!("?version={n}"));
     }
     let mut headers = vec![("x-vault-token".to_string(), token.expose().to_vec())];
     if let Some(ns) = namespace {
         headers.push(("x-vault-namespace".to_string(), ns.as_bytes().to_vec()));
     }
-    HttpRequest { scheme: url.scheme, authority: url.authority.clone(), path_and_query, headers }
+    HttpRequest::get(url, path_and_query, headers)
 }
 
 /// Judges a response. `retry_after` is the response's `Retry-After`, read
@@ -114,13 +114,13 @@ mod tests {
     #[test]
     fn request_shape() {
         let token = SecretBytes::new(b"s.tok".to_vec());
-        let r = request(&url(), "kv", Some("team-a"), &token, "app/db", VersionSel::Pinned(4));
+        let r = request(&url(), "kv", Some("team-a"), &token, "app/db", &VersionSel::Pinned(4));
         assert_eq!(r.scheme, Scheme::Http);
         assert_eq!(r.authority, "127.0.0.1:8200");
         assert_eq!(r.path_and_query, "/v1/kv/data/app/db?version=4");
         assert_eq!(r.headers[0], ("x-vault-token".to_string(), b"s.tok".to_vec()));
         assert_eq!(r.headers[1], ("x-vault-namespace".to_string(), b"team-a".to_vec()));
-        let latest = request(&BaseUrl::parse("https://v/pfx").unwrap(), "secret", None, &token, "x", VersionSel::Latest);
+        let latest = request(&BaseUrl::parse("https://v/pfx").unwrap(), "secret", None, &token, "x", &VersionSel::Latest);
         assert_eq!(latest.path_and_query, "/pfx/v1/secret/data/x");
         assert_eq!(latest.headers.len(), 1);
     }

@@ -44,14 +44,30 @@ pub enum BackendSpec {
     Vault { mount: String, namespace: Option<String> },
     /// Google Cloud Secret Manager.
     Gcp { project: String },
+    /// AWS Secrets Manager, in one region (it is part of every signature).
+    Aws { region: String },
 }
 
 impl BackendSpec {
-    /// `vault` or `gcp`.
+    /// `vault`, `gcp` or `aws`.
     pub fn kind(&self) -> &'static str {
         match self {
             BackendSpec::Vault { .. } => "vault",
             BackendSpec::Gcp { .. } => "gcp",
+            BackendSpec::Aws { .. } => "aws",
+        }
+    }
+
+    /// The selector that names the concrete version a read resolved to, so a
+    /// `latest` answer also serves later reads of that exact version.
+    pub fn pinned(&self, version: &str) -> Option<crate::validate::VersionSel> {
+        use crate::validate::VersionSel;
+        match self {
+            BackendSpec::Vault { .. } | BackendSpec::Gcp { .. } => version.parse().ok().map(VersionSel::Pinned),
+            BackendSpec::Aws { .. } => match VersionSel::parse(Some(version)) {
+                Ok(id @ VersionSel::Id(_)) => Some(id),
+                _ => None,
+            },
         }
     }
 }

@@ -24,7 +24,7 @@ impl Read {
     pub(super) fn of(job: &Job) -> Read {
         Read {
             env: job.env,
-            key: CacheKey { name: job.name.clone(), version: job.version, field: job.field.clone() },
+            key: CacheKey { name: job.name.clone(), version: job.version.clone(), field: job.field.clone() },
             trace: job.trace,
         }
     }
@@ -69,7 +69,7 @@ impl Provider {
     /// The last value known for a read, within its stale window.
     fn last_known(&mut self, read: &Read, now: u64, io: &mut Io<'_>) -> Option<Secret> {
         let key = &read.key;
-        if let Some((cached, expired)) = self.envs[read.env].cache.stale(&key.name, key.version, &key.field, now) {
+        if let Some((cached, expired)) = self.envs[read.env].cache.stale(&key.name, &key.version, &key.field, now) {
             // A refresh (ahead or forced) that failed keeps the value it was refreshing.
             return Some(Secret::cached(cached, expired));
         }

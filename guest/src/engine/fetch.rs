@@ -55,7 +55,7 @@ struct Fetch {
 
 impl Fetch {
     fn key(&self, field: &str) -> CacheKey {
-        CacheKey { name: self.name.clone(), version: self.version, field: field.to_string() }
+        CacheKey { name: self.name.clone(), version: self.version.clone(), field: field.to_string() }
     }
 
     /// A fallback's not-found says nothing about an earlier tier that failed:
@@ -98,7 +98,7 @@ impl Provider {
             let env = &self.envs[job.env].env;
             pending.push(Fetch {
                 trace,
-                request: backend::request(env.spec.primary(), env.token(), &job.name, job.version),
+                request: backend::request(env.spec.primary(), env.token(), &job.name, &job.version),
                 deadline_ms: start.saturating_add(env.spec.policy.deadline_ms),
                 env: job.env,
                 name: job.name,
@@ -197,7 +197,7 @@ impl Provider {
         let tier = fetch.tier;
         let outcome = match response {
             Ok(response) => {
-                backend::response_at(&state.env.spec.tiers[tier].backend, &fetch.name, fetch.version, &response, io.clock.wall_ms())
+                backend::response_at(&state.env.spec.tiers[tier].backend, &fetch.name, &fetch.version, &response, io.clock.wall_ms())
             }
             Err(error) => Err(Failure {
                 transient: error.is_transient(),
@@ -283,7 +283,7 @@ impl Provider {
     /// serves `latest` reads only (version numbers are each backend's own)
     /// of names and fields its grammar accepts.
     fn next_tier(&self, fetch: &Fetch, after: usize) -> Option<usize> {
-        if fetch.version.is_pinned() {
+        if !fetch.version.is_latest() {
             return None;
         }
         let tiers = &self.envs[fetch.env].env.spec.tiers;
@@ -295,7 +295,7 @@ impl Provider {
     /// Moves a fetch on to tier `tier`: a new request, and its own attempts.
     fn switch_tier(&self, fetch: &mut Fetch, tier: usize) {
         let env = &self.envs[fetch.env].env;
-        fetch.request = backend::request(&env.spec.tiers[tier], &env.tokens[tier], &fetch.name, fetch.version);
+        fetch.request = backend::request(&env.spec.tiers[tier], &env.tokens[tier], &fetch.name, &fetch.version);
         fetch.tier = tier;
         fetch.attempts = 0;
     }
@@ -379,13 +379,13 @@ impl Provider {
         // resolved to; pinned versions never change, so they live longer. Only
         // the primary's version numbers are the ones callers pin.
         let pinned_too = match fetch.version {
-            VersionSel::Latest if fetch.tier == 0 => fetched.version.parse().ok().map(VersionSel::Pinned),
-            VersionSel::Latest | VersionSel::Pinned(_) => None,
+            VersionSel::Latest if fetch.tier == 0 => self.envs[env].env.spec.primary().backend.pinned(&fetched.version),
+            _ => None,
         };
         for (slot, field) in &fetch.waiters {
             let result = fetched.select(field).map(|value| {
                 let cached = Cached { value, version: fetched.version.clone(), tier };
-                if let Some(pinned) = pinned_too {
+                if let Some(pinned) = pinned_too.clone() {
                     let key = CacheKey { name: fetch.name.clone(), version: pinned, field: field.clone() };
                     self.queue_publish(env, key.clone(), &cached, policy.cache_pinned_ttl_ms);
                     self.envs[env].cache.insert(key, cached.clone(), policy.cache_pinned_ttl_ms, policy.max_stale_ms, now);

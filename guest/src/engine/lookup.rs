@@ -46,7 +46,7 @@ impl Provider {
         let policy = &state.env.spec.policy;
         let interval = policy.refresh_interval_ms;
         let mut reason = Reason::Miss;
-        if let Some(hit) = state.cache.lookup(&request.name, version, field, now_ms) {
+        if let Some(hit) = state.cache.lookup(&request.name, &version, field, now_ms) {
             let age = now_ms.saturating_sub(hit.fetched_at_ms);
             let recent = age < interval;
             let ttl = hit.expires_at_ms.saturating_sub(hit.fetched_at_ms);
@@ -55,7 +55,7 @@ impl Provider {
             let secret = Secret::cached(hit.cached, false);
             // One refresh per key per interval, whether the last one worked, failed or found
             // nothing: a caller looping on `refresh` gets the cached value meanwhile.
-            if !wanted || !state.cache.claim_refresh(&request.name, version, field, now_ms, interval) {
+            if !wanted || !state.cache.claim_refresh(&request.name, &version, field, now_ms, interval) {
                 state.counters.hits += 1;
                 if request.refresh {
                     state.counters.refresh_limited += 1;
@@ -64,9 +64,9 @@ impl Provider {
             }
             reason = if request.refresh { Reason::Forced } else { Reason::Ahead };
             state.counters.refreshes += 1;
-        } else if let Some(message) = state.cache.negative(&request.name, version, field, now_ms).map(str::to_string) {
+        } else if let Some(message) = state.cache.negative(&request.name, &version, field, now_ms).map(str::to_string) {
             // A `refresh` of a secret known not to exist asks again once per interval.
-            let forced = request.refresh && state.cache.claim_refresh(&request.name, version, field, now_ms, interval);
+            let forced = request.refresh && state.cache.claim_refresh(&request.name, &version, field, now_ms, interval);
             if !forced {
                 let error = Error::NotFound(message);
                 state.counters.negative_hits += 1;
@@ -79,7 +79,7 @@ impl Provider {
             reason = Reason::Forced;
         } else if request.refresh {
             // Nothing cached: a plain miss, but it starts the key's refresh interval.
-            state.cache.claim_refresh(&request.name, version, field, now_ms, interval);
+            state.cache.claim_refresh(&request.name, &version, field, now_ms, interval);
             reason = Reason::Forced;
         }
         if let Err(error) = backend::validate(&state.env.spec.primary().backend, &request.name, field) {

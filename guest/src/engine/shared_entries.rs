@@ -26,7 +26,7 @@ impl Provider {
         let epoch = self.env_epoch(env, io)?.to_be_bytes();
         let spec = &self.envs[env].env.spec;
         let backend = format!("{:?}|{:?}", spec.primary().backend, spec.primary().url);
-        let version = version_text(key.version);
+        let version = version_text(&key.version);
         let parts: [&[u8]; 6] =
             [spec.name.as_bytes(), backend.as_bytes(), &epoch, key.name.as_bytes(), version.as_bytes(), key.field.as_bytes()];
         let ready = self.shared.usable()?;
@@ -52,7 +52,7 @@ impl Provider {
     /// The in-memory value a refresh-ahead job is refreshing (still fresh).
     pub(super) fn still_cached(&mut self, job: &Job, io: &mut Io<'_>) -> Option<Secret> {
         let now = io.clock.now_ms();
-        let (cached, _) = self.envs[job.env].cache.stale(&job.name, job.version, &job.field, now)?;
+        let (cached, _) = self.envs[job.env].cache.stale(&job.name, &job.version, &job.field, now)?;
         Some(Secret::cached(cached, false))
     }
 
@@ -73,7 +73,7 @@ impl Provider {
     /// A fresh shared answer for `job` (a value, or a cached not-found),
     /// copied into memory.
     pub(super) fn shared_lookup(&mut self, job: &Job, io: &mut Io<'_>) -> Option<Result<Secret, Error>> {
-        let key = CacheKey { name: job.name.clone(), version: job.version, field: job.field.clone() };
+        let key = CacheKey { name: job.name.clone(), version: job.version.clone(), field: job.field.clone() };
         let record = self.shared_record(job.env, &key, io)?;
         let state = &mut self.envs[job.env];
         let policy = state.env.spec.policy;

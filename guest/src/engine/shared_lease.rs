@@ -25,7 +25,7 @@ pub(super) enum Lease {
 impl Provider {
     fn lease_ids(&self, job: &Job) -> Option<(String, Vec<u8>)> {
         let ready = self.shared.usable()?;
-        let version = super::shared_state::version_text(job.version);
+        let version = super::shared_state::version_text(&job.version);
         let parts: [&[u8]; 3] = [self.envs[job.env].env.spec.name.as_bytes(), job.name.as_bytes(), version.as_bytes()];
         Some((ready.key.entry_id("lease", &parts), seal::identity("lease", &parts)))
     }

@@ -99,11 +99,8 @@ impl Layer {
     }
 }
 
-pub(super) fn version_text(version: VersionSel) -> String {
-    match version {
-        VersionSel::Latest => "latest".to_string(),
-        VersionSel::Pinned(n) => n.to_string(),
-    }
+pub(super) fn version_text(version: &VersionSel) -> String {
+    version.text()
 }
 
 

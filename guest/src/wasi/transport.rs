@@ -12,7 +12,7 @@ use crate::prelude::*;
 use super::wasi::clocks::monotonic_clock;
 use super::wasi::http::outgoing_handler;
 use super::wasi::http::types::{
-    ErrorCode, FutureIncomingResponse, IncomingBody, IncomingResponse, Method, OutgoingRequest, RequestOptions, Scheme,
+    ErrorCode, FutureIncomingResponse, IncomingBody, IncomingResponse, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
 };
 use super::wasi::io::poll;
 use super::wasi::io::streams::{InputStream, StreamError};
@@ -117,12 +117,29 @@ impl WasiTransport {
 }
 
 fn start_request(outbound: &Outbound) -> Exchange {
-    match build(outbound).and_then(|(request, options)| {
-        outgoing_handler::handle(request, Some(options)).map_err(|code| map_error(&code))
-    }) {
+    match build(outbound).and_then(|(request, options)| send(request, options, &outbound.request.body)) {
         Ok(future) => Exchange::Waiting(future),
         Err(error) => Exchange::Done(Err(error)),
     }
+}
+
+/// Hands the request to the host, then writes its body (bodies are small:
+/// a login or an AWS call) and finishes it, so the host knows it is complete.
+fn send(request: OutgoingRequest, options: RequestOptions, body: &[u8]) -> Result<FutureIncomingResponse, TransportError> {
+    let outgoing = request.body().map_err(|()| TransportError::Rejected("request body taken twice".into()))?;
+    let future = outgoing_handler::handle(request, Some(options)).map_err(|code| map_error(&code))?;
+    if !body.is_empty() {
+        let stream = outgoing.write().map_err(|()| TransportError::Rejected("request body stream taken twice".into()))?;
+        // `blocking-write-and-flush` takes at most 4096 bytes per call.
+        for chunk in body.chunks(4096) {
+            stream
+                .blocking_write_and_flush(chunk)
+                .map_err(|_| TransportError::Connect("the request body could not be written".into()))?;
+        }
+        drop(stream);
+    }
+    OutgoingBody::finish(outgoing, None).map_err(|code| map_error(&code))?;
+    Ok(future)
 }
 
 fn build(outbound: &Outbound) -> Result<(OutgoingRequest, RequestOptions), TransportError> {
@@ -130,7 +147,10 @@ fn build(outbound: &Outbound) -> Result<(OutgoingRequest, RequestOptions), Trans
     let invalid = |what: &str| TransportError::Rejected(format!("invalid request {what}"));
     let headers = super::wasi::http::types::Fields::from_list(&r.headers).map_err(|_| invalid("headers"))?;
     let request = OutgoingRequest::new(headers);
-    request.set_method(&Method::Get).map_err(|()| invalid("method"))?;
+    request.set_method(&match r.method {
+        http::Method::Get => Method::Get,
+        http::Method::Post => Method::Post,
+    }).map_err(|()| invalid("method"))?;
     let scheme = match r.scheme {
         http::Scheme::Http => Scheme::Http,
         http::Scheme::Https => Scheme::Https,
