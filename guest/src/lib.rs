@@ -21,6 +21,7 @@ mod prelude {
     pub use alloc::vec::Vec;
 }
 
+pub mod auth;
 pub mod backend;
 pub mod breaker;
 pub mod cache;

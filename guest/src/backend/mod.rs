@@ -8,6 +8,7 @@ pub mod vault;
 
 use core::fmt;
 
+use crate::auth::Presented;
 use crate::config::{BackendSpec, TierSpec};
 use crate::error::Error;
 use crate::http::{HttpRequest, HttpResponse};
@@ -108,11 +109,16 @@ pub fn validate(spec: &BackendSpec, name: &str, field: &str) -> Result<(), Error
     }
 }
 
-/// The HTTP request reading `name` at `version`. The name must be validated.
-pub fn request(tier: &TierSpec, token: &SecretBytes, name: &str, version: &VersionSel) -> HttpRequest {
-    match &tier.backend {
-        BackendSpec::Vault { mount, namespace } => vault::request(&tier.url, mount, namespace.as_deref(), token, name, version),
-        BackendSpec::Gcp { project } | BackendSpec::Aws { region: project } => gcp::request(&tier.url, project, token, name, version),
+/// The HTTP request reading `name` at `version`, presenting `presented`
+/// (AWS signs at `wall_ms`, Unix ms). The name must be validated.
+pub fn request(tier: &TierSpec, presented: Presented<'_>, name: &str, version: &VersionSel, wall_ms: u64) -> Result<HttpRequest, Error> {
+    let _ = wall_ms;
+    match (&tier.backend, presented) {
+        (BackendSpec::Vault { mount, namespace }, Presented::Token(token)) => {
+            Ok(vault::request(&tier.url, mount, namespace.as_deref(), token, name, version))
+        }
+        (BackendSpec::Gcp { project }, Presented::Token(token)) => Ok(gcp::request(&tier.url, project, token, name, version)),
+        (backend, _) => Err(Error::InvalidRequest(format!("the {} backend cannot use this credential", backend.kind()))),
     }
 }
 

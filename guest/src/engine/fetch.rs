@@ -20,7 +20,7 @@ use crate::backend::{self, Failure, Fetched};
 use crate::breaker::{Permit, Phase};
 use crate::cache::{CacheKey, Cached};
 use crate::error::Error;
-use crate::http::{HttpRequest, HttpResponse, TransportError};
+use crate::http::{HttpResponse, TransportError};
 use crate::trace::TraceParent;
 use crate::validate::VersionSel;
 use super::events::About;
@@ -36,7 +36,6 @@ struct Fetch {
     version: VersionSel,
     /// The tier being tried.
     tier: usize,
-    request: HttpRequest,
     /// (result slot, field).
     waiters: Vec<(usize, String)>,
     attempts: u32,
@@ -75,6 +74,17 @@ impl Fetch {
 
 type Slots = Vec<Option<Result<Secret, Error>>>;
 
+/// What [`Provider::admit`] decided about an attempt.
+enum Admission {
+    /// Send it.
+    Start(Outbound, Permit),
+    /// It could not be made (no credential, a request that cannot be built):
+    /// judged as a failed attempt.
+    Failed(Failure, Permit),
+    /// No tier can take it (deadline passed, breakers open, paused).
+    Refused(Error),
+}
+
 impl Provider {
     /// Fetches `jobs`; one result per job, in order.
     pub(super) fn fetch(&mut self, jobs: Vec<Job>, io: &mut super::Io<'_>) -> Vec<Result<Secret, Error>> {
@@ -98,7 +108,6 @@ impl Provider {
             let env = &self.envs[job.env].env;
             pending.push(Fetch {
                 trace,
-                request: backend::request(env.spec.primary(), env.token(), &job.name, &job.version),
                 deadline_ms: start.saturating_add(env.spec.policy.deadline_ms),
                 env: job.env,
                 name: job.name,
@@ -127,12 +136,22 @@ impl Provider {
                     continue;
                 }
                 match self.admit(&mut fetch, now, io) {
-                    Ok((outbound, permit)) => {
+                    Admission::Start(outbound, permit) => {
                         fetch.permit = Some(permit);
                         fetch.started_ms = now;
                         in_flight.push((io.transport.start(outbound), fetch));
                     }
-                    Err(error) => self.fail(fetch, error, now, &mut slots),
+                    Admission::Failed(failure, permit) => {
+                        // Failed before the read was sent (its request could not be made):
+                        // judged like an attempt, so it may be retried or handed on.
+                        fetch.permit = Some(permit);
+                        fetch.started_ms = now;
+                        fetch.attempts += 1;
+                        if let Some(retry) = self.conclude(fetch, Err(failure), 0, io, &mut slots) {
+                            waiting.push(retry);
+                        }
+                    }
+                    Admission::Refused(error) => self.fail(fetch, error, now, &mut slots),
                 }
             }
             pending = waiting;
@@ -205,6 +224,22 @@ impl Provider {
                 retry_after_ms: None,
             }),
         };
+        self.conclude(fetch, outcome, elapsed, io, slots)
+    }
+
+    /// Acts on an attempt's outcome (`elapsed` ms after it started): delivers,
+    /// fails, or returns the fetch to be retried or handed to the next tier.
+    fn conclude(
+        &mut self,
+        mut fetch: Fetch,
+        outcome: Result<Fetched, Failure>,
+        elapsed: u64,
+        io: &mut super::Io<'_>,
+        slots: &mut Slots,
+    ) -> Option<Fetch> {
+        let now = io.clock.now_ms();
+        let policy = self.envs[fetch.env].env.spec.policy;
+        let tier = fetch.tier;
         let failure = match outcome {
             Ok(fetched) => {
                 if let Some(permit) = fetch.permit.take() {
@@ -292,10 +327,8 @@ impl Provider {
         })
     }
 
-    /// Moves a fetch on to tier `tier`: a new request, and its own attempts.
+    /// Moves a fetch on to tier `tier`, with its own attempts.
     fn switch_tier(&self, fetch: &mut Fetch, tier: usize) {
-        let env = &self.envs[fetch.env].env;
-        fetch.request = backend::request(&env.spec.tiers[tier], &env.tokens[tier], &fetch.name, &fetch.version);
         fetch.tier = tier;
         fetch.attempts = 0;
     }
@@ -312,10 +345,10 @@ impl Provider {
     /// Checks the deadline, throttling and the breaker before an attempt, and
     /// counts it. A tier that refuses is skipped for the next one that can
     /// answer; with none left, the first refusal is the answer.
-    fn admit(&mut self, fetch: &mut Fetch, now: u64, io: &mut super::Io<'_>) -> Result<(Outbound, Permit), Error> {
+    fn admit(&mut self, fetch: &mut Fetch, now: u64, io: &mut super::Io<'_>) -> Admission {
         let policy = self.envs[fetch.env].env.spec.policy;
         if now >= fetch.deadline_ms {
-            return Err(fetch.last_error.clone().unwrap_or(Error::Timeout { deadline_ms: policy.deadline_ms }));
+            return Admission::Refused(fetch.last_error.clone().unwrap_or(Error::Timeout { deadline_ms: policy.deadline_ms }));
         }
         let mut refusal = None;
         let permit = loop {
@@ -345,7 +378,7 @@ impl Provider {
                             self.switch_tier(fetch, next);
                         }
                         // An earlier tier's real failure says more than a later tier's refusal.
-                        None => return Err(fetch.last_error.clone().unwrap_or(error)),
+                        None => return Admission::Refused(fetch.last_error.clone().unwrap_or(error)),
                     }
                 }
             }
@@ -359,15 +392,22 @@ impl Provider {
         if fetch.attempts > 0 {
             state.tiers[fetch.tier].counters.retries += 1;
         }
+        // Built per attempt: a signature (AWS) covers the time it was made.
+        let env = &state.env;
+        let tier_spec = &env.spec.tiers[fetch.tier];
+        let presented = crate::auth::Presented::Token(&env.tokens[fetch.tier]);
+        let mut request = match backend::request(tier_spec, presented, &fetch.name, &fetch.version, io.clock.wall_ms()) {
+            Ok(request) => request,
+            Err(error) => return Admission::Failed(Failure::permanent(error), permit),
+        };
         // Each attempt is a span of the caller's trace, so backend logs join it.
-        let mut request = fetch.request.clone();
         request.headers.push(("traceparent".into(), fetch.trace.child(&mut *io.random).header().into_bytes()));
         let outbound = Outbound {
             request,
             timeout_ms: policy.attempt_timeout_ms.min(fetch.deadline_ms - now),
             max_body_bytes: policy.max_body_bytes,
         };
-        Ok((outbound, permit))
+        Admission::Start(outbound, permit)
     }
 
     /// Hands the fetched version to every waiter and caches each field.

@@ -162,5 +162,6 @@ impl<'h> NativeCore<'h> {
 pub fn backend_request(config: &BTreeMap<String, String>, environment: &str, name: &str) -> Result<HttpRequest> {
     let environments: Vec<Environment> = config::load(config).map_err(|e| anyhow!("bench config: {}", e.message))?;
     let env = environments.iter().find(|e| e.spec.name == environment).context("bench config: environment missing")?;
-    Ok(backend::request(env.spec.primary(), env.token(), name, &VersionSel::Latest))
+    backend::request(env.spec.primary(), edge_secrets_guest::auth::Presented::Token(env.token()), name, &VersionSel::Latest, 0)
+        .map_err(|e| anyhow!("bench config: {e}"))
 }
