@@ -221,3 +221,63 @@ fn metadata_tokens_are_fetched_once_per_lifetime_with_the_flavor_header() {
     assert_eq!(*fetched.lock().unwrap(), 1);
     assert_eq!(h.sent(), 3);
 }
+
+const KEY_2048: &str = include_str!("../../../tests/fixtures/gcp/test_key_2048.pem");
+
+fn service_account_json() -> String {
+    serde_json::json!({
+        "type": "service_account", "project_id": "proj", "private_key_id": "kid-1",
+        "private_key": KEY_2048, "client_email": "edge@proj.iam.gserviceaccount.com",
+    })
+    .to_string()
+}
+
+fn claims_of(jwt: &str) -> serde_json::Value {
+    let payload = jwt.split('.').nth(1).unwrap();
+    let padded = std::format!("{payload}{}", "=".repeat((4 - payload.len() % 4) % 4)).replace('-', "+").replace('_', "/");
+    serde_json::from_slice(&crate::encoding::base64_decode(&padded).unwrap()).unwrap()
+}
+
+#[test]
+fn a_service_account_signs_one_jwt_per_lifetime_and_shares_it() {
+    let policy = auth_policy(true).replace(
+        r#""auth": {"method": "metadata", "url": "http://metadata"}"#,
+        r#""auth": {"method": "service_account", "key_key": "sa_key"}"#,
+    );
+    let sa = service_account_json();
+    let creds = [("sa_key", sa.as_str()), CREDS[0], CREDS[1]];
+    let bearers = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = bearers.clone();
+    let handler = move || -> Handler {
+        let seen = seen.clone();
+        Box::new(move |o| {
+            seen.lock().unwrap().push(header(o, "authorization").unwrap().strip_prefix("Bearer ").unwrap().to_string());
+            gcp_ok()
+        })
+    };
+    let mut h = Harness::with_source(&policy, &creds, handler());
+    let start_s = h.now() / 1_000;
+    h.get("b", "db").unwrap();
+    h.clock.time.advance(1_500); // past the cache TTL: a second read, same token
+    h.get("b", "db").unwrap();
+    // Another instance takes the shared token instead of signing its own.
+    let mut twin = Harness::with_source(&policy, &creds, handler());
+    (twin.store, twin.clock.time, twin.transport.time) = (h.store.clone(), h.clock.time.clone(), h.clock.time.clone());
+    twin.get("b", "other").unwrap();
+    {
+        let bearers = bearers.lock().unwrap();
+        assert_eq!(bearers.len(), 3);
+        assert!(bearers.iter().all(|b| *b == bearers[0]), "one JWT for all three reads");
+        let claims = claims_of(&bearers[0]);
+        assert_eq!(claims["aud"], "https://secretmanager.googleapis.com/");
+        assert_eq!((claims["iss"].as_str(), claims["sub"].as_str()), (Some("edge@proj.iam.gserviceaccount.com"), Some("edge@proj.iam.gserviceaccount.com")));
+        assert_eq!(claims["iat"].as_u64(), Some(start_s));
+        assert_eq!(claims["exp"].as_u64(), Some(start_s + crate::engine::credentials::JWT_LIFETIME_S));
+    }
+    // Five minutes before it expires, the next read signs a new one.
+    h.clock.time.advance(55 * 60_000);
+    h.get("b", "db").unwrap();
+    let bearers = bearers.lock().unwrap();
+    assert_ne!(bearers[3], bearers[0]);
+    assert_eq!(claims_of(&bearers[3])["iat"].as_u64(), Some(start_s + 1 + 55 * 60));
+}
