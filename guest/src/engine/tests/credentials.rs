@@ -281,3 +281,23 @@ fn a_service_account_signs_one_jwt_per_lifetime_and_shares_it() {
     assert_ne!(bearers[3], bearers[0]);
     assert_eq!(claims_of(&bearers[3])["iat"].as_u64(), Some(start_s + 1 + 55 * 60));
 }
+
+#[test]
+fn a_renewal_that_fails_transiently_keeps_the_valid_token() {
+    let (mut h, state) = approle(60);
+    h.get("a", "app/db").unwrap();
+    h.clock.time.advance(41_000);
+    let inner = vault(state.clone(), h.clock.time.clone(), 60);
+    let mut inner = Some(inner);
+    h.transport.handler = Box::new(move |o| {
+        if o.request.path_and_query == "/v1/auth/token/renew-self" {
+            return status(503);
+        }
+        (inner.as_mut().unwrap())(o)
+    });
+    h.get("a", "app/two").unwrap();
+    let sent = paths(&h);
+    assert_eq!(sent[2..], ["POST /v1/auth/token/renew-self", "GET /v1/secret/data/app/two"], "no login while the token is valid");
+    assert_eq!(header(&h.transport.sent[3], "x-vault-token"), Some("hvs.t1"));
+    assert_eq!(state.lock().unwrap().logins, 1);
+}
