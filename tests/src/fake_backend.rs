@@ -17,6 +17,7 @@
 //! use it; dropping it stops the server and closes every connection, even hung ones.
 
 mod approle;
+mod metadata;
 mod fault;
 mod gcp;
 mod random;
@@ -91,6 +92,7 @@ pub(crate) struct Store {
     pub vault_namespace: Option<String>,
     pub gcp_token: Option<String>,
     pub approle: approle::AppRole,
+    pub metadata: metadata::Metadata,
 }
 
 /// A normal (or status-fault) answer before it becomes an HTTP response.

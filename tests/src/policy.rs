@@ -104,6 +104,22 @@ impl PolicyBuilder {
         self
     }
 
+    /// Replaces `env`'s `token_key` (and its credential entry) with an `auth` object, and adds
+    /// the credential entries its keys name. Panics on an unknown env.
+    pub fn auth(mut self, env: &str, auth: Value, credentials: &[(&str, &str)]) -> PolicyBuilder {
+        let Some((_, map)) = self.environments.iter_mut().find(|(name, _)| name == env) else {
+            panic!("PolicyBuilder::auth: no environment {env:?}; add it first");
+        };
+        if let Some(Value::String(key)) = map.remove("token_key") {
+            self.credentials.remove(&key);
+        }
+        map.insert("auth".to_owned(), auth);
+        for (key, value) in credentials {
+            self.credentials.insert((*key).to_owned(), (*value).to_owned());
+        }
+        self
+    }
+
     /// Removes a credential entry (to test a missing credential).
     pub fn without_credential(mut self, key: &str) -> PolicyBuilder {
         self.credentials.remove(key);

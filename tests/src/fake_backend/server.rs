@@ -16,7 +16,7 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::{oneshot, Notify};
 
 use super::fault::{Fault, RepeatBody, TrickleBody};
-use super::{approle, gcp, vault, Answer, RecordedRequest, Shared};
+use super::{approle, gcp, metadata, vault, Answer, RecordedRequest, Shared};
 
 type Body = BoxBody<Bytes, Infallible>;
 
@@ -125,11 +125,11 @@ async fn handle(
         Some(Fault::HugeBodyDeclared(len)) => return Ok(huge(gcp, len, true)),
         Some(Fault::Trickle(every)) => return Ok(response(200, None, TrickleBody::new(every).boxed())),
     };
-    Ok(response(
-        answer.status,
-        answer.retry_after,
-        Full::new(answer.body).boxed(),
-    ))
+    let mut response = response(answer.status, answer.retry_after, Full::new(answer.body).boxed());
+    if recorded.path_and_query.starts_with("/computeMetadata/") {
+        response.headers_mut().insert("metadata-flavor", header::HeaderValue::from_static("Google"));
+    }
+    Ok(response)
 }
 
 /// The answer the fake would give without faults.
@@ -142,6 +142,8 @@ fn normal(shared: &Shared, req: &RecordedRequest, body: &[u8], bad_crc: bool) ->
     let header = |name: &str| req.header(name).map(str::to_owned);
     if let Some(rest) = path.strip_prefix("/v1/projects/") {
         gcp::answer(&state.store, &req.method, rest, bad_crc, header)
+    } else if let Some(rest) = path.strip_prefix("/computeMetadata/v1/") {
+        metadata::answer(&mut state.store, &req.method, rest, header)
     } else if let Some(rest) = path.strip_prefix("/v1/auth/") {
         approle::answer(&mut state.store, &req.method, rest, body, header)
     } else if let Some(rest) = path.strip_prefix("/v1/").filter(|r| r.contains("/data/")) {
