@@ -159,15 +159,14 @@ impl Parser<'_> {
         // A missing credential would otherwise surface as a `config` error on every call.
         for spec in &specs {
             for (i, tier) in spec.tiers.iter().enumerate() {
-                if wasi_config.contains_key(&tier.token_key) {
-                    continue;
+                for (field, key) in edge_secrets_guest::config::auth::credential_keys(&tier.auth) {
+                    if wasi_config.contains_key(key) {
+                        continue;
+                    }
+                    let path = format!("{}.{field}", edge_secrets_guest::config::tier_path(&spec.name, i));
+                    let span = lookup(policy, &path).map(|v| v.span());
+                    return Err(self.err(span, Some(&format!("policy.{path}")), format!("names credential `{key}`, but [credentials] does not define it")));
                 }
-                let path = match i {
-                    0 => format!("environments.{}.token_key", spec.name),
-                    n => format!("environments.{}.fallbacks.{}.token_key", spec.name, n - 1),
-                };
-                let span = lookup(policy, &path).map(|v| v.span());
-                return Err(self.err(span, Some(&format!("policy.{path}")), format!("names credential `{}`, but [credentials] does not define it", tier.token_key)));
             }
         }
         wasi_config.insert(POLICY_KEY.to_string(), policy_json);

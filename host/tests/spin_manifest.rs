@@ -148,7 +148,9 @@ fn the_default_policy_is_valid_and_reaches_only_allowed_hosts() {
     let json: serde_json::Value = serde_json::from_str(policy).unwrap();
     for spec in &specs {
         for tier in &spec.tiers {
-            assert!(component_vars.contains_key(&tier.token_key), "the policy's token_key {} is a component variable", tier.token_key);
+            for (field, key) in edge_secrets_guest::config::auth::credential_keys(&tier.auth) {
+                assert!(component_vars.contains_key(key), "the policy's {field} {key} is a component variable");
+            }
         }
         let url = json["environments"][&spec.name]["url"].as_str().unwrap();
         let origin: String = url.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");

@@ -18,6 +18,8 @@ use crate::http::BaseUrl;
 use crate::secret::SecretBytes;
 use crate::sigv4;
 
+pub mod approle;
+pub mod metadata;
 pub mod service_account;
 
 /// How a tier authenticates, as configured: config key names only.

@@ -7,6 +7,7 @@
 
 use crate::prelude::*;
 
+pub mod auth;
 mod policy;
 mod reader;
 
@@ -19,7 +20,6 @@ use reader::Obj;
 
 use crate::http::BaseUrl;
 use crate::log::Level;
-use crate::secret::SecretBytes;
 use crate::shared::{SealKey, SharedSetup, SharedSpec};
 
 /// The config key holding the policy document.
@@ -77,8 +77,8 @@ impl BackendSpec {
 pub struct TierSpec {
     pub backend: BackendSpec,
     pub url: BaseUrl,
-    /// The config key that holds this tier's credential.
-    pub token_key: String,
+    /// How it authenticates (config key names only).
+    pub auth: crate::auth::AuthSpec,
 }
 
 /// At most this many fallback tiers after the primary: each one adds a
@@ -105,19 +105,13 @@ impl EnvironmentSpec {
 pub struct Environment {
     pub spec: EnvironmentSpec,
     /// One credential per tier, in tier order.
-    pub tokens: Vec<SecretBytes>,
-}
-
-impl Environment {
-    /// The primary tier's credential.
-    pub fn token(&self) -> &SecretBytes {
-        &self.tokens[0]
-    }
+    pub credentials: Vec<crate::auth::Credential>,
 }
 
 impl fmt::Debug for Environment {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Environment").field("spec", &self.spec).field("tokens", &"<redacted>").finish()
+        // `Credential`'s own Debug shows the method, never the material.
+        f.debug_struct("Environment").field("spec", &self.spec).field("credentials", &self.credentials).finish()
     }
 }
 
@@ -132,11 +126,11 @@ pub struct LoadError {
 }
 
 impl LoadError {
-    fn invalid(message: String) -> LoadError {
+    pub(crate) fn invalid(message: String) -> LoadError {
         LoadError { message, store_failure: false }
     }
 
-    fn store(key_path: &str, key: &str, error: &str) -> LoadError {
+    pub(crate) fn store(key_path: &str, key: &str, error: &str) -> LoadError {
         let message = format!("{key_path}: config store error for `{key}`: {}", crate::error::sanitize_reason(error));
         LoadError { message, store_failure: true }
     }
@@ -182,32 +176,23 @@ fn load_environments(source: &dyn ConfigSource, specs: Vec<EnvironmentSpec>) -> 
     specs
         .into_iter()
         .map(|spec| {
-            let tokens = spec
+            let credentials = spec
                 .tiers
                 .iter()
                 .enumerate()
-                .map(|(i, tier)| {
-                    let path = match i {
-                        0 => format!("environments.{}.token_key", spec.name),
-                        n => format!("environments.{}.fallbacks.{}.token_key", spec.name, n - 1),
-                    };
-                    load_token(source, &path, &tier.token_key)
-                })
+                .map(|(i, tier)| auth::load(source, &tier_path(&spec.name, i), &tier.auth))
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(Environment { spec, tokens })
+            Ok(Environment { spec, credentials })
         })
         .collect()
 }
 
-fn load_token(source: &dyn ConfigSource, path: &str, key: &str) -> Result<SecretBytes, LoadError> {
-    let token = source
-        .get(key)
-        .map_err(|e| LoadError::store(path, key, &e))?
-        .ok_or_else(|| LoadError::invalid(format!("{path}: config key `{key}` is not set")))?;
-    if token.is_empty() || token.bytes().any(|b| b.is_ascii_control()) {
-        return Err(LoadError::invalid(format!("{path}: config key `{key}` is empty or has control characters")));
+/// The policy path of an environment's tier `i` (0: the primary).
+pub fn tier_path(environment: &str, i: usize) -> String {
+    match i {
+        0 => format!("environments.{environment}"),
+        n => format!("environments.{environment}.fallbacks.{}", n - 1),
     }
-    Ok(SecretBytes::from(token))
 }
 
 /// The policy document: environments, and where shared state lives.
@@ -304,20 +289,20 @@ fn parse_environment(name: &str, value: &Value, defaults: &Policy) -> Result<Env
     Ok(EnvironmentSpec { name: name.to_string(), tiers, policy })
 }
 
-/// Reads one backend's keys (`backend`, `url`, `token_key` and the
+/// Reads one backend's keys (`backend`, `url`, the credential and the
 /// backend's own) from `obj`, leaving the rest for the caller.
 fn parse_tier(obj: &mut Obj<'_>) -> Result<TierSpec, String> {
     let path = obj.path().to_string();
     let kind = obj.required_string("backend")?;
     let url_text = obj.required_string("url")?;
     let url = BaseUrl::parse(url_text).map_err(|why| format!("{}: {why}", obj.path_of("url")))?;
-    let token_key = obj.required_string("token_key")?.to_string();
-    if !is_config_key(&token_key) {
-        return Err(format!("{}: must be a config key matching [a-z][a-z0-9_]*", obj.path_of("token_key")));
-    }
     let mount = obj.string("mount")?;
     let namespace = obj.string("namespace")?;
     let project = obj.string("project")?;
+    let region = obj.string("region")?;
+    if region.is_some() && kind != "aws" {
+        return Err(format!("{}: only applies to the aws backend", obj.path_of("region")));
+    }
     let backend = match kind {
         "vault" => {
             if project.is_some() {
@@ -340,15 +325,36 @@ fn parse_tier(obj: &mut Obj<'_>) -> Result<TierSpec, String> {
             }
             BackendSpec::Gcp { project: project.to_string() }
         }
+        "aws" => {
+            if mount.is_some() || namespace.is_some() || project.is_some() {
+                return Err(format!("{path}: `mount`, `namespace` and `project` do not apply to the aws backend"));
+            }
+            let region = region.ok_or_else(|| format!("{}: is required for the aws backend", obj.path_of("region")))?;
+            if !is_aws_region(region) {
+                return Err(format!("{}: must be an AWS region like `us-east-1`", obj.path_of("region")));
+            }
+            BackendSpec::Aws { region: region.to_string() }
+        }
         other => {
             return Err(format!(
-                "{}: must be `vault` or `gcp`, got {:?}",
+                "{}: must be `vault`, `gcp` or `aws`, got {:?}",
                 obj.path_of("backend"),
                 crate::validate::shorten(other)
             ))
         }
     };
-    Ok(TierSpec { backend, url, token_key })
+    let auth = auth::parse(obj, &backend)?;
+    Ok(TierSpec { backend, url, auth })
+}
+
+/// AWS regions: `us-east-1`, `eu-central-2`, `us-gov-west-1`, `cn-north-1`:
+/// lowercase words and a number joined by `-` (it goes into every signature).
+fn is_aws_region(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    region.len() <= 32
+        && parts.len() >= 3
+        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && parts.last().is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Environment names: `[a-z0-9][a-z0-9_-]{0,62}` (safe in URLs and metric labels).
@@ -374,3 +380,6 @@ fn is_gcp_project(project: &str) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod auth_tests;

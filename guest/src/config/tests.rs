@@ -21,7 +21,7 @@ fn minimal_vault_environment_gets_defaults() {
     assert_eq!(env.spec.name, "prod");
     assert_eq!(env.spec.primary().backend, BackendSpec::Vault { mount: "secret".into(), namespace: None });
     assert_eq!(env.spec.policy, Policy::default());
-    assert_eq!(env.token().expose(), b"s.abc");
+    assert!(matches!(&env.credentials[0], crate::auth::Credential::Token(t) if t.expose() == b"s.abc"));
 }
 
 #[test]
@@ -95,7 +95,7 @@ fn structural_errors_are_named() {
     assert!(policy_error(r#"{"environments":{"Prod":{}}}"#).starts_with("environments.Prod: environment names must match"));
     assert_eq!(
         policy_error(r#"{"environments":{"p":{"backend":"s3","url":"http://h","token_key":"t"}}}"#),
-        r#"environments.p.backend: must be `vault` or `gcp`, got "s3""#
+        r#"environments.p.backend: must be `vault`, `gcp` or `aws`, got "s3""#
     );
     assert_eq!(
         policy_error(r#"{"environments":{"p":{"backend":"gcp","url":"http://h","token_key":"t"}}}"#),

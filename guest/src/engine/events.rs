@@ -64,6 +64,20 @@ impl Provider {
         self.emit(Level::Warn, "read_failed", about, |e| e.error_kind(error.kind().name()));
     }
 
+    /// A tier logged in, renewed its token or signed one (`error`: it failed).
+    pub(super) fn log_login(&mut self, env: usize, tier: usize, method: &'static str, error: Option<&Error>) {
+        let level = if error.is_some() { Level::Warn } else { Level::Info };
+        let about = About { env, tier, name: "", trace: None };
+        if self.log.enabled(level) {
+            let mut event = self.event(level, if error.is_some() { "login_failed" } else { "login" }, &about).message(method.to_string());
+            if let Some(error) = error {
+                event = event.error_kind(error.kind().name());
+            }
+            event.secret = None;
+            self.log.push(event);
+        }
+    }
+
     /// A tier's breaker changed state.
     pub(super) fn log_breaker(&mut self, env: usize, tier: usize, kind: &'static str) {
         let level = if kind == "breaker_opened" { Level::Warn } else { Level::Info };

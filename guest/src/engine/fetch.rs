@@ -50,6 +50,8 @@ struct Fetch {
     started_ms: u64,
     /// The caller's trace (or a new one): every attempt is a child span of it.
     trace: TraceParent,
+    /// A 403 already made its tier log in again (once per read).
+    relogged: bool,
 }
 
 impl Fetch {
@@ -120,6 +122,7 @@ impl Provider {
                 left_tier_because: None,
                 permit: None,
                 started_ms: start,
+                relogged: false,
             });
         }
 
@@ -170,8 +173,9 @@ impl Provider {
                     None => break,
                 }
             }
-            // Wake for whichever comes first: an answer, or a retry falling due.
-            let answers = io.transport.wait(next_ready);
+            // Wake for whichever comes first: an answer, or a retry falling due (answers
+            // that came in while a login was waited for are taken first).
+            let answers = if self.stash.is_empty() { io.transport.wait(next_ready) } else { core::mem::take(&mut self.stash) };
             if answers.is_empty() && next_ready.is_none() {
                 // A transport that loses requests must not spin this loop.
                 for (_, fetch) in in_flight.drain(..) {
@@ -271,10 +275,16 @@ impl Provider {
             let until = &mut self.envs[fetch.env].tiers[tier].throttled_until_ms;
             *until = (*until).max(now.saturating_add(pause));
         }
-        // An upstream message must never carry the credential back, even
-        // from a proxy that echoes request headers into its error body.
-        let token = self.envs[fetch.env].env.tokens[tier].expose();
-        let failure = Failure { error: failure.error.redact(token), ..failure };
+        let failure = Failure { error: self.redact_for_tier(fetch.env, tier, failure.error), ..failure };
+        // A 403 with a token that should be valid (revoked, or lapsed early): log in
+        // again and try once more, at once and outside the retry budget.
+        if matches!(failure.error, Error::PermissionDenied(_)) && !fetch.relogged && self.relogin_after_denial(fetch.env, tier, now) {
+            fetch.relogged = true;
+            self.log_retry(&fetch.about(), &failure.error, elapsed);
+            fetch.ready_at_ms = now;
+            fetch.last_error = Some(failure.error);
+            return Some(fetch);
+        }
         let delay = if failure.transient {
             policy.retry.next_delay(fetch.attempts, failure.retry_after_ms, now, fetch.deadline_ms, io.random.next_u64())
         } else {
@@ -392,11 +402,16 @@ impl Provider {
         if fetch.attempts > 0 {
             state.tiers[fetch.tier].counters.retries += 1;
         }
+        if let Err(failure) = self.ensure_credential(fetch.env, fetch.tier, fetch.deadline_ms, io) {
+            return Admission::Failed(failure, permit);
+        }
         // Built per attempt: a signature (AWS) covers the time it was made.
-        let env = &state.env;
-        let tier_spec = &env.spec.tiers[fetch.tier];
-        let presented = crate::auth::Presented::Token(&env.tokens[fetch.tier]);
-        let mut request = match backend::request(tier_spec, presented, &fetch.name, &fetch.version, io.clock.wall_ms()) {
+        let wall = io.clock.wall_ms();
+        let built = match self.presented(fetch.env, fetch.tier) {
+            Some(presented) => backend::request(&self.envs[fetch.env].env.spec.tiers[fetch.tier], presented, &fetch.name, &fetch.version, wall),
+            None => Err(Error::backend(None, "internal: the tier holds no credential")),
+        };
+        let mut request = match built {
             Ok(request) => request,
             Err(error) => return Admission::Failed(Failure::permanent(error), permit),
         };

@@ -4,6 +4,7 @@
 
 use crate::prelude::*;
 
+mod credentials;
 mod events;
 mod fallback;
 mod lookup;
@@ -158,6 +159,8 @@ struct TierState {
     counters: TierCounters,
     /// How long each attempt took, answer or failure.
     call_latency: Histogram,
+    /// The token it holds, when its method issues tokens.
+    auth: credentials::TierAuth,
 }
 
 /// Why a read goes to the backend.
@@ -194,6 +197,8 @@ pub struct Provider {
     shared: shared_state::Layer,
     /// Events for the WASI layer to write out after each call.
     log: crate::log::Log,
+    /// Answers that arrived while a login was waited for, for the fetch loop.
+    stash: Vec<(Ticket, Result<HttpResponse, TransportError>)>,
 }
 
 impl Provider {
@@ -220,6 +225,7 @@ impl Provider {
                         throttled_until_ms: 0,
                         counters: TierCounters::default(),
                         call_latency: Histogram::default(),
+                        auth: credentials::TierAuth::default(),
                     })
                     .collect(),
                 budget: Ledger::default(),
@@ -227,7 +233,7 @@ impl Provider {
                 env,
             })
             .collect();
-        Provider { envs, unknown_environment_errors: 0, shared: shared_state::Layer::new(shared), log: Default::default() }
+        Provider { envs, unknown_environment_errors: 0, shared: shared_state::Layer::new(shared), log: Default::default(), stash: Vec::new() }
     }
 
     /// Reads one secret.

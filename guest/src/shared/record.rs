@@ -12,6 +12,7 @@ use crate::breaker::{State, Window};
 const CACHE: u8 = 1;
 const BREAKER: u8 = 2;
 const LEASE: u8 = 3;
+const TOKEN: u8 = 4;
 
 /// A cached answer as shared between instances: a value, or (`negative`) a
 /// not-found whose `value` is the secret-free message.
@@ -57,6 +58,44 @@ impl CacheRecord {
             return None;
         }
         Some(CacheRecord { fetched_at_ms, expires_at_ms, tier, negative, version, value: r.0.to_vec() })
+    }
+}
+
+/// A backend token one instance obtained (AppRole login, metadata server,
+/// signed JWT), shared so the others do not log in too.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub issued_at_ms: u64,
+    pub expires_at_ms: u64,
+    pub renewable: bool,
+    pub token: Vec<u8>,
+}
+
+impl TokenRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1 + 8 + 8 + 1 + self.token.len());
+        out.push(TOKEN);
+        out.extend_from_slice(&self.issued_at_ms.to_be_bytes());
+        out.extend_from_slice(&self.expires_at_ms.to_be_bytes());
+        out.push(u8::from(self.renewable));
+        out.extend_from_slice(&self.token);
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<TokenRecord> {
+        let mut r = Reader(bytes);
+        r.tag(TOKEN)?;
+        let issued_at_ms = r.u64()?;
+        let expires_at_ms = r.u64()?;
+        let renewable = match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
+        if issued_at_ms > expires_at_ms || r.0.is_empty() {
+            return None;
+        }
+        Some(TokenRecord { issued_at_ms, expires_at_ms, renewable, token: r.0.to_vec() })
     }
 }
 
@@ -200,6 +239,17 @@ mod tests {
         }
         let lease = LeaseRecord { expires_at_ms: 5, holder: 6 };
         assert_eq!(LeaseRecord::decode(&lease.encode()), Some(lease));
+        let token = TokenRecord { issued_at_ms: 10, expires_at_ms: 20, renewable: true, token: b"hvs.x".to_vec() };
+        assert!(TokenRecord::decode(&token.encode()) == Some(token.clone()));
+        assert!(TokenRecord::decode(&CacheRecord::decode(&[]).map_or_else(Vec::new, |r| r.encode())).is_none());
+        let backwards = TokenRecord { issued_at_ms: 21, ..token.clone() };
+        assert!(TokenRecord::decode(&backwards.encode()).is_none(), "issued after it expires");
+        let empty = TokenRecord { token: vec![], ..token.clone() };
+        assert!(TokenRecord::decode(&empty.encode()).is_none(), "no token");
+        let mut bad_flag = token.encode();
+        bad_flag[17] = 2;
+        assert!(TokenRecord::decode(&bad_flag).is_none());
+        assert!(TokenRecord::decode(&lease.encode()).is_none());
     }
 
     #[test]

@@ -162,6 +162,9 @@ impl<'h> NativeCore<'h> {
 pub fn backend_request(config: &BTreeMap<String, String>, environment: &str, name: &str) -> Result<HttpRequest> {
     let environments: Vec<Environment> = config::load(config).map_err(|e| anyhow!("bench config: {}", e.message))?;
     let env = environments.iter().find(|e| e.spec.name == environment).context("bench config: environment missing")?;
-    backend::request(env.spec.primary(), edge_secrets_guest::auth::Presented::Token(env.token()), name, &VersionSel::Latest, 0)
+    let edge_secrets_guest::auth::Credential::Token(token) = &env.credentials[0] else {
+        anyhow::bail!("bench config: the bench environment uses a static token");
+    };
+    backend::request(env.spec.primary(), edge_secrets_guest::auth::Presented::Token(token), name, &VersionSel::Latest, 0)
         .map_err(|e| anyhow!("bench config: {e}"))
 }

@@ -1,0 +1,188 @@
+//! A tier's credential: `token_key` (a static token) or an `auth` object
+//! naming a method and the config keys holding its material; and loading
+//! that material from the config store. Every error names the key.
+
+use crate::prelude::*;
+
+use super::reader::Obj;
+use super::{is_config_key, BackendSpec, ConfigSource, LoadError};
+use crate::auth::{service_account, AuthSpec, Credential};
+use crate::http::BaseUrl;
+use crate::secret::SecretBytes;
+use crate::sigv4;
+
+/// Google's metadata server, as every GCE/GKE/Cloud Run workload sees it.
+pub const DEFAULT_METADATA_URL: &str = "http://metadata.google.internal";
+
+/// Vault's default AppRole mount.
+pub const DEFAULT_APPROLE_MOUNT: &str = "approle";
+
+/// Reads `token_key` or `auth` from a tier object, checking that the method
+/// fits `backend`.
+pub(super) fn parse(obj: &mut Obj<'_>, backend: &BackendSpec) -> Result<AuthSpec, String> {
+    let path = obj.path().to_string();
+    let token_key = obj.string("token_key")?;
+    let auth = obj.object("auth")?;
+    let spec = match (token_key, auth) {
+        (Some(_), Some(_)) => return Err(format!("{path}: set `token_key` or `auth`, not both")),
+        (None, None) => return Err(format!("{path}: needs `token_key` or `auth`")),
+        (Some(key), None) => AuthSpec::Token { key: config_key(obj, "token_key", key)? },
+        (None, Some(mut auth)) => {
+            let spec = parse_method(&mut auth)?;
+            auth.finish()?;
+            spec
+        }
+    };
+    let fits = matches!(
+        (backend, &spec),
+        (BackendSpec::Vault { .. }, AuthSpec::Token { .. } | AuthSpec::AppRole { .. })
+            | (BackendSpec::Gcp { .. }, AuthSpec::Token { .. } | AuthSpec::ServiceAccount { .. } | AuthSpec::Metadata { .. })
+            | (BackendSpec::Aws { .. }, AuthSpec::AwsKeys { .. })
+    );
+    if !fits {
+        let allowed = match backend {
+            BackendSpec::Vault { .. } => "`token_key` or auth method `approle`",
+            BackendSpec::Gcp { .. } => "`token_key` or auth method `service_account` or `metadata`",
+            BackendSpec::Aws { .. } => "auth method `aws_keys`",
+        };
+        return Err(format!("{path}: the {} backend takes {allowed}, not `{}`", backend.kind(), spec.method()));
+    }
+    Ok(spec)
+}
+
+fn parse_method(auth: &mut Obj<'_>) -> Result<AuthSpec, String> {
+    let method = auth.required_string("method")?;
+    let spec = match method {
+        "approle" => {
+            let mount = auth.string("mount")?.unwrap_or(DEFAULT_APPROLE_MOUNT);
+            crate::validate::vault_path(mount).map_err(|_| format!("{}: must be a Vault path like `approle`", auth.path_of("mount")))?;
+            AuthSpec::AppRole {
+                role_id_key: required_key(auth, "role_id_key")?,
+                secret_id_key: required_key(auth, "secret_id_key")?,
+                mount: mount.to_string(),
+            }
+        }
+        "service_account" => AuthSpec::ServiceAccount { key_key: required_key(auth, "key_key")? },
+        "metadata" => {
+            let text = auth.string("url")?.unwrap_or(DEFAULT_METADATA_URL);
+            let url = BaseUrl::parse(text).map_err(|why| format!("{}: {why}", auth.path_of("url")))?;
+            AuthSpec::Metadata { url }
+        }
+        "aws_keys" => {
+            let session_token_key = match auth.string("session_token_key")? {
+                Some(key) => Some(config_key(auth, "session_token_key", key)?),
+                None => None,
+            };
+            AuthSpec::AwsKeys {
+                access_key_id_key: required_key(auth, "access_key_id_key")?,
+                secret_access_key_key: required_key(auth, "secret_access_key_key")?,
+                session_token_key,
+            }
+        }
+        other => {
+            return Err(format!(
+                "{}: must be `approle`, `service_account`, `metadata` or `aws_keys`, got {:?}",
+                auth.path_of("method"),
+                crate::validate::shorten(other)
+            ))
+        }
+    };
+    Ok(spec)
+}
+
+fn required_key(obj: &mut Obj<'_>, name: &'static str) -> Result<String, String> {
+    let key = obj.required_string(name)?;
+    config_key(obj, name, key)
+}
+
+fn config_key(obj: &Obj<'_>, name: &'static str, key: &str) -> Result<String, String> {
+    if !is_config_key(key) {
+        return Err(format!("{}: must be a config key matching [a-z][a-z0-9_]*", obj.path_of(name)));
+    }
+    Ok(key.to_string())
+}
+
+/// Every config key a tier's credential is read from, with the policy path
+/// that names it (`auth.role_id_key`, …), relative to the tier.
+pub fn credential_keys(spec: &AuthSpec) -> Vec<(&'static str, &str)> {
+    match spec {
+        AuthSpec::Token { key } => vec![("token_key", key)],
+        AuthSpec::AppRole { role_id_key, secret_id_key, .. } => {
+            vec![("auth.role_id_key", role_id_key), ("auth.secret_id_key", secret_id_key)]
+        }
+        AuthSpec::ServiceAccount { key_key } => vec![("auth.key_key", key_key)],
+        AuthSpec::Metadata { .. } => Vec::new(),
+        AuthSpec::AwsKeys { access_key_id_key, secret_access_key_key, session_token_key } => {
+            let mut keys = vec![("auth.access_key_id_key", access_key_id_key.as_str()), ("auth.secret_access_key_key", secret_access_key_key)];
+            if let Some(key) = session_token_key {
+                keys.push(("auth.session_token_key", key));
+            }
+            keys
+        }
+    }
+}
+
+/// Reads a tier's credential material. `tier_path` is the tier's policy path
+/// (`environments.prod` or `environments.prod.fallbacks.0`).
+pub(super) fn load(source: &dyn ConfigSource, tier_path: &str, spec: &AuthSpec) -> Result<Credential, LoadError> {
+    let at = |name: &str| format!("{tier_path}.{name}");
+    Ok(match spec {
+        AuthSpec::Token { key } => Credential::Token(load_text(source, &at("token_key"), key)?),
+        AuthSpec::AppRole { role_id_key, secret_id_key, .. } => Credential::AppRole {
+            role_id: load_text(source, &at("auth.role_id_key"), role_id_key)?,
+            secret_id: load_text(source, &at("auth.secret_id_key"), secret_id_key)?,
+        },
+        AuthSpec::ServiceAccount { key_key } => {
+            let path = at("auth.key_key");
+            let json = read(source, &path, key_key)?;
+            let key = service_account::parse(&json).map_err(|why| {
+                LoadError::invalid(format!("{path}: config key `{key_key}` is not a usable service-account key: {why}"))
+            })?;
+            Credential::ServiceAccount(key)
+        }
+        AuthSpec::Metadata { .. } => Credential::Metadata,
+        AuthSpec::AwsKeys { access_key_id_key, secret_access_key_key, session_token_key } => {
+            let path = at("auth.access_key_id_key");
+            let access_key_id = read(source, &path, access_key_id_key)?;
+            // AKIA…/ASIA…: uppercase letters and digits. It is sent in the clear (in
+            // `Authorization`), so its shape can be checked without hiding anything.
+            if !(16..=128).contains(&access_key_id.len()) || !access_key_id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
+                return Err(LoadError::invalid(format!(
+                    "{path}: config key `{access_key_id_key}` is not an AWS access key id (16-128 of A-Z, 0-9)"
+                )));
+            }
+            let secret = load_text(source, &at("auth.secret_access_key_key"), secret_access_key_key)?;
+            let session_token = match session_token_key {
+                Some(key) => Some(load_text(source, &at("auth.session_token_key"), key)?),
+                None => None,
+            };
+            Credential::Aws(sigv4::Credentials {
+                access_key_id,
+                secret_access_key: text_of(secret),
+                session_token: session_token.map(text_of),
+            })
+        }
+    })
+}
+
+fn read(source: &dyn ConfigSource, path: &str, key: &str) -> Result<String, LoadError> {
+    source
+        .get(key)
+        .map_err(|e| LoadError::store(path, key, &e))?
+        .ok_or_else(|| LoadError::invalid(format!("{path}: config key `{key}` is not set")))
+}
+
+/// A single-line credential: non-empty, no control characters (it goes into
+/// a header or a JSON body).
+fn load_text(source: &dyn ConfigSource, path: &str, key: &str) -> Result<SecretBytes, LoadError> {
+    let text = read(source, path, key)?;
+    if text.is_empty() || text.bytes().any(|b| b.is_ascii_control()) {
+        return Err(LoadError::invalid(format!("{path}: config key `{key}` is empty or has control characters")));
+    }
+    Ok(SecretBytes::from(text))
+}
+
+/// The text of a credential checked by [`load_text`] (valid UTF-8: it came from a `String`).
+fn text_of(bytes: SecretBytes) -> String {
+    String::from_utf8(bytes.into_vec()).unwrap_or_default()
+}

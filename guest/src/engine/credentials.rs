@@ -1,0 +1,311 @@
+//! Tier credentials at run time: the tokens that logins issue (Vault
+//! AppRole, a GCP metadata server) or the component signs (a GCP
+//! service-account JWT), held until shortly before they expire, renewed when
+//! they can be, and shared through shared state so that one instance's login
+//! serves every other instance (under Spin, every request is a new instance).
+//!
+//! Logins are exchanged on the same transport as reads, while other reads may
+//! be in flight: their answers are kept aside ([`Provider::stash`]) for the
+//! fetch loop. A login takes at most one attempt timeout, and happens about
+//! once per token lifetime per deployment.
+
+use crate::prelude::*;
+use super::{Io, Outbound, Provider};
+use crate::auth::{approle, metadata, service_account, AuthSpec, Credential, IssuedToken, Presented};
+use crate::backend::Failure;
+use crate::digest::sha256;
+use crate::error::Error;
+use crate::http::{HttpRequest, HttpResponse};
+use crate::secret::SecretBytes;
+use crate::shared::record::TokenRecord;
+use crate::shared::seal;
+
+/// A token is replaced (or renewed) this long before it expires: a third of
+/// its lifetime, at most five minutes. A read never goes out with a token
+/// about to lapse, and one failed renewal still leaves time for another.
+pub const MAX_GRACE_MS: u64 = 300_000;
+
+/// At most one re-login per tier in this long after a 403 (per instance): a
+/// 403 on a secret the role may not read must not cost a login per read.
+pub const RELOGIN_INTERVAL_MS: u64 = 5_000;
+
+/// The lifetime of the JWTs the component signs (Google accepts up to an hour).
+pub const JWT_LIFETIME_S: u64 = 3_600;
+
+/// A token this instance holds for a tier.
+pub(super) struct Held {
+    pub(super) token: SecretBytes,
+    issued_at_ms: u64,
+    expires_at_ms: u64,
+    renewable: bool,
+}
+
+impl Held {
+    fn from_issued(issued: IssuedToken, wall: u64) -> Held {
+        Held { token: issued.token, issued_at_ms: wall, expires_at_ms: wall.saturating_add(issued.ttl_ms), renewable: issued.renewable }
+    }
+
+    /// From then on, renew or replace it.
+    fn refresh_at(&self) -> u64 {
+        let lifetime = self.expires_at_ms.saturating_sub(self.issued_at_ms);
+        self.expires_at_ms.saturating_sub((lifetime / 3).min(MAX_GRACE_MS))
+    }
+}
+
+/// The credential state of one tier.
+#[derive(Default)]
+pub(super) struct TierAuth {
+    pub(super) held: Option<Held>,
+    /// When a 403 last made this tier log in again (monotonic ms).
+    last_relogin_ms: Option<u64>,
+    /// The digest of the token a 403 rejected: a shared copy of it is not taken up again.
+    rejected: Option<[u8; 32]>,
+}
+
+impl Provider {
+    /// What tier `tier` of environment `env` presents on its next attempt;
+    /// `None` when it holds no token (see [`Provider::ensure_credential`]).
+    pub(super) fn presented(&self, env: usize, tier: usize) -> Option<Presented<'_>> {
+        let state = &self.envs[env];
+        match &state.env.credentials[tier] {
+            Credential::Token(token) => Some(Presented::Token(token)),
+            Credential::Aws(keys) => Some(Presented::Aws(keys)),
+            Credential::AppRole { .. } | Credential::ServiceAccount(_) | Credential::Metadata => {
+                state.tiers[tier].auth.held.as_ref().map(|held| Presented::Token(&held.token))
+            }
+        }
+    }
+
+    /// Makes sure the tier holds a token good for a while yet: one of its own,
+    /// renewed; one another instance shared; or a new one. Fails as an attempt
+    /// on that tier would (a refused login is a permission denial).
+    pub(super) fn ensure_credential(&mut self, env: usize, tier: usize, deadline_ms: u64, io: &mut Io<'_>) -> Result<(), Failure> {
+        if !self.envs[env].env.spec.tiers[tier].auth.issues_tokens() {
+            return Ok(());
+        }
+        let wall = io.clock.wall_ms();
+        if let Some(held) = &self.envs[env].tiers[tier].auth.held {
+            if wall < held.refresh_at() {
+                return Ok(());
+            }
+            if held.renewable && wall < held.expires_at_ms {
+                match self.renew(env, tier, deadline_ms, io) {
+                    Ok(()) => return Ok(()),
+                    // Still valid: use it, and try again next time.
+                    Err(_) if self.envs[env].tiers[tier].auth.held.as_ref().is_some_and(|h| wall < h.expires_at_ms) => return Ok(()),
+                    Err(_) => {}
+                }
+            }
+        }
+        if let Some(shared) = self.shared_token(env, tier, wall, io) {
+            self.envs[env].tiers[tier].auth.held = Some(shared);
+            return Ok(());
+        }
+        let issued = self.obtain(env, tier, deadline_ms, io);
+        let wall = io.clock.wall_ms();
+        let method = self.envs[env].env.spec.tiers[tier].auth.method();
+        match issued {
+            Ok(issued) => {
+                let held = Held::from_issued(issued, wall);
+                self.publish_token(env, tier, &held, io);
+                self.envs[env].tiers[tier].auth.held = Some(held);
+                self.log_login(env, tier, method, None);
+                Ok(())
+            }
+            Err(failure) => {
+                self.envs[env].tiers[tier].auth.held = None;
+                self.log_login(env, tier, method, Some(&failure.error));
+                Err(failure)
+            }
+        }
+    }
+
+    /// After a 403 on tier `tier`: whether the read should log in again and be
+    /// retried once (the tier's token may have been revoked or have lapsed early).
+    pub(super) fn relogin_after_denial(&mut self, env: usize, tier: usize, now_ms: u64) -> bool {
+        if !self.envs[env].env.spec.tiers[tier].auth.issues_tokens() {
+            return false;
+        }
+        let auth = &mut self.envs[env].tiers[tier].auth;
+        let recently = auth.last_relogin_ms.is_some_and(|at| now_ms.saturating_sub(at) < RELOGIN_INTERVAL_MS);
+        let Some(held) = auth.held.take() else { return false };
+        if recently {
+            auth.held = Some(held);
+            return false;
+        }
+        auth.rejected = Some(sha256(&[held.token.expose()]));
+        auth.last_relogin_ms = Some(now_ms);
+        true
+    }
+
+    /// A new token: a login, a metadata-server fetch, or a signature.
+    fn obtain(&mut self, env: usize, tier: usize, deadline_ms: u64, io: &mut Io<'_>) -> Result<IssuedToken, Failure> {
+        let spec = &self.envs[env].env.spec.tiers[tier];
+        let request = match (&spec.auth, &self.envs[env].env.credentials[tier], &spec.backend) {
+            (AuthSpec::AppRole { mount, .. }, Credential::AppRole { role_id, secret_id }, crate::config::BackendSpec::Vault { namespace, .. }) => {
+                approle::login_request(&spec.url, mount, namespace.as_deref(), role_id, secret_id)
+            }
+            (AuthSpec::Metadata { url }, Credential::Metadata, _) => metadata::request(url),
+            (AuthSpec::ServiceAccount { .. }, Credential::ServiceAccount(key), _) => {
+                let now_s = io.clock.wall_ms() / 1_000;
+                let random = &mut *io.random;
+                return service_account::self_signed_jwt(key, service_account::AUDIENCE, now_s, JWT_LIFETIME_S, &mut || random.next_u64())
+                    .map_err(|why| Failure::permanent(Error::backend(None, format!("the service-account token could not be signed: {why}"))));
+            }
+            _ => return Err(Failure::permanent(Error::backend(None, "internal: credential does not match its method"))),
+        };
+        let response = self.exchange(env, request, deadline_ms, io)?;
+        let wall = io.clock.wall_ms();
+        match &self.envs[env].env.spec.tiers[tier].auth {
+            AuthSpec::Metadata { .. } => metadata::response(&response),
+            _ => approle::response(&response, response.retry_after_ms_at(wall)),
+        }
+    }
+
+    /// Renews the held Vault token (`renew-self`). A renewal that leaves too
+    /// little lifetime to be worth another marks the token not renewable, so
+    /// the next refresh logs in instead.
+    fn renew(&mut self, env: usize, tier: usize, deadline_ms: u64, io: &mut Io<'_>) -> Result<(), Failure> {
+        let spec = &self.envs[env].env.spec.tiers[tier];
+        let namespace = match &spec.backend {
+            crate::config::BackendSpec::Vault { namespace, .. } => namespace.clone(),
+            _ => None,
+        };
+        let Some(held) = &self.envs[env].tiers[tier].auth.held else { return Ok(()) };
+        let request = approle::renew_request(&spec.url, namespace.as_deref(), &held.token);
+        let response = self.exchange(env, request, deadline_ms, io)?;
+        let wall = io.clock.wall_ms();
+        let issued = approle::response(&response, response.retry_after_ms_at(wall));
+        let method = "approle_renew";
+        match issued {
+            Ok(issued) => {
+                let mut held = Held::from_issued(issued, wall);
+                if wall >= held.refresh_at() {
+                    held.renewable = false;
+                }
+                self.publish_token(env, tier, &held, io);
+                self.envs[env].tiers[tier].auth.held = Some(held);
+                self.log_login(env, tier, method, None);
+                Ok(())
+            }
+            Err(failure) => {
+                self.log_login(env, tier, method, Some(&failure.error));
+                Err(failure)
+            }
+        }
+    }
+
+    /// One request to the tier's auth endpoint, waited for; answers of other
+    /// requests that finish meanwhile are kept for the fetch loop.
+    fn exchange(&mut self, env: usize, request: HttpRequest, deadline_ms: u64, io: &mut Io<'_>) -> Result<HttpResponse, Failure> {
+        let policy = self.envs[env].env.spec.policy;
+        let now = io.clock.now_ms();
+        if now >= deadline_ms {
+            return Err(Failure::transient(Error::Timeout { deadline_ms: policy.deadline_ms }, None));
+        }
+        let outbound = Outbound {
+            request,
+            timeout_ms: policy.attempt_timeout_ms.min(deadline_ms - now),
+            max_body_bytes: policy.max_body_bytes,
+        };
+        let ticket = io.transport.start(outbound);
+        loop {
+            let answers = io.transport.wait(None);
+            if answers.is_empty() {
+                return Err(Failure::transient(Error::backend(None, "transport lost the login request"), None));
+            }
+            let mut mine = None;
+            for (t, answer) in answers {
+                if t == ticket {
+                    mine = Some(answer);
+                } else {
+                    self.stash.push((t, answer));
+                }
+            }
+            if let Some(answer) = mine {
+                return answer.map_err(|error| Failure {
+                    transient: error.is_transient(),
+                    error: error.into_error(policy.deadline_ms),
+                    retry_after_ms: None,
+                });
+            }
+        }
+    }
+
+    /// The shared-state id and identity of a tier's token: bound to the
+    /// environment, the tier, its backend and URL, the method, and who logs in
+    /// (a digest of the role id, the key id, …), so a changed credential never
+    /// picks up the token of the old one.
+    fn token_ids(&self, env: usize, tier: usize) -> Option<(String, Vec<u8>)> {
+        let ready = self.shared.usable()?;
+        let state = &self.envs[env];
+        let spec = &state.env.spec.tiers[tier];
+        let who = match &state.env.credentials[tier] {
+            Credential::AppRole { role_id, secret_id } => sha256(&[role_id.expose(), b"\0", secret_id.expose()]),
+            Credential::ServiceAccount(key) => sha256(&[key.client_email.as_bytes(), b"\0", key.private_key_id.as_bytes()]),
+            Credential::Metadata => sha256(&[format!("{:?}", spec.auth).as_bytes()]),
+            Credential::Token(_) | Credential::Aws(_) => return None,
+        };
+        let place = format!("{:?}|{:?}|{}", spec.backend, spec.url, spec.auth.method());
+        let tier_byte = [u8::try_from(tier).unwrap_or(u8::MAX)];
+        let parts: [&[u8]; 4] = [state.env.spec.name.as_bytes(), &tier_byte, place.as_bytes(), &who];
+        Some((ready.key.entry_id("token", &parts), seal::identity("token", &parts)))
+    }
+
+    /// A token another instance shared, if it is good for a while yet and is
+    /// not the one a 403 just rejected.
+    fn shared_token(&mut self, env: usize, tier: usize, wall: u64, io: &mut Io<'_>) -> Option<Held> {
+        let (id, identity) = self.token_ids(env, tier)?;
+        let sealed = self.store_op(io, |store| store.get(&id))??;
+        let plain = self.shared.usable()?.key.open(&identity, &sealed).ok();
+        let Some(record) = plain.as_deref().and_then(TokenRecord::decode) else {
+            self.envs[env].counters.shared_rejected += 1;
+            return None;
+        };
+        let held = Held { token: SecretBytes::new(record.token), issued_at_ms: record.issued_at_ms, expires_at_ms: record.expires_at_ms, renewable: record.renewable };
+        let rejected = self.envs[env].tiers[tier].auth.rejected;
+        let usable = wall < held.refresh_at() && rejected != Some(sha256(&[held.token.expose()]));
+        usable.then_some(held)
+    }
+
+    /// Shares a token this instance obtained (best effort: a store failure
+    /// only means the next instance logs in too).
+    fn publish_token(&mut self, env: usize, tier: usize, held: &Held, io: &mut Io<'_>) {
+        let Some((id, identity)) = self.token_ids(env, tier) else { return };
+        let record = TokenRecord {
+            issued_at_ms: held.issued_at_ms,
+            expires_at_ms: held.expires_at_ms,
+            renewable: held.renewable,
+            token: held.token.expose().to_vec(),
+        };
+        let mut plain = record.encode();
+        let nonce = super::shared_state::nonce(io);
+        let Some(ready) = self.shared.usable() else { return };
+        let sealed = ready.key.seal(&identity, &plain, nonce);
+        plain.iter_mut().for_each(|b| *b = 0);
+        let _ = self.store_op(io, |store| store.set(&id, &sealed));
+    }
+
+    /// `error` with every credential of the tier taken out of its text (an
+    /// upstream message must never carry one back, even from a proxy that
+    /// echoes request headers or bodies into its error page).
+    pub(super) fn redact_for_tier(&self, env: usize, tier: usize, error: Error) -> Error {
+        let state = &self.envs[env];
+        let mut error = match &state.env.credentials[tier] {
+            Credential::Token(token) => error.redact(token.expose()),
+            Credential::AppRole { role_id, secret_id } => error.redact(role_id.expose()).redact(secret_id.expose()),
+            Credential::Aws(keys) => {
+                let error = error.redact(keys.secret_access_key.as_bytes());
+                match &keys.session_token {
+                    Some(token) => error.redact(token.as_bytes()),
+                    None => error,
+                }
+            }
+            Credential::ServiceAccount(_) | Credential::Metadata => error,
+        };
+        if let Some(held) = &state.tiers[tier].auth.held {
+            error = error.redact(held.token.expose());
+        }
+        error
+    }
+}
