@@ -305,7 +305,7 @@ mod tests {
     fn requests_refuse_versions_the_backend_lacks_and_credentials_it_cannot_use() {
         use crate::http::BaseUrl;
         use crate::sigv4::Credentials;
-        let tier = |backend| TierSpec { backend, url: BaseUrl::parse("http://127.0.0.1:1").unwrap(), token_key: "k".into() };
+        let tier = |backend| TierSpec { backend, url: BaseUrl::parse("http://127.0.0.1:1").unwrap(), auth: crate::auth::AuthSpec::Token { key: "k".into() } };
         let vault = tier(BackendSpec::Vault { mount: "secret".into(), namespace: None });
         let aws = tier(BackendSpec::Aws { region: "us-east-1".into() });
         let token = SecretBytes::new(b"t".to_vec());
