@@ -138,16 +138,44 @@ pub fn response(secret_id: &str, response: &HttpResponse, retry_after: Option<u6
 /// short name: a namespace before `#` and a URL after `:` are dropped
 /// (`com.amazonaws.secretsmanager#ResourceNotFoundException`,
 /// `ResourceNotFoundException:http://internal.amazon.com/...`).
+///
+/// A body that is not JSON may be the query protocol's XML `ErrorResponse`
+/// (`<Code>`, `<Message>`): what an authentication front end answers before
+/// the JSON service is reached (moto does too, for signature and IAM failures).
 fn error_type(response: &HttpResponse) -> (String, String) {
     let doc: Option<Value> = serde_json::from_slice(&response.body).ok();
-    let text = |key: &str| doc.as_ref().and_then(|d| d.get(key)).and_then(Value::as_str).map(String::from);
-    let raw = response.header("x-amzn-errortype").map(String::from).or_else(|| text("__type")).unwrap_or_default();
+    let text = |key: &str| match &doc {
+        Some(doc) => doc.get(key).and_then(Value::as_str).map(String::from),
+        None => xml_element(&response.body, key),
+    };
+    let raw = response
+        .header("x-amzn-errortype")
+        .map(String::from)
+        .or_else(|| text("__type"))
+        .or_else(|| text("Code"))
+        .unwrap_or_default();
     let short = raw.rsplit('#').next().unwrap_or("");
     let short = short.split(':').next().unwrap_or("").trim();
     // A type is an identifier; anything else is not one worth matching or echoing.
     let code = if short.len() <= 64 && short.bytes().all(|b| b.is_ascii_alphanumeric()) { short.to_string() } else { String::new() };
-    let message = text("Message").or_else(|| text("message")).map(|m| sanitize_reason(&m)).unwrap_or_default();
+    // Whitespace runs collapsed first: some messages are indented source text (moto's), and
+    // the sanitized reason is capped, so the padding would crowd out the words.
+    let message = text("Message")
+        .or_else(|| text("message"))
+        .map(|m| sanitize_reason(&m.split_whitespace().collect::<Vec<_>>().join(" ")))
+        .unwrap_or_default();
     (code, message)
+}
+
+/// The text of the first `<name>…</name>` in an XML body, if it has no markup
+/// inside (no entity decoding: enough for an error code and message).
+fn xml_element(body: &[u8], name: &str) -> Option<String> {
+    let body = core::str::from_utf8(body).ok()?;
+    let open = format!("<{name}>");
+    let start = body.find(&open)? + open.len();
+    let rest = &body[start..];
+    let len = rest.find('<')?;
+    rest[len..].starts_with(&format!("</{name}>")).then(|| rest[..len].to_string())
 }
 
 fn parse_secret(body: &[u8]) -> Result<Fetched, Error> {

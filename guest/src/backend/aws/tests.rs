@@ -214,6 +214,8 @@ fn maps_every_error_type() {
     let deleting = response(&aws_error(400, "InvalidRequestException", "You can't perform this operation on the secret because it was marked for deletion.\\r\\n")).unwrap_err();
     assert!(!deleting.transient);
     assert!(matches!(&deleting.error, Error::Backend { status: Some(400), reason } if reason.contains("marked for deletion") && !reason.contains(char::is_control)));
+    let padded = response(&aws_error(400, "InvalidRequestException", &format!("You tried to{}perform it", " ".repeat(200)))).unwrap_err();
+    assert_eq!(padded.error, Error::backend(Some(400), "InvalidRequestException: You tried to perform it"));
     let param = response(&aws_error(400, "InvalidParameterException", "bad")).unwrap_err();
     assert_eq!(param, Failure::permanent(Error::backend(Some(400), "InvalidParameterException: bad")));
 
@@ -223,4 +225,17 @@ fn maps_every_error_type() {
     // A type that is not an identifier is neither matched nor echoed.
     let junk = response(&resp(400, r#"{"__type":"Resource NotFound <script>"}"#)).unwrap_err();
     assert_eq!(junk, Failure::permanent(Error::backend(Some(400), "HTTP 400")));
+
+    // moto (and AWS's authentication front end) answer with the query protocol's XML.
+    let xml = |code: &str| {
+        resp(403, &format!("<?xml version=\"1.0\"?>\n<ErrorResponse><Errors><Error><Code>{code}</Code><Message>no.</Message></Error></Errors></ErrorResponse>"))
+    };
+    for code in ["SignatureDoesNotMatch", "InvalidClientTokenId", "AccessDenied"] {
+        let f = response(&xml(code)).unwrap_err();
+        assert_eq!(f, Failure::permanent(Error::PermissionDenied(format!("AWS denied access: {code}: no."))), "{code}");
+    }
+    let throttled = resp(400, "<ErrorResponse><Error><Code>Throttling</Code><Message>Rate exceeded</Message></Error></ErrorResponse>");
+    assert!(matches!(response(&throttled).unwrap_err().error, Error::RateLimited { .. }));
+    let unclosed = resp(400, "<Error><Code>ResourceNotFoundException<Message>x</Message>");
+    assert_eq!(response(&unclosed).unwrap_err(), Failure::permanent(Error::backend(Some(400), "x")));
 }
