@@ -11,10 +11,12 @@
 //! assert_eq!(backend.request_count(), 3);
 //! ```
 //!
-//! Routing: `/v1/projects/...` is GCP, `/v1/{mount}/data/...` is Vault, anything else 404.
+//! Routing: `/v1/projects/...` is GCP, `/v1/auth/...` is Vault AppRole (see
+//! [`FakeBackend::enable_approle`]), `/v1/{mount}/data/...` is Vault, anything else 404.
 //! It runs on its own thread and tokio runtime, so sync tests and the (sync) wasmtime host can
 //! use it; dropping it stops the server and closes every connection, even hung ones.
 
+mod approle;
 mod fault;
 mod gcp;
 mod random;
@@ -88,6 +90,7 @@ pub(crate) struct Store {
     pub vault_token: Option<String>,
     pub vault_namespace: Option<String>,
     pub gcp_token: Option<String>,
+    pub approle: approle::AppRole,
 }
 
 /// A normal (or status-fault) answer before it becomes an HTTP response.
@@ -222,7 +225,8 @@ impl FakeBackend {
             .insert(version, bytes.to_vec());
     }
 
-    /// Vault requests must carry `X-Vault-Token: token`, or get 403 `permission denied`.
+    /// Vault requests must carry `X-Vault-Token: token` (or, with AppRole enabled, a live
+    /// issued token), or get 403 `permission denied`.
     pub fn expect_vault_token(&self, token: &str) {
         self.state().store.vault_token = Some(token.to_owned());
     }
@@ -242,6 +246,7 @@ impl FakeBackend {
     pub fn accept_any_credentials(&self) {
         let store = &mut self.state().store;
         (store.vault_token, store.vault_namespace, store.gcp_token) = (None, None, None);
+        store.approle.disable();
     }
 
     /// The next `n` requests get `fault` (after any faults already queued).
@@ -301,10 +306,12 @@ impl FakeBackend {
         self.shared.connections.load(Ordering::SeqCst)
     }
 
-    /// Zeroes the request, fault and connection counts and clears the request log.
+    /// Zeroes the request, fault, connection, login and renewal counts and clears the request
+    /// log.
     pub fn reset_counts(&self) {
         let mut state = self.state();
         state.log.clear();
+        state.store.approle.reset_counts();
         self.shared.requests.store(0, Ordering::SeqCst);
         self.shared.faults.store(0, Ordering::SeqCst);
         self.shared.connections.store(0, Ordering::SeqCst);

@@ -86,8 +86,9 @@ fn malformed(what: &str) -> Error {
     Error::backend(Some(200), format!("malformed Vault response: {what}"))
 }
 
-/// The first message of a Vault `{"errors": [...]}` body.
-fn error_reason(body: &[u8]) -> Option<String> {
+/// The first message of a Vault `{"errors": [...]}` body (AppRole logins
+/// answer with the same shape).
+pub(crate) fn error_reason(body: &[u8]) -> Option<String> {
     let doc: Value = serde_json::from_slice(body).ok()?;
     let first = doc.get("errors")?.as_array()?.first()?.as_str()?;
     Some(sanitize_reason(first))

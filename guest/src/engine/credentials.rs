@@ -91,8 +91,9 @@ impl Provider {
             if held.renewable && wall < held.expires_at_ms {
                 match self.renew(env, tier, deadline_ms, io) {
                     Ok(()) => return Ok(()),
-                    // Still valid: use it, and try again next time.
-                    Err(_) if self.envs[env].tiers[tier].auth.held.as_ref().is_some_and(|h| wall < h.expires_at_ms) => return Ok(()),
+                    // Vault is struggling, but the token is still valid: use it, and try
+                    // again next time. A refused renewal (403) logs in instead.
+                    Err(failure) if failure.transient => return Ok(()),
                     Err(_) => {}
                 }
             }

@@ -141,7 +141,8 @@ impl Provider {
                 match self.admit(&mut fetch, now, io) {
                     Admission::Start(outbound, permit) => {
                         fetch.permit = Some(permit);
-                        fetch.started_ms = now;
+                        // Not `now`: a login may have come first.
+                        fetch.started_ms = io.clock.now_ms();
                         in_flight.push((io.transport.start(outbound), fetch));
                     }
                     Admission::Failed(failure, permit) => {
@@ -404,6 +405,12 @@ impl Provider {
         }
         if let Err(failure) = self.ensure_credential(fetch.env, fetch.tier, fetch.deadline_ms, io) {
             return Admission::Failed(failure, permit);
+        }
+        // A login may have taken a while: the read gets what is left of the deadline.
+        let now = io.clock.now_ms();
+        if now >= fetch.deadline_ms {
+            let error = fetch.last_error.clone().unwrap_or(Error::Timeout { deadline_ms: policy.deadline_ms });
+            return Admission::Failed(Failure::transient(error, None), permit);
         }
         // Built per attempt: a signature (AWS) covers the time it was made.
         let wall = io.clock.wall_ms();

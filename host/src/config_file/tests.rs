@@ -224,3 +224,21 @@ fn fallback_tiers_are_tables_of_an_array_and_need_their_credentials() {
     let policy: serde_json::Value = serde_json::from_str(&cfg.wasi_config[POLICY_KEY]).unwrap();
     assert_eq!(policy["environments"]["prod"]["fallbacks"][0]["project"], "mirror");
 }
+
+#[test]
+fn auth_tables_name_each_credential_key_they_need() {
+    let approle = GOOD.replace(
+        "[credentials]\n",
+        "[policy.environments.approle]\nbackend = \"vault\"\nurl = \"http://127.0.0.1:8200\"\n\n\
+         [policy.environments.approle.auth]\nmethod = \"approle\"\nrole_id_key = \"vault_role_id\"\nsecret_id_key = \"vault_secret_id\"\n\n[credentials]\n",
+    );
+    let with_role = format!("{approle}vault_role_id = {{ env = \"DEV_TOKEN\" }}\n");
+    let e = parse_err(&with_role);
+    assert_eq!(e.key.as_deref(), Some("policy.environments.approle.auth.secret_id_key"), "{e}");
+    assert!(e.message.contains("`vault_secret_id`"), "{e}");
+    assert_eq!(e.line, Some(approle.lines().position(|l| l.starts_with("secret_id_key")).unwrap() + 1), "{e}");
+    let cfg = parse(&format!("{with_role}vault_secret_id = {{ env = \"DEV_TOKEN\" }}\n")).unwrap_or_else(|e| panic!("{e}"));
+    let policy: serde_json::Value = serde_json::from_str(&cfg.wasi_config[POLICY_KEY]).unwrap();
+    assert_eq!(policy["environments"]["approle"]["auth"]["method"], "approle");
+    assert!(cfg.wasi_config.contains_key("vault_secret_id"));
+}

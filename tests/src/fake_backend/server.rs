@@ -1,5 +1,5 @@
 //! The fake's HTTP server: accepting and counting connections, recording requests, applying
-//! faults, and routing the rest to the Vault or GCP module.
+//! faults, and routing the rest to the Vault, AppRole or GCP module.
 
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
@@ -16,7 +16,7 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::{oneshot, Notify};
 
 use super::fault::{Fault, RepeatBody, TrickleBody};
-use super::{gcp, vault, Answer, RecordedRequest, Shared};
+use super::{approle, gcp, vault, Answer, RecordedRequest, Shared};
 
 type Body = BoxBody<Bytes, Infallible>;
 
@@ -55,14 +55,17 @@ async fn handle(
     kill: Arc<Notify>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
+    let (req, body) = req.into_parts();
+    // Read whole (logins carry their ids in it), but never recorded: it may hold credentials.
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let recorded = RecordedRequest {
-        method: req.method().to_string(),
+        method: req.method.to_string(),
         path_and_query: req
-            .uri()
+            .uri
             .path_and_query()
-            .map_or_else(|| req.uri().to_string(), |p| p.to_string()),
+            .map_or_else(|| req.uri.to_string(), |p| p.to_string()),
         headers: req
-            .headers()
+            .headers
             .iter()
             .map(|(n, v)| {
                 (
@@ -75,6 +78,7 @@ async fn handle(
     let fault = {
         let mut state = shared.state();
         state.log.push(recorded.clone());
+        state.store.approle.count(&recorded.path_and_query);
         shared.requests.fetch_add(1, Ordering::SeqCst);
         let fault = match state.queued.pop_front().or_else(|| state.always.clone()) {
             Some(fault) => Some(fault),
@@ -87,7 +91,7 @@ async fn handle(
     };
     let gcp = recorded.path_and_query.starts_with("/v1/projects/");
     let answer = match fault {
-        None => normal(&shared, &recorded, false),
+        None => normal(&shared, &recorded, &body, false),
         Some(Fault::Hang) => std::future::pending().await,
         Some(Fault::CloseConnection) => {
             kill.notify_one();
@@ -95,7 +99,7 @@ async fn handle(
         }
         Some(Fault::Delay(d)) => {
             tokio::time::sleep(d).await;
-            normal(&shared, &recorded, false)
+            normal(&shared, &recorded, &body, false)
         }
         Some(Fault::Status {
             code,
@@ -107,7 +111,7 @@ async fn handle(
             retry_after,
         },
         Some(Fault::Truncated) => {
-            let mut answer = normal(&shared, &recorded, false);
+            let mut answer = normal(&shared, &recorded, &body, false);
             answer.body.truncate(answer.body.len() / 2);
             answer
         }
@@ -116,7 +120,7 @@ async fn handle(
             body: Bytes::from_static(b"{\"data\": <html>502</html"),
             retry_after: None,
         },
-        Some(Fault::BadCrc) => normal(&shared, &recorded, true),
+        Some(Fault::BadCrc) => normal(&shared, &recorded, &body, true),
         Some(Fault::HugeBody(len)) => return Ok(huge(gcp, len, false)),
         Some(Fault::HugeBodyDeclared(len)) => return Ok(huge(gcp, len, true)),
         Some(Fault::Trickle(every)) => return Ok(response(200, None, TrickleBody::new(every).boxed())),
@@ -129,8 +133,8 @@ async fn handle(
 }
 
 /// The answer the fake would give without faults.
-fn normal(shared: &Shared, req: &RecordedRequest, bad_crc: bool) -> Answer {
-    let state = shared.state();
+fn normal(shared: &Shared, req: &RecordedRequest, body: &[u8], bad_crc: bool) -> Answer {
+    let mut state = shared.state();
     let (path, query) = match req.path_and_query.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (req.path_and_query.as_str(), None),
@@ -138,6 +142,8 @@ fn normal(shared: &Shared, req: &RecordedRequest, bad_crc: bool) -> Answer {
     let header = |name: &str| req.header(name).map(str::to_owned);
     if let Some(rest) = path.strip_prefix("/v1/projects/") {
         gcp::answer(&state.store, &req.method, rest, bad_crc, header)
+    } else if let Some(rest) = path.strip_prefix("/v1/auth/") {
+        approle::answer(&mut state.store, &req.method, rest, body, header)
     } else if let Some(rest) = path.strip_prefix("/v1/").filter(|r| r.contains("/data/")) {
         vault::answer(&state.store, &req.method, rest, query, header)
     } else {

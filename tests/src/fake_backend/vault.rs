@@ -26,14 +26,25 @@ pub(crate) fn answer(
     query: Option<&str>,
     header: impl Fn(&str) -> Option<String>,
 ) -> Answer {
-    let token_ok = store
+    let (token, namespace) = (header("x-vault-token"), header("x-vault-namespace"));
+    let static_ok = store
         .vault_token
         .as_ref()
-        .is_none_or(|t| header("x-vault-token").as_ref() == Some(t));
+        .map(|t| token.as_ref() == Some(t));
+    // With AppRole on, only a live issued token (or the static one) reads; without it, no
+    // expected token means any token.
+    let token_ok = if store.approle.enabled() {
+        static_ok == Some(true)
+            || store
+                .approle
+                .accepts(token.as_deref(), namespace.as_deref())
+    } else {
+        static_ok.unwrap_or(true)
+    };
     let namespace_ok = store
         .vault_namespace
         .as_ref()
-        .is_none_or(|n| header("x-vault-namespace").as_ref() == Some(n));
+        .is_none_or(|n| namespace.as_ref() == Some(n));
     // Vault answers a wrong namespace like a wrong token: the token has no policy there.
     if !token_ok || !namespace_ok {
         return error(403, &["permission denied"]);

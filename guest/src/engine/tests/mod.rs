@@ -119,11 +119,19 @@ struct Harness {
 
 impl Harness {
     fn new(policy: &str, handler: Handler) -> Harness {
+        Harness::with_source(policy, &[], handler)
+    }
+
+    /// [`Harness::new`] with more config keys (credentials of other methods).
+    fn with_source(policy: &str, extra: &[(&str, &str)], handler: Handler) -> Harness {
         let mut source = BTreeMap::new();
         source.insert(config::POLICY_KEY.to_string(), policy.to_string());
         source.insert("tok_a".to_string(), "token-a".to_string());
         source.insert("tok_b".to_string(), "token-b".to_string());
         source.insert("state_key".to_string(), "5e".repeat(32));
+        for (key, value) in extra {
+            source.insert(key.to_string(), value.to_string());
+        }
         let (envs, shared) = config::load_all(&source).unwrap();
         let time = Time::default();
         time.advance(1_000);
@@ -234,6 +242,7 @@ fn policy(extra: &str) -> String {
 }
 
 mod budget;
+mod credentials;
 mod failures;
 mod reads;
 mod shared;
