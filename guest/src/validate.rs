@@ -121,6 +121,29 @@ pub fn gcp_secret_id(name: &str) -> Result<(), Error> {
     }
 }
 
+/// Longest AWS secret id accepted: AWS's own limit for `SecretId`.
+pub const AWS_SECRET_ID_MAX: usize = 2048;
+
+/// Checks an AWS Secrets Manager secret id: a name or an ARN, 1..=2048 of
+/// `[A-Za-z0-9/_+=.@:-]`. Names may hold ASCII letters, digits and `/_+=.@-`
+/// (AWS's name grammar); `:` is added for ARNs
+/// (`arn:aws:secretsmanager:region:account:secret:name-AbCdEf`). The id travels
+/// in the JSON body, never in the URL, so `/` needs no escaping and cannot
+/// change which endpoint is called; spaces, quotes and control characters,
+/// which no AWS name holds, are still refused.
+pub fn aws_secret_id(name: &str) -> Result<(), Error> {
+    let ok = (1..=AWS_SECRET_ID_MAX).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_+=.@:-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidRequest(format!(
+            "AWS secret id must be a name or ARN of 1-2048 [A-Za-z0-9/_+=.@:-], got {:?}",
+            shorten(name)
+        )))
+    }
+}
+
 /// Checks a Vault KV path such as `app/db`: segments of `[A-Za-z0-9._@+=,:~-]`,
 /// no empty, `.` or `..` segments, bounded length. Excludes `%`, `?`, `#`,
 /// spaces, backslashes and control characters (CR/LF among them).
@@ -238,6 +261,17 @@ mod tests {
             assert!(gcp_secret_id(bad).is_err(), "{bad:?} accepted");
         }
         assert!(gcp_secret_id(&"a".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn aws_ids_are_names_or_arns() {
+        aws_secret_id("prod/db-password_2+x=y.z@w").unwrap();
+        aws_secret_id("arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbCdEf").unwrap();
+        aws_secret_id(&"a".repeat(AWS_SECRET_ID_MAX)).unwrap();
+        for bad in ["", "a b", "a\"b", "a\nb", "ä", "x?y", "x#y", "x%2F", "a,b"] {
+            assert!(aws_secret_id(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(aws_secret_id(&"a".repeat(AWS_SECRET_ID_MAX + 1)).is_err());
     }
 
     #[test]

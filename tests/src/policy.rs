@@ -59,6 +59,47 @@ impl PolicyBuilder {
         )
     }
 
+    /// Adds an AWS Secrets Manager environment signing with an access key, stored under
+    /// `aws_access_key_id_{env}` and `aws_secret_access_key_{env}` (`-` as `_`), and a session
+    /// token under `aws_session_token_{env}` when given.
+    pub fn aws(
+        mut self,
+        env: &str,
+        url: &str,
+        region: &str,
+        access_key_id: &str,
+        secret_access_key: &str,
+        session_token: Option<&str>,
+    ) -> PolicyBuilder {
+        assert!(
+            self.environments.iter().all(|(name, _)| name != env),
+            "PolicyBuilder: environment {env:?} added twice"
+        );
+        let suffix = env.replace('-', "_");
+        let (id_key, secret_key, token_key) = (
+            format!("aws_access_key_id_{suffix}"),
+            format!("aws_secret_access_key_{suffix}"),
+            format!("aws_session_token_{suffix}"),
+        );
+        let mut auth = Map::new();
+        auth.insert("method".into(), "aws_keys".into());
+        auth.insert("access_key_id_key".into(), id_key.as_str().into());
+        auth.insert("secret_access_key_key".into(), secret_key.as_str().into());
+        self.credentials.insert(id_key, access_key_id.to_owned());
+        self.credentials.insert(secret_key, secret_access_key.to_owned());
+        if let Some(token) = session_token {
+            auth.insert("session_token_key".into(), token_key.as_str().into());
+            self.credentials.insert(token_key, token.to_owned());
+        }
+        let mut map = Map::new();
+        map.insert("backend".into(), "aws".into());
+        map.insert("url".into(), url.into());
+        map.insert("region".into(), region.into());
+        map.insert("auth".into(), Value::Object(auth));
+        self.environments.push((env.to_owned(), map));
+        self
+    }
+
     /// Sets `key` in environment `env`; a dotted key (`retry.attempts`) sets a nested value.
     /// Also overrides what `vault`/`gcp` wrote (`url`, `token_key`, ...). Panics on an unknown env.
     pub fn set(mut self, env: &str, key: &str, value: impl Into<Value>) -> PolicyBuilder {
@@ -212,6 +253,22 @@ fn set_dotted(map: &mut Map<String, Value>, key: &str, value: Value) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn aws_environments_name_their_key_entries() {
+        let b = PolicyBuilder::new().aws("prod-1", "http://127.0.0.1:1", "us-east-1", "AKIDEXAMPLE", "s3cr3t", Some("tok"));
+        let doc: Value = serde_json::from_str(&b.policy_json()).unwrap();
+        let expected = json!({ "backend": "aws", "url": "http://127.0.0.1:1", "region": "us-east-1",
+            "auth": { "method": "aws_keys", "access_key_id_key": "aws_access_key_id_prod_1",
+                      "secret_access_key_key": "aws_secret_access_key_prod_1",
+                      "session_token_key": "aws_session_token_prod_1" } });
+        assert_eq!(doc["environments"]["prod-1"], expected);
+        assert_eq!(b.credentials()["aws_secret_access_key_prod_1"], "s3cr3t");
+        let without = PolicyBuilder::new().aws("p", "http://h", "eu-west-1", "A", "s", None);
+        let doc: Value = serde_json::from_str(&without.policy_json()).unwrap();
+        assert!(doc["environments"]["p"]["auth"].get("session_token_key").is_none());
+        assert_eq!(without.credentials().len(), 2);
+    }
 
     #[test]
     fn builds_the_documented_shape_in_order() {

@@ -3,6 +3,7 @@
 
 use crate::prelude::*;
 
+pub mod aws;
 pub mod gcp;
 pub mod vault;
 
@@ -52,8 +53,11 @@ pub struct Fetched {
 enum Content {
     /// Vault: a map of fields (non-string JSON values kept as their JSON text).
     Fields(Vec<(String, SecretBytes)>),
-    /// GCP: one opaque payload.
+    /// GCP, AWS `SecretBinary`: one opaque payload.
     Bytes(SecretBytes),
+    /// AWS `SecretString`: the whole text, and — when it is a JSON object —
+    /// its keys as fields, parsed only when a field is asked for.
+    Text(SecretBytes),
 }
 
 impl Fetched {
@@ -67,9 +71,16 @@ impl Fetched {
         Fetched { version, content: Content::Bytes(bytes) }
     }
 
+    /// A text that is itself the value, and may be a JSON object of fields.
+    pub fn text(version: String, text: SecretBytes) -> Fetched {
+        Fetched { version, content: Content::Text(text) }
+    }
+
     /// The value of one field.
     pub fn select(&self, field: &str) -> Result<SecretBytes, Error> {
         match &self.content {
+            Content::Text(text) if field == DEFAULT_FIELD => Ok(text.clone()),
+            Content::Text(text) => json_field(text, field),
             Content::Fields(fields) => fields
                 .iter()
                 .find(|(name, _)| name == field)
@@ -81,22 +92,41 @@ impl Fetched {
     }
 }
 
+/// Field `field` of a text holding a JSON object, as Vault maps are read:
+/// strings raw, other values as their JSON text. Errors name the field only.
+fn json_field(text: &SecretBytes, field: &str) -> Result<SecretBytes, Error> {
+    let missing = || Error::NotFound(format!("field {:?} is not in the secret", validate::shorten(field)));
+    match serde_json::from_slice::<serde_json::Value>(text.expose()) {
+        Ok(serde_json::Value::Object(map)) => match map.get(field) {
+            Some(serde_json::Value::String(s)) => Ok(SecretBytes::new(s.as_bytes().to_vec())),
+            Some(other) => Ok(SecretBytes::new(other.to_string().into_bytes())),
+            None => Err(missing()),
+        },
+        _ => Err(Error::NotFound(format!(
+            "field {:?} is not in the secret (its text is not a JSON object)",
+            validate::shorten(field)
+        ))),
+    }
+}
+
 impl fmt::Debug for Fetched {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<&str> = match &self.content {
             Content::Fields(fields) => fields.iter().map(|(n, _)| n.as_str()).collect(),
-            Content::Bytes(_) => vec![DEFAULT_FIELD],
+            Content::Bytes(_) | Content::Text(_) => vec![DEFAULT_FIELD],
         };
         f.debug_struct("Fetched").field("version", &self.version).field("fields", &names).finish()
     }
 }
 
 /// Checks a request against the backend's grammar before anything is sent.
+/// The version is checked by [`validate_version`].
 pub fn validate(spec: &BackendSpec, name: &str, field: &str) -> Result<(), Error> {
     validate::field(field)?;
     match spec {
         BackendSpec::Vault { .. } => validate::vault_path(name),
-        BackendSpec::Aws { .. } => Err(Error::InvalidRequest("the aws backend is not built yet".into())),
+        // Any field: it names a key of a JSON `SecretString`, read after the fetch.
+        BackendSpec::Aws { .. } => validate::aws_secret_id(name),
         BackendSpec::Gcp { .. } => {
             validate::gcp_secret_id(name)?;
             if field != DEFAULT_FIELD {
@@ -109,11 +139,29 @@ pub fn validate(spec: &BackendSpec, name: &str, field: &str) -> Result<(), Error
     }
 }
 
+/// Checks that the backend has versions of this kind: numbers for Vault and
+/// GCP; version ids and stages for AWS. `latest` everywhere.
+pub fn validate_version(spec: &BackendSpec, version: &VersionSel) -> Result<(), Error> {
+    match (spec, version) {
+        (_, VersionSel::Latest)
+        | (BackendSpec::Vault { .. } | BackendSpec::Gcp { .. }, VersionSel::Pinned(_))
+        | (BackendSpec::Aws { .. }, VersionSel::Id(_) | VersionSel::Stage(_)) => Ok(()),
+        (BackendSpec::Aws { .. }, VersionSel::Pinned(_)) => Err(Error::InvalidRequest(aws::PINNED_REFUSED.into())),
+        (other, VersionSel::Id(_) | VersionSel::Stage(_)) => Err(Error::InvalidRequest(format!(
+            "{} versions are positive integers or `latest`; version ids and stages are AWS's",
+            other.kind()
+        ))),
+    }
+}
+
 /// The HTTP request reading `name` at `version`, presenting `presented`
-/// (AWS signs at `wall_ms`, Unix ms). The name must be validated.
+/// (AWS signs at `wall_ms`, Unix ms). The name must be validated; the version
+/// is checked here too, so that no backend is ever asked (and no answer
+/// cached) for a kind of version it does not have.
 pub fn request(tier: &TierSpec, presented: Presented<'_>, name: &str, version: &VersionSel, wall_ms: u64) -> Result<HttpRequest, Error> {
-    let _ = wall_ms;
+    validate_version(&tier.backend, version)?;
     match (&tier.backend, presented) {
+        (BackendSpec::Aws { region }, Presented::Aws(keys)) => aws::request(&tier.url, region, keys, name, version, wall_ms),
         (BackendSpec::Vault { mount, namespace }, Presented::Token(token)) => {
             Ok(vault::request(&tier.url, mount, namespace.as_deref(), token, name, version))
         }
@@ -142,14 +190,24 @@ pub fn response_at(
 fn judge(spec: &BackendSpec, name: &str, version: &VersionSel, response: &HttpResponse, retry_after: Option<u64>) -> Result<Fetched, Failure> {
     let fetched = match spec {
         BackendSpec::Vault { .. } => vault::response(name, response, retry_after),
-        BackendSpec::Gcp { .. } | BackendSpec::Aws { .. } => gcp::response(name, response, retry_after),
+        BackendSpec::Gcp { .. } => gcp::response(name, response, retry_after),
+        BackendSpec::Aws { .. } => aws::response(name, response, retry_after),
     }?;
     // A pinned read is cached for long under its version: never under the wrong one.
-    if let VersionSel::Pinned(asked) = *version {
-        if fetched.version != asked.to_string() {
+    let asked = match version {
+        VersionSel::Pinned(n) => Some(n.to_string()),
+        VersionSel::Id(id) => Some(id.clone()),
+        VersionSel::Latest | VersionSel::Stage(_) => None,
+    };
+    if let Some(asked) = asked {
+        if fetched.version != asked {
             return Err(Failure::permanent(Error::backend(
                 Some(response.status),
-                format!("asked for version {asked} but the backend returned version {}", validate::shorten(&fetched.version)),
+                format!(
+                    "asked for version {} but the backend returned version {}",
+                    validate::shorten(&asked),
+                    validate::shorten(&fetched.version)
+                ),
             )));
         }
     }
@@ -209,6 +267,74 @@ mod tests {
         let wrong = response(&vault, "x", &VersionSel::Pinned(4), &ok).unwrap_err();
         assert!(!wrong.transient);
         assert_eq!(wrong.error, Error::backend(Some(200), "asked for version 4 but the backend returned version 5"));
+    }
+
+    #[test]
+    fn versions_are_checked_per_backend() {
+        let vault = BackendSpec::Vault { mount: "secret".into(), namespace: None };
+        let gcp = BackendSpec::Gcp { project: "p".into() };
+        let aws = BackendSpec::Aws { region: "us-east-1".into() };
+        let id = VersionSel::Id("a1b2c3d4-5678-90ab-cdef-EXAMPLE11111".into());
+        let stage = VersionSel::Stage("AWSPREVIOUS".into());
+        for spec in [&vault, &gcp] {
+            validate_version(spec, &VersionSel::Latest).unwrap();
+            validate_version(spec, &VersionSel::Pinned(3)).unwrap();
+            for v in [&id, &stage] {
+                assert!(matches!(validate_version(spec, v), Err(Error::InvalidRequest(m)) if m.starts_with(spec.kind())), "{spec:?} {v:?}");
+            }
+        }
+        for v in [&VersionSel::Latest, &id, &stage] {
+            validate_version(&aws, v).unwrap();
+        }
+        let pinned = validate_version(&aws, &VersionSel::Pinned(3)).unwrap_err();
+        assert_eq!(pinned, Error::InvalidRequest(aws::PINNED_REFUSED.into()));
+        assert!(pinned.to_string().contains("AWS versions are version ids or stages"));
+    }
+
+    #[test]
+    fn aws_names_are_names_or_arns_and_any_field_is_accepted() {
+        let aws = BackendSpec::Aws { region: "us-east-1".into() };
+        validate(&aws, "prod/db", "value").unwrap();
+        validate(&aws, "arn:aws:secretsmanager:us-east-1:1:secret:prod/db-AbCdEf", "user").unwrap();
+        for bad in ["", "a b", "a\"b", "a\nb"] {
+            assert!(matches!(validate(&aws, bad, "value"), Err(Error::InvalidRequest(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn requests_refuse_versions_the_backend_lacks_and_credentials_it_cannot_use() {
+        use crate::http::BaseUrl;
+        use crate::sigv4::Credentials;
+        let tier = |backend| TierSpec { backend, url: BaseUrl::parse("http://127.0.0.1:1").unwrap(), auth: crate::auth::AuthSpec::Token { key: "k".into() } };
+        let vault = tier(BackendSpec::Vault { mount: "secret".into(), namespace: None });
+        let aws = tier(BackendSpec::Aws { region: "us-east-1".into() });
+        let token = SecretBytes::new(b"t".to_vec());
+        let keys = Credentials { access_key_id: "AKIDEXAMPLE".into(), secret_access_key: "s".into(), session_token: None };
+        let stage = VersionSel::Stage("AWSCURRENT".into());
+        assert!(matches!(request(&vault, Presented::Token(&token), "x", &stage, 0), Err(Error::InvalidRequest(_))));
+        assert!(matches!(request(&aws, Presented::Token(&token), "x", &VersionSel::Latest, 0), Err(Error::InvalidRequest(_))));
+        assert!(matches!(request(&vault, Presented::Aws(&keys), "x", &VersionSel::Latest, 0), Err(Error::InvalidRequest(_))));
+        let signed = request(&aws, Presented::Aws(&keys), "x", &stage, 1_440_938_160_000).unwrap();
+        assert!(signed.headers.iter().any(|(n, v)| n == "authorization" && v.starts_with(b"AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/secretsmanager/aws4_request, ")));
+    }
+
+    #[test]
+    fn an_id_read_answered_with_another_version_is_rejected() {
+        let aws = BackendSpec::Aws { region: "us-east-1".into() };
+        let (a, b) = ("a1b2c3d4-5678-90ab-cdef-EXAMPLE11111", "a1b2c3d4-5678-90ab-cdef-EXAMPLE22222");
+        let ok = HttpResponse { status: 200, headers: vec![], body: format!(r#"{{"VersionId":"{a}","SecretString":"v"}}"#).into_bytes() };
+        assert_eq!(response(&aws, "x", &VersionSel::Id(a.into()), &ok).unwrap().version, a);
+        assert_eq!(response(&aws, "x", &VersionSel::Stage("AWSCURRENT".into()), &ok).unwrap().version, a);
+        let wrong = response(&aws, "x", &VersionSel::Id(b.into()), &ok).unwrap_err();
+        assert!(!wrong.transient);
+        assert_eq!(wrong.error, Error::backend(Some(200), format!("asked for version {b} but the backend returned version {a}")));
+    }
+
+    #[test]
+    fn text_debug_shows_no_value() {
+        let f = Fetched::text("v".into(), SecretBytes::new(br#"{"password":"pa55w0rd"}"#.to_vec()));
+        let shown = format!("{f:?}");
+        assert!(!shown.contains("pa55w0rd") && !shown.contains("password"), "{shown}");
     }
 
     #[test]
