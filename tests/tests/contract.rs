@@ -51,12 +51,14 @@ fn the_component_imports_only_standard_wasi_and_exports_the_contract() {
     );
 }
 
-/// 300 KiB until issue 4: fallback tiers, the retry budget, breaker windows, logs, trace context
-/// and histograms took the guest from 296 to ~358 KiB (opt-level "z" would save ~21 KiB at some
-/// speed); the budget now leaves ~26 KiB for issue 5's signing code before it must be revisited.
+/// 300 KiB until issue 4, 384 KiB until issue 5. Issue 5's credentials took the guest from
+/// ~361 to ~605 KiB: RS256 signing for GCP service accounts (`rsa` and its bignum and DER crates,
+/// ~170 KB: the issue asks for well-kept crates rather than our own bignum code), the SigV4
+/// signer now linked and the AWS backend (~40 KB), AppRole and the credential engine. The budget
+/// leaves ~35 KiB of headroom; README "Benchmarks" has the measured size.
 #[test]
 fn the_guest_stays_within_its_size_budget() {
-    assert!(GUEST_WASM.len() <= 384 * 1024, "guest is {} bytes", GUEST_WASM.len());
+    assert!(GUEST_WASM.len() <= 640 * 1024, "guest is {} bytes", GUEST_WASM.len());
 }
 
 #[test]

@@ -34,7 +34,11 @@ impl Provider {
             }
         };
         let field = request.field.as_deref().unwrap_or(backend::DEFAULT_FIELD);
-        let version = match VersionSel::parse(request.version.as_deref()) {
+        let parsed = VersionSel::parse(request.version.as_deref());
+        // The kind of version the primary takes (numbers, AWS ids or stages): cheap, and a
+        // selector of the wrong kind was never cached, so it is checked before the cache.
+        let parsed = parsed.and_then(|v| backend::validate_version(&state.env.spec.primary().backend, &v).map(|()| v));
+        let version = match parsed {
             Ok(version) => version,
             Err(error) => {
                 state.counters.error(error.kind());

@@ -100,3 +100,13 @@ fn invalidate_drops_entries_of_one_environment() {
     assert!(matches!(h.invalidate("nope", None), Err(Error::UnknownEnvironment(_))));
 }
 
+
+#[test]
+fn a_version_of_another_backends_kind_is_refused_before_the_cache_and_sends_nothing() {
+    let mut h = Harness::new(&policy(""), Box::new(|_| vault_ok(1, "v")));
+    for version in ["AWSCURRENT", "stage:blue", "a1b2c3d4-5678-90ab-cdef-EXAMPLE11111"] {
+        let err = h.get_req(&req("a", "app/db", Some(version), None)).unwrap_err();
+        assert!(matches!(err, Error::InvalidRequest(_)), "{version}: {err:?}");
+    }
+    assert_eq!((h.sent(), h.stats("a").counters.misses), (0, 0));
+}
