@@ -401,3 +401,13 @@ fn damaged_numbers_never_panic() {
         }
     }
 }
+
+/// The key must stay `Send`: the host's native benchmark moves a `Provider`
+/// (which holds `Credential`s) behind a `Mutex` shared by threads. It need not
+/// be `Sync` (the lazily built key is in a `OnceCell`).
+#[test]
+fn the_key_is_send() {
+    fn send<T: Send>() {}
+    send::<ServiceAccountKey>();
+    send::<super::super::Credential>();
+}
