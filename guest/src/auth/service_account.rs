@@ -13,16 +13,19 @@
 
 use crate::prelude::*;
 use alloc::boxed::Box;
+use core::cell::OnceCell;
 use core::fmt;
 
 use base64ct::{Base64UrlUnpadded, Encoding};
-use rsa::pkcs1::DecodeRsaPrivateKey;
+use rsa::errors::Error as RsaError;
+use rsa::pkcs1::der::asn1::UintRef;
+use rsa::pkcs1::der::Decode;
 use rsa::pkcs1v15::SigningKey;
-use rsa::pkcs8::{der::Decode, PrivateKeyInfo, SecretDocument};
+use rsa::pkcs8::{PrivateKeyInfo, SecretDocument};
 use rsa::rand_core::{CryptoRng, RngCore};
 use rsa::signature::{RandomizedSigner, SignatureEncoding};
-use rsa::traits::PublicKeyParts;
-use rsa::RsaPrivateKey;
+use rsa::traits::PrivateKeyParts;
+use rsa::{BigUint, RsaPrivateKey, RsaPublicKey};
 use serde_json::Value;
 use sha2::Sha256;
 
@@ -40,21 +43,43 @@ pub const DEFAULT_LIFETIME_S: u64 = 3600;
 const MAX_LIFETIME_S: u64 = 3600;
 
 /// Smaller RSA keys are not safe to sign with; Google issues 2048-bit keys.
-/// (The upper bound, 4096 bits, is the `rsa` crate's own limit.)
 const MIN_BITS: usize = 2048;
+
+/// `RsaPublicKey::MAX_SIZE`, the `rsa` crate's limit for public keys, applied
+/// to private keys too (the crate does not check them): a larger key would
+/// only cost signing time.
+const MAX_BITS: usize = RsaPublicKey::MAX_SIZE;
 
 /// A 4096-bit PKCS#8 PEM is ~3.3 KB: anything far longer is not a key, and
 /// would only cost time to decode.
 const MAX_PEM_BYTES: usize = 16 * 1024;
 
 /// A parsed service-account key. `Debug` shows the account and key id only.
+///
+/// Parsing checks everything that needs no bignum arithmetic (the encoding,
+/// the algorithm, the sizes, the public exponent) and keeps the key's DER;
+/// the `rsa` key is built, and its numbers checked against each other, at the
+/// first signature. Every request under Spin is a fresh instance that loads
+/// its configuration, while a signature is needed about once an hour per
+/// deployment (tokens are shared), so building it at load time was paid on
+/// every request for nothing.
 pub struct ServiceAccountKey {
     pub client_email: String,
     pub private_key_id: String,
-    /// RS256 (PKCS#1 v1.5 with SHA-256). The `rsa` crate wipes the key's
-    /// numbers when it is dropped. Boxed: the key's numbers are ~1 KB
-    /// inline, and this sits in `Credential` next to small variants.
-    signing_key: Box<SigningKey<Sha256>>,
+    /// The modulus size, read from the DER.
+    bits: usize,
+    /// The key as a PKCS#1 `RSAPrivateKey` (DER, unwrapped from PKCS#8 when
+    /// it came that way), checked by [`check_rsa_private_key`]. Wiped when
+    /// dropped.
+    der: SecretBytes,
+    /// RS256 (PKCS#1 v1.5 with SHA-256), built from `der` at the first
+    /// signature; an inconsistent key's error is kept too, so it is not
+    /// rebuilt at every attempt. The `rsa` crate wipes the key's numbers when
+    /// it is dropped. Boxed: the key's numbers are ~1 KB inline, and this sits
+    /// in `Credential` next to small variants. A `OnceCell`, not `Sync`: the
+    /// component is single-threaded, and nothing holding a `Credential` is
+    /// shared between threads.
+    signing_key: OnceCell<Result<Box<SigningKey<Sha256>>, &'static str>>,
 }
 
 impl fmt::Debug for ServiceAccountKey {
@@ -69,17 +94,31 @@ impl fmt::Debug for ServiceAccountKey {
 impl ServiceAccountKey {
     /// The modulus size, in bits.
     pub fn bits(&self) -> usize {
-        self.rsa_key().n().bits()
+        self.bits
     }
 
-    fn rsa_key(&self) -> &RsaPrivateKey {
-        (*self.signing_key).as_ref()
+    /// The RS256 signing key, built at the first call. An `Err` names what is
+    /// wrong with the key, from fixed text.
+    fn signing_key(&self) -> Result<&SigningKey<Sha256>, String> {
+        match self.signing_key.get_or_init(|| build_signing_key(&self.der)) {
+            Ok(key) => Ok(key),
+            Err(why) => Err(format!("`private_key` is not a valid RSA private key ({why})")),
+        }
+    }
+
+    #[cfg(test)]
+    fn rsa_key(&self) -> Result<&RsaPrivateKey, String> {
+        self.signing_key().map(|key| key.as_ref())
     }
 }
 
 /// Reads a service-account key file (the JSON Google issues). Fields other
 /// than `type`, `client_email`, `private_key_id` and `private_key` (project
 /// id, token URI, ...) are allowed and ignored.
+///
+/// Cheap: the key's numbers are checked against each other at the first
+/// signature (see [`ServiceAccountKey`]), so a key that is well formed but
+/// whose numbers do not belong together is refused by [`self_signed_jwt`].
 pub fn parse(json: &str) -> Result<ServiceAccountKey, String> {
     // Parsed as a `Value`, never into typed fields: serde's type errors quote
     // the offending value, which could be the key. Syntax errors carry only a
@@ -114,15 +153,13 @@ pub fn parse(json: &str) -> Result<ServiceAccountKey, String> {
     // parser's own copy is freed unwiped, like every transient copy: see
     // `crate::secret`.)
     let pem = SecretBytes::new(text("private_key")?.trim().as_bytes().to_vec());
-    let key = decode_private_key(&pem)?;
-    let bits = key.n().bits();
-    if bits < MIN_BITS {
-        return Err(format!("`private_key` is a {bits}-bit RSA key; at least {MIN_BITS} bits are required"));
-    }
+    let (der, bits) = decode_private_key(&pem)?;
     Ok(ServiceAccountKey {
         client_email: client_email.to_string(),
         private_key_id: private_key_id.to_string(),
-        signing_key: Box::new(SigningKey::<Sha256>::new(key)),
+        bits,
+        der,
+        signing_key: OnceCell::new(),
     })
 }
 
@@ -145,9 +182,10 @@ fn printable(s: &str) -> bool {
     s.bytes().all(|b| b.is_ascii_graphic())
 }
 
-/// PEM to RSA key. PKCS#8 (`BEGIN PRIVATE KEY`) is what Google issues;
-/// PKCS#1 (`BEGIN RSA PRIVATE KEY`) is what OpenSSL's older tools write.
-fn decode_private_key(pem: &SecretBytes) -> Result<RsaPrivateKey, String> {
+/// PEM to the key's PKCS#1 DER and modulus size. PKCS#8 (`BEGIN PRIVATE
+/// KEY`) is what Google issues; PKCS#1 (`BEGIN RSA PRIVATE KEY`) is what
+/// OpenSSL's older tools write.
+fn decode_private_key(pem: &SecretBytes) -> Result<(SecretBytes, usize), String> {
     const NOT_PEM: &str = "`private_key` is not a PEM RSA private key";
     if pem.len() > MAX_PEM_BYTES {
         return Err(format!("`private_key` is longer than {MAX_PEM_BYTES} bytes; it is not a key"));
@@ -161,21 +199,105 @@ fn decode_private_key(pem: &SecretBytes) -> Result<RsaPrivateKey, String> {
     // The crates' own errors are not passed on: mapped to fixed text, so no
     // error can ever echo a decoded byte.
     let invalid = |what: &str| format!("`private_key` is not a valid RSA private key ({what})");
-    match label {
+    let pkcs1 = match label {
         "PRIVATE KEY" => {
             let (_, der) = SecretDocument::from_pem(pem).map_err(|_| invalid("bad PEM or DER encoding"))?;
             let info = PrivateKeyInfo::from_der(der.as_bytes()).map_err(|_| invalid("bad PKCS#8 structure"))?;
             if info.algorithm.oid != rsa::pkcs1::ALGORITHM_OID {
                 return Err(format!("`private_key` is not an RSA key (PKCS#8 algorithm {})", info.algorithm.oid));
             }
-            RsaPrivateKey::try_from(info).map_err(|_| invalid("inconsistent key numbers, or larger than 4096 bits"))
+            // RFC 8017 A.1: rsaEncryption's parameters are NULL (as `rsa` checks).
+            if !matches!(info.algorithm.parameters, Some(p) if p.is_null()) {
+                return Err(invalid("PKCS#8 algorithm parameters are not NULL"));
+            }
+            SecretBytes::new(info.private_key.to_vec())
         }
-        "RSA PRIVATE KEY" => RsaPrivateKey::from_pkcs1_pem(pem)
-            .map_err(|_| invalid("bad PKCS#1 encoding, inconsistent key numbers, or larger than 4096 bits")),
-        "ENCRYPTED PRIVATE KEY" => Err("`private_key` is encrypted; the key file must hold it unencrypted".into()),
-        "EC PRIVATE KEY" | "OPENSSH PRIVATE KEY" | "DSA PRIVATE KEY" => Err("`private_key` is not an RSA key".into()),
-        _ => Err(NOT_PEM.into()),
+        "RSA PRIVATE KEY" => {
+            let (_, der) = SecretDocument::from_pem(pem).map_err(|_| invalid("bad PEM or DER encoding"))?;
+            SecretBytes::new(der.as_bytes().to_vec())
+        }
+        "ENCRYPTED PRIVATE KEY" => return Err("`private_key` is encrypted; the key file must hold it unencrypted".into()),
+        "EC PRIVATE KEY" | "OPENSSH PRIVATE KEY" | "DSA PRIVATE KEY" => return Err("`private_key` is not an RSA key".into()),
+        _ => return Err(NOT_PEM.into()),
+    };
+    let bits = check_rsa_private_key(pkcs1.expose())?;
+    Ok((pkcs1, bits))
+}
+
+/// Checks a PKCS#1 `RSAPrivateKey` as far as can be done without bignum
+/// arithmetic, and returns the modulus size in bits: the DER structure, two
+/// primes, the modulus size, the public exponent (what `rsa`'s own
+/// `check_public` requires), and that the primes' sizes fit the modulus. What
+/// is left (`n = p·q`, `d·e ≡ 1 mod p−1, q−1`) is checked when the key is
+/// built, at the first signature.
+fn check_rsa_private_key(der: &[u8]) -> Result<usize, String> {
+    let invalid = |what: &str| format!("`private_key` is not a valid RSA private key ({what})");
+    let key = rsa::pkcs1::RsaPrivateKey::from_der(der).map_err(|_| invalid("bad PKCS#1 structure"))?;
+    // `rsa` builds two-prime keys only.
+    if key.other_prime_infos.is_some() {
+        return Err(invalid("a multi-prime key; two primes are required"));
     }
+    let bits = bit_length(key.modulus);
+    if bits < MIN_BITS {
+        return Err(format!("`private_key` is a {bits}-bit RSA key; at least {MIN_BITS} bits are required"));
+    }
+    if bits > MAX_BITS {
+        return Err(format!("`private_key` is a {bits}-bit RSA key; at most {MAX_BITS} bits are supported"));
+    }
+    if key.modulus.as_bytes().last().is_some_and(|b| b & 1 == 0) {
+        return Err(invalid("the modulus is even"));
+    }
+    // An exponent this small is below the modulus, as `rsa` requires.
+    let e = key.public_exponent.as_bytes();
+    let e = (e.len() <= 8).then(|| e.iter().fold(0u64, |acc, &b| acc << 8 | u64::from(b)));
+    match e {
+        Some(e) if e & 1 == 0 => return Err(invalid("the public exponent is even")),
+        Some(e) if (RsaPublicKey::MIN_PUB_EXPONENT..=RsaPublicKey::MAX_PUB_EXPONENT).contains(&e) => {}
+        _ => return Err(invalid("the public exponent is out of range")),
+    }
+    let (p, q) = (bit_length(key.prime1), bit_length(key.prime2));
+    if p <= 1 || q <= 1 || bit_length(key.private_exponent) == 0 {
+        return Err(invalid("a prime or the private exponent is 0 or 1"));
+    }
+    // The product of a p-bit and a q-bit number has p+q−1 or p+q bits.
+    if p + q != bits && p + q != bits + 1 {
+        return Err(invalid("the primes' sizes do not match the modulus"));
+    }
+    Ok(bits)
+}
+
+/// The number of significant bits of a DER unsigned integer.
+fn bit_length(n: UintRef<'_>) -> usize {
+    let bytes = n.as_bytes();
+    match bytes.iter().position(|&b| b != 0) {
+        Some(i) => (bytes.len() - i) * 8 - bytes[i].leading_zeros() as usize,
+        None => 0,
+    }
+}
+
+/// Builds the `rsa` key from a PKCS#1 DER that [`check_rsa_private_key`]
+/// passed: the bignum work deferred from [`parse`]. The `Err` says which of
+/// the key's numbers do not belong together (fixed text, no number).
+fn build_signing_key(der: &SecretBytes) -> Result<Box<SigningKey<Sha256>>, &'static str> {
+    let key = rsa::pkcs1::RsaPrivateKey::from_der(der.expose()).map_err(|_| "bad PKCS#1 structure")?;
+    let n = |u: UintRef<'_>| BigUint::from_bytes_be(u.as_bytes());
+    let primes = vec![n(key.prime1), n(key.prime2)];
+    // Validates (`n = p·q`, the exponents) and precomputes the CRT values.
+    let key = RsaPrivateKey::from_components(n(key.modulus), n(key.public_exponent), n(key.private_exponent), primes)
+        .map_err(|e| match e {
+            RsaError::InvalidModulus => "the primes' product is not the modulus",
+            RsaError::InvalidExponent => "the private exponent does not match the public exponent and primes",
+            RsaError::InvalidPrime => "a prime is 0 or 1",
+            RsaError::PublicExponentTooSmall | RsaError::PublicExponentTooLarge => "the public exponent is out of range",
+            _ => "inconsistent key numbers",
+        })?;
+    // `from_components` ignores a failed precomputation (the primes have no
+    // common inverse, so they are not primes); signing would then be slow
+    // and wrong.
+    if key.qinv().is_none() {
+        return Err("the primes are not coprime");
+    }
+    Ok(Box::new(SigningKey::<Sha256>::new(key)))
 }
 
 /// Signs a self-signed JWT for `audience` (see [`AUDIENCE`]), issued at
@@ -212,7 +334,7 @@ pub fn self_signed_jwt(
     token.push('.');
     token.push_str(&Base64UrlUnpadded::encode_string(claims.to_string().as_bytes()));
     let signature = key
-        .signing_key
+        .signing_key()?
         .try_sign_with_rng(&mut Blinding::new(random), token.as_bytes())
         .map_err(|_| String::from("RSA signing failed"))?;
     token.push('.');

@@ -3,8 +3,10 @@
 
 use super::*;
 use rsa::pkcs1v15::{Signature, VerifyingKey};
+use rsa::pkcs8::der::{pem::LineEnding, Encode};
 use rsa::pkcs8::DecodePublicKey;
 use rsa::signature::Verifier;
+use rsa::traits::PublicKeyParts;
 use rsa::RsaPublicKey;
 
 const KEY_2048: &str = include_str!("../../tests/fixtures/gcp/test_key_2048.pem");
@@ -96,7 +98,7 @@ fn parses_the_key_file_google_issues() {
     assert_eq!((key.client_email.as_str(), key.private_key_id.as_str(), key.bits()), (EMAIL, KID, 2048));
     // PKCS#1 is the same key in another wrapping.
     let pkcs1 = parse(&key_file(KEY_2048_PKCS1).to_string()).unwrap();
-    assert_eq!(pkcs1.rsa_key().n(), key.rsa_key().n());
+    assert_eq!(pkcs1.rsa_key().unwrap().n(), key.rsa_key().unwrap().n());
     // Only the required fields matter; surrounding whitespace in the PEM is fine.
     let minimal = serde_json::json!({"type": "service_account", "client_email": EMAIL, "private_key_id": KID,
         "private_key": format!("\n  {KEY_2048}\n")});
@@ -116,11 +118,11 @@ fn debug_shows_no_key_material() {
 #[test]
 fn each_bad_field_is_named() {
     let public_pem = KEY_2048_PUB;
-    // A PEM whose base64 body is damaged in the middle (still valid base64 characters).
+    // A PEM whose base64 body is damaged where the DER's lengths are (still valid base64 characters).
     let corrupt: String = KEY_2048
         .lines()
         .enumerate()
-        .map(|(i, line)| if i == 10 { line.replace('A', "B").replace('a', "b") + "\n" } else { format!("{line}\n") })
+        .map(|(i, line)| if i == 1 { line.replace('A', "B").replace('a', "b") + "\n" } else { format!("{line}\n") })
         .collect();
     assert_ne!(corrupt, KEY_2048);
     let truncated = &KEY_2048[..KEY_2048.len() / 2];
@@ -243,4 +245,169 @@ fn issued_token_debug_shows_no_token() {
         assert!(!shown.contains(&segment[..16]), "{shown}");
     }
     assert_eq!(shown, "IssuedToken { ttl_ms: 3600000, renewable: false }");
+}
+
+/// The PKCS#1 fixture's numbers, big-endian, in `RSAPrivateKey` order:
+/// n, e, d, p, q, d mod p−1, d mod q−1, q⁻¹ mod p.
+fn fixture_numbers() -> Vec<Vec<u8>> {
+    let (_, der) = SecretDocument::from_pem(KEY_2048_PKCS1).unwrap();
+    let k = rsa::pkcs1::RsaPrivateKey::from_der(der.as_bytes()).unwrap();
+    [k.modulus, k.public_exponent, k.private_exponent, k.prime1, k.prime2, k.exponent1, k.exponent2, k.coefficient]
+        .iter()
+        .map(|u| u.as_bytes().to_vec())
+        .collect()
+}
+
+const N: usize = 0;
+const E: usize = 1;
+const D: usize = 2;
+const P: usize = 3;
+const Q: usize = 4;
+
+/// A well-formed PEM key (PKCS#8, or PKCS#1) holding `numbers` (in
+/// [`fixture_numbers`]' order), whether or not they belong together.
+fn pem_of(numbers: &[Vec<u8>], pkcs8: bool) -> String {
+    let u = |i: usize| UintRef::new(&numbers[i]).unwrap();
+    let key = rsa::pkcs1::RsaPrivateKey {
+        modulus: u(0),
+        public_exponent: u(1),
+        private_exponent: u(2),
+        prime1: u(3),
+        prime2: u(4),
+        exponent1: u(5),
+        exponent2: u(6),
+        coefficient: u(7),
+        other_prime_infos: None,
+    };
+    let der = key.to_der().unwrap();
+    if pkcs8 {
+        let info = PrivateKeyInfo::new(rsa::pkcs1::ALGORITHM_ID, &der).to_der().unwrap();
+        rsa::pkcs8::der::pem::encode_string("PRIVATE KEY", LineEnding::LF, &info).unwrap()
+    } else {
+        rsa::pkcs8::der::pem::encode_string("RSA PRIVATE KEY", LineEnding::LF, &der).unwrap()
+    }
+}
+
+fn sign_err(key: &ServiceAccountKey) -> String {
+    let e = self_signed_jwt(key, AUDIENCE, NOW, DEFAULT_LIFETIME_S, &mut || 7).expect_err("should not sign");
+    assert_no_key_material(&e);
+    e
+}
+
+#[test]
+fn the_test_keys_rebuilt_from_their_numbers_sign() {
+    for pkcs8 in [true, false] {
+        let key = parse(&key_file(&pem_of(&fixture_numbers(), pkcs8)).to_string()).unwrap();
+        assert!(verify(core::str::from_utf8(sign(&key, 3).token.expose()).unwrap()), "pkcs8: {pkcs8}");
+    }
+}
+
+#[test]
+fn a_key_whose_numbers_do_not_belong_together_parses_but_does_not_sign() {
+    const INVALID: &str = "`private_key` is not a valid RSA private key";
+    let changed = |i: usize, edit: &dyn Fn(&mut Vec<u8>)| {
+        let mut numbers = fixture_numbers();
+        edit(&mut numbers[i]);
+        numbers
+    };
+    // p² is a 2048-bit modulus (the fixture's p has its top bits set) that
+    // the fixture's d and e fit, but whose two "primes" are the same.
+    let square = {
+        let p = BigUint::from_bytes_be(&fixture_numbers()[P]);
+        let mut numbers = fixture_numbers();
+        numbers[N] = (&p * &p).to_bytes_be();
+        numbers[Q] = numbers[P].clone();
+        numbers
+    };
+    let cases: Vec<(Vec<Vec<u8>>, &str)> = vec![
+        (changed(D, &|d| d[128] ^= 0x10), "the private exponent does not match the public exponent and primes"),
+        (changed(D, &|d| *d.last_mut().unwrap() ^= 0x02), "the private exponent does not match the public exponent and primes"),
+        (changed(P, &|p| p[64] ^= 0x01), "the primes' product is not the modulus"),
+        (changed(N, &|n| n[100] ^= 0x80), "the primes' product is not the modulus"),
+        (changed(E, &|e| *e = vec![0x01, 0x00, 0x03]), "the private exponent does not match the public exponent and primes"),
+        (square, "the primes are not coprime"),
+    ];
+    for (numbers, why) in &cases {
+        for pkcs8 in [true, false] {
+            let key = parse(&key_file(&pem_of(numbers, pkcs8)).to_string()).expect("well formed: parses");
+            assert_eq!(key.bits(), 2048);
+            let expected = format!("{INVALID} ({why})");
+            assert_eq!(sign_err(&key), expected, "pkcs8: {pkcs8}");
+            // The failure is kept: the same error again, without rebuilding.
+            assert_eq!(sign_err(&key), expected);
+        }
+    }
+    // The CRT values in the file are not used (`rsa` computes its own): wrong ones change nothing.
+    let key = parse(&key_file(&pem_of(&changed(7, &|c| c[5] ^= 0xff), false)).to_string()).unwrap();
+    assert!(verify(core::str::from_utf8(sign(&key, 5).token.expose()).unwrap()));
+}
+
+#[test]
+fn shapes_that_need_no_arithmetic_are_refused_at_parse() {
+    let changed = |i: usize, value: Vec<u8>| {
+        let mut numbers = fixture_numbers();
+        numbers[i] = value;
+        numbers
+    };
+    let n = fixture_numbers()[N].clone();
+    let mut n_even = n.clone();
+    *n_even.last_mut().unwrap() &= 0xfe;
+    let huge = [vec![0x01], vec![0; 256], n.clone()].concat();
+    let cases: Vec<(Vec<Vec<u8>>, &str)> = vec![
+        (changed(N, huge), "`private_key` is a 4097-bit RSA key; at most 4096 bits are supported"),
+        (changed(N, n[..128].to_vec()), "`private_key` is a 1024-bit RSA key; at least 2048 bits are required"),
+        (changed(N, n_even), "`private_key` is not a valid RSA private key (the modulus is even)"),
+        (changed(E, vec![0x01, 0x00, 0x00]), "`private_key` is not a valid RSA private key (the public exponent is even)"),
+        (changed(E, vec![0x01]), "`private_key` is not a valid RSA private key (the public exponent is out of range)"),
+        (changed(E, vec![0x03, 0, 0, 0, 1]), "`private_key` is not a valid RSA private key (the public exponent is out of range)"),
+        (changed(E, n.clone()), "`private_key` is not a valid RSA private key (the public exponent is out of range)"),
+        (changed(P, vec![0x01]), "`private_key` is not a valid RSA private key (a prime or the private exponent is 0 or 1)"),
+        (changed(D, vec![0x00]), "`private_key` is not a valid RSA private key (a prime or the private exponent is 0 or 1)"),
+        (changed(Q, fixture_numbers()[Q][..64].to_vec()), "`private_key` is not a valid RSA private key (the primes' sizes do not match the modulus)"),
+    ];
+    for (numbers, expected) in &cases {
+        for pkcs8 in [true, false] {
+            assert_eq!(&parse_err(&key_file(&pem_of(numbers, pkcs8)).to_string()), expected, "pkcs8: {pkcs8}");
+        }
+    }
+    // rsaEncryption's parameters must be NULL.
+    let (_, der) = SecretDocument::from_pem(KEY_2048_PKCS1).unwrap();
+    let mut algorithm = rsa::pkcs1::ALGORITHM_ID;
+    algorithm.parameters = None;
+    let info = PrivateKeyInfo::new(algorithm, der.as_bytes()).to_der().unwrap();
+    let pem = rsa::pkcs8::der::pem::encode_string("PRIVATE KEY", LineEnding::LF, &info).unwrap();
+    assert_eq!(
+        parse_err(&key_file(&pem).to_string()),
+        "`private_key` is not a valid RSA private key (PKCS#8 algorithm parameters are not NULL)"
+    );
+}
+
+#[test]
+fn damaged_numbers_never_panic() {
+    // A bit flipped in each number, at a few places: refused at parse, refused
+    // at signing, or (the CRT values, which are not used) a valid signature.
+    let sizes: Vec<usize> = fixture_numbers().iter().map(Vec::len).collect();
+    for (i, &len) in sizes.iter().enumerate() {
+        for at in [0, len / 2, len - 1] {
+            for bit in [0x01] {
+                let mut numbers = fixture_numbers();
+                numbers[i][at] ^= bit;
+                let Ok(key) = parse(&key_file(&pem_of(&numbers, false)).to_string()) else { continue };
+                let mut state = 9;
+                if let Ok(t) = self_signed_jwt(&key, AUDIENCE, NOW, DEFAULT_LIFETIME_S, &mut || splitmix(&mut state)) {
+                    assert!(i > Q && verify(core::str::from_utf8(t.token.expose()).unwrap()), "number {i} byte {at} bit {bit}");
+                }
+            }
+        }
+    }
+}
+
+/// The key must stay `Send`: the host's native benchmark moves a `Provider`
+/// (which holds `Credential`s) behind a `Mutex` shared by threads. It need not
+/// be `Sync` (the lazily built key is in a `OnceCell`).
+#[test]
+fn the_key_is_send() {
+    fn send<T: Send>() {}
+    send::<ServiceAccountKey>();
+    send::<super::super::Credential>();
 }
