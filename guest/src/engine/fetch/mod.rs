@@ -11,13 +11,16 @@
 //! An environment may list fallback tiers. A tier whose breaker is open, or
 //! that asked for a pause (`Retry-After`), is skipped; a tier that fails
 //! after its retries (transiently, or with an answer that cannot be used)
-//! hands the read to the next one, within the same deadline. What the last tier could not answer may still be answered
+//! hands the read to the next one, within the same deadline (tier choice, credentials and the
+//! request of each attempt: [`admit`]). What the last tier could not answer may still be answered
 //! from a stale entry (see [`super::fallback`]).
 
 use crate::prelude::*;
+
+mod admit;
 use super::{Job, Outbound, Provider, Secret, Source, Ticket};
 use crate::backend::{self, Failure, Fetched};
-use crate::breaker::{Permit, Phase};
+use crate::breaker::Permit;
 use crate::cache::{CacheKey, Cached};
 use crate::error::Error;
 use crate::http::{HttpResponse, TransportError};
@@ -323,113 +326,6 @@ impl Provider {
         }
         self.fail(fetch, failure.error, now, slots);
         None
-    }
-
-    /// The first tier after `after` that can answer this read: a fallback
-    /// serves `latest` reads only (version numbers are each backend's own)
-    /// of names and fields its grammar accepts.
-    fn next_tier(&self, fetch: &Fetch, after: usize) -> Option<usize> {
-        if !fetch.version.is_latest() {
-            return None;
-        }
-        let tiers = &self.envs[fetch.env].env.spec.tiers;
-        (after + 1..tiers.len()).find(|&t| {
-            fetch.waiters.iter().all(|(_, field)| backend::validate(&tiers[t].backend, &fetch.name, field).is_ok())
-        })
-    }
-
-    /// Moves a fetch on to tier `tier`, with its own attempts.
-    fn switch_tier(&self, fetch: &mut Fetch, tier: usize) {
-        fetch.tier = tier;
-        fetch.attempts = 0;
-    }
-
-    /// Hands back the breaker permit of an attempt that got no answer at all,
-    /// as a failure: the backend did not answer.
-    fn settle_abandoned(&mut self, fetch: &Fetch, io: &mut super::Io<'_>) {
-        if let Some(permit) = fetch.permit {
-            let wall = io.clock.wall_ms();
-            self.with_breaker(fetch.env, fetch.tier, io, |b| b.on_failure(permit, wall));
-        }
-    }
-
-    /// Checks the deadline, throttling and the breaker before an attempt, and
-    /// counts it. A tier that refuses is skipped for the next one that can
-    /// answer; with none left, the first refusal is the answer.
-    fn admit(&mut self, fetch: &mut Fetch, now: u64, io: &mut super::Io<'_>) -> Admission {
-        let policy = self.envs[fetch.env].env.spec.policy;
-        if now >= fetch.deadline_ms {
-            return Admission::Refused(fetch.last_error.clone().unwrap_or(Error::Timeout { deadline_ms: policy.deadline_ms }));
-        }
-        let mut refusal = None;
-        let permit = loop {
-            let tier = fetch.tier;
-            let throttled_until = self.envs[fetch.env].tiers[tier].throttled_until_ms;
-            let verdict = if now < throttled_until {
-                // Paused by the backend; an open breaker says more (the tier is down), and
-                // asking its phase takes no probe permit.
-                let wall = io.clock.wall_ms();
-                match self.with_breaker(fetch.env, tier, io, |b| b.phase(wall)) {
-                    (Phase::Open, Some(retry_after_ms)) => Err(Error::Unavailable { retry_after_ms }),
-                    _ => Err(Error::RateLimited { retry_after_ms: Some(throttled_until - now) }),
-                }
-            } else {
-                let wall = io.clock.wall_ms();
-                self.with_breaker(fetch.env, tier, io, |b| b.permit(wall)).map_err(|retry_after_ms| Error::Unavailable { retry_after_ms })
-            };
-            match verdict {
-                Ok(permit) => break permit,
-                Err(error) => {
-                    self.envs[fetch.env].tiers[tier].counters.skipped += 1;
-                    let error = refusal.get_or_insert(error).clone();
-                    match self.next_tier(fetch, tier) {
-                        Some(next) => {
-                            self.log_fallback(&fetch.about(), next, &error);
-                            fetch.left_tier_because.get_or_insert_with(|| error.clone());
-                            self.switch_tier(fetch, next);
-                        }
-                        // An earlier tier's real failure says more than a later tier's refusal.
-                        None => return Admission::Refused(fetch.last_error.clone().unwrap_or(error)),
-                    }
-                }
-            }
-        };
-        if fetch.attempts == 0 {
-            // Every first attempt (on each tier) earns its share of retries (retry::budget).
-            self.budget_deposit(fetch.env, io);
-        }
-        let state = &mut self.envs[fetch.env];
-        state.tiers[fetch.tier].counters.backend_calls += 1;
-        if fetch.attempts > 0 {
-            state.tiers[fetch.tier].counters.retries += 1;
-        }
-        if let Err(failure) = self.ensure_credential(fetch.env, fetch.tier, fetch.deadline_ms, io) {
-            return Admission::Failed(failure, permit);
-        }
-        // A login may have taken a while: the read gets what is left of the deadline.
-        let now = io.clock.now_ms();
-        if now >= fetch.deadline_ms {
-            let error = fetch.last_error.clone().unwrap_or(Error::Timeout { deadline_ms: policy.deadline_ms });
-            return Admission::Failed(Failure::transient(error, None), permit);
-        }
-        // Built per attempt: a signature (AWS) covers the time it was made.
-        let wall = io.clock.wall_ms();
-        let built = match self.presented(fetch.env, fetch.tier) {
-            Some(presented) => backend::request(&self.envs[fetch.env].env.spec.tiers[fetch.tier], presented, &fetch.name, &fetch.version, wall),
-            None => Err(Error::backend(None, "internal: the tier holds no credential")),
-        };
-        let mut request = match built {
-            Ok(request) => request,
-            Err(error) => return Admission::Failed(Failure::permanent(error), permit),
-        };
-        // Each attempt is a span of the caller's trace, so backend logs join it.
-        request.headers.push(("traceparent".into(), fetch.trace.child(&mut *io.random).header().into_bytes()));
-        let outbound = Outbound {
-            request,
-            timeout_ms: policy.attempt_timeout_ms.min(fetch.deadline_ms - now),
-            max_body_bytes: policy.max_body_bytes,
-        };
-        Admission::Start(outbound, permit)
     }
 
     /// Hands the fetched version to every waiter and caches each field.
