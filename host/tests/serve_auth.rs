@@ -1,5 +1,6 @@
 //! The Spin app (`serve`, a fresh instance per request as Spin runs a P2 component) with backends
-//! that need a login: Vault AppRole and a GCP service account. Each request is a new provider
+//! that need a login or a signature: Vault AppRole, a GCP service account, and AWS Secrets
+//! Manager (moto, checking every SigV4 signature). Each request is a new provider
 //! instance, so only shared state keeps the app from logging in (or signing) per request.
 
 #[path = "serve/support.rs"]
@@ -7,8 +8,11 @@ mod support;
 
 use std::time::Duration;
 
+use edge_secrets_tests::harness::quick_defaults;
+use edge_secrets_tests::moto::{SecretValue, REGION};
+use edge_secrets_tests::Moto;
 use serde_json::json;
-use support::{App, DB_PASSWORD, DEV_TOKEN, PROD_TOKEN};
+use support::{start_server, App, HttpClient, DB_PASSWORD, DEV_TOKEN, PROD_TOKEN};
 
 const KEY: &str = "c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ff";
 const ROLE_ID: &str = "role-serve";
@@ -55,4 +59,22 @@ fn a_gcp_service_account_environment_serves_through_the_app() {
     let bearers: Vec<String> =
         app.backend.requests().iter().filter_map(|r| r.header("authorization").map(str::to_string)).collect();
     assert!(!bearers.is_empty() && bearers.iter().all(|b| b.starts_with("Bearer ey") && *b == bearers[0]), "one JWT, shared");
+}
+
+#[test]
+fn an_aws_environment_serves_signed_reads_through_the_app() {
+    let moto = Moto::shared();
+    let version = moto.create_secret("serve/api", SecretValue::Text(r#"{"key":"k-aws-1"}"#));
+    let keys = moto.keys();
+    let policy = quick_defaults().aws("prod", &moto.url(), REGION, &keys.access_key_id, &keys.secret_access_key, None).shared(KEY);
+    let server = start_server(policy.config(), true);
+    let client = HttpClient::new(server.local_addr());
+    let auth = format!("Bearer {PROD_TOKEN}");
+    let r = client.get("/v1/secrets/prod/serve/api?field=key", Some(&auth));
+    assert_eq!((r.status, &r.body[..]), (200, &b"k-aws-1"[..]));
+    assert_eq!(r.header("x-secret-version"), Some(version.as_str()));
+    let r = client.get("/v1/secrets/prod/serve/api?version=AWSPREVIOUS", Some(&auth));
+    assert_eq!(r.error(), (404, "not-found".to_string()), "one version: no AWSPREVIOUS yet");
+    let metrics = client.get("/metrics", None).text();
+    assert!(!metrics.contains(&keys.secret_access_key) && !metrics.contains("k-aws-1"));
 }
