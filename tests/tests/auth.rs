@@ -3,12 +3,13 @@
 //! instances), a GCP service account's self-signed JWT (verified here with the key's public
 //! half), and tokens from a GCP metadata server.
 
+use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use base64ct::{Base64UrlUnpadded, Encoding};
 use edge_secrets_host::{Request, SecretError};
 use edge_secrets_tests::harness::secret_error;
-use edge_secrets_tests::Harness;
+use edge_secrets_tests::{Fault, Harness};
 use rsa::pkcs1v15::{Signature, VerifyingKey};
 use rsa::pkcs8::DecodePublicKey;
 use rsa::signature::Verifier;
@@ -100,6 +101,32 @@ fn fresh_instances_share_one_login_through_shared_state() {
         client.get(&Request::new("prod", name).refresh(true)).unwrap();
     }
     assert_eq!(h.backend.login_count(), 1, "one login serves every instance");
+}
+
+#[test]
+fn a_burst_of_fresh_instances_reading_different_secrets_logs_in_once() {
+    let h = approle(Duration::from_secs(600), true);
+    for i in 0..8 {
+        h.backend.put_vault(&format!("burst/s{i}"), 1, &[("value", "v")]);
+    }
+    // The first request (a login) is slow: every instance misses its token meanwhile, and
+    // each reads another secret, so no fetch lease holds them back — only the login lease.
+    h.backend.fail_next(1, Fault::Delay(Duration::from_millis(300)));
+    let barrier = Arc::new(Barrier::new(8));
+    let readers: Vec<_> = (0..8)
+        .map(|i| {
+            let (runtime, barrier) = (h.runtime.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let mut client = runtime.client().unwrap();
+                barrier.wait();
+                client.get(&Request::new("prod", &format!("burst/s{i}"))).map(|s| s.value.expose().to_vec())
+            })
+        })
+        .collect();
+    for reader in readers {
+        assert_eq!(reader.join().unwrap().unwrap(), b"v");
+    }
+    assert_eq!(h.backend.login_count(), 1, "one instance logged in; the others waited for its token");
 }
 
 fn service_account_json() -> String {

@@ -19,6 +19,8 @@ use crate::http::{HttpRequest, HttpResponse};
 use crate::secret::SecretBytes;
 use crate::shared::record::TokenRecord;
 use crate::shared::seal;
+use super::shared_lease::{Held as LeaseHeld, Lease};
+use super::shared_state::LEASE_POLL_MS;
 
 /// A token is replaced (or renewed) this long before it expires: a third of
 /// its lifetime, at most five minutes. A read never goes out with a token
@@ -50,6 +52,15 @@ impl Held {
         let lifetime = self.expires_at_ms.saturating_sub(self.issued_at_ms);
         self.expires_at_ms.saturating_sub((lifetime / 3).min(MAX_GRACE_MS))
     }
+}
+
+/// How [`Provider::login_lease`] went.
+enum LoginLease {
+    /// This instance logs in (`None`: without a lease; shared state is off, failing, or
+    /// the holder took too long).
+    Mine(Option<LeaseHeld>),
+    /// Another instance logged in meanwhile: its token.
+    Shared(Held),
 }
 
 /// The credential state of one tier.
@@ -102,12 +113,31 @@ impl Provider {
             self.envs[env].tiers[tier].auth.held = Some(shared);
             return Ok(());
         }
+        // One instance logs in while the others wait for its token (a cold start of many
+        // instances must not cost one login each: a secret id may allow only so many uses).
+        let lease = match self.login_lease(env, tier, deadline_ms, io) {
+            LoginLease::Shared(held) => {
+                self.envs[env].tiers[tier].auth.held = Some(held);
+                return Ok(());
+            }
+            LoginLease::Mine(lease) => lease,
+        };
+        // Another instance may have logged in and let go between our look and our lease.
+        if let Some(lease) = &lease {
+            let wall = io.clock.wall_ms();
+            if let Some(shared) = self.shared_token(env, tier, wall, io) {
+                self.release(lease, io);
+                self.envs[env].tiers[tier].auth.held = Some(shared);
+                return Ok(());
+            }
+        }
         let issued = self.obtain(env, tier, deadline_ms, io);
         let wall = io.clock.wall_ms();
         let method = self.envs[env].env.spec.tiers[tier].auth.method();
-        match issued {
+        let outcome = match issued {
             Ok(issued) => {
                 let held = Held::from_issued(issued, wall);
+                // Published before the lease ends, so a waiter that sees it end finds the token.
                 self.publish_token(env, tier, &held, io);
                 self.envs[env].tiers[tier].auth.held = Some(held);
                 self.log_login(env, tier, method, None);
@@ -117,6 +147,37 @@ impl Provider {
                 self.envs[env].tiers[tier].auth.held = None;
                 self.log_login(env, tier, method, Some(&failure.error));
                 Err(failure)
+            }
+        };
+        if let Some(lease) = &lease {
+            self.release(lease, io);
+        }
+        outcome
+    }
+
+    /// Takes the tier's login lease, or waits (polling shared state) while
+    /// another instance holds it: up to its expiry, and never past half of
+    /// what is left of the deadline, so a slow holder leaves time for our own
+    /// login. Without shared state every instance logs in for itself.
+    fn login_lease(&mut self, env: usize, tier: usize, deadline_ms: u64, io: &mut Io<'_>) -> LoginLease {
+        let Some((id, identity)) = self.token_ids(env, tier) else { return LoginLease::Mine(None) };
+        let (lease_id, lease_identity) = (format!("{id}-login"), [&identity[..], b"|login"].concat());
+        let start = io.clock.now_ms();
+        let give_up = start.saturating_add(deadline_ms.saturating_sub(start) / 2);
+        loop {
+            match self.lease_at(env, lease_id.clone(), lease_identity.clone(), io) {
+                Lease::Fetch(held) => return LoginLease::Mine(held),
+                Lease::HeldUntil(until_wall) => {
+                    let now = io.clock.now_ms();
+                    if now >= give_up || io.clock.wall_ms() >= until_wall {
+                        return LoginLease::Mine(None);
+                    }
+                    io.clock.sleep_ms(LEASE_POLL_MS.min(give_up - now));
+                    let wall = io.clock.wall_ms();
+                    if let Some(held) = self.shared_token(env, tier, wall, io) {
+                        return LoginLease::Shared(held);
+                    }
+                }
             }
         }
     }

@@ -34,6 +34,13 @@ impl Provider {
     /// instance holds a live one.
     pub(super) fn lease(&mut self, job: &Job, io: &mut Io<'_>) -> Lease {
         let Some((id, identity)) = self.lease_ids(job) else { return Lease::Fetch(None) };
+        self.lease_at(job.env, id, identity, io)
+    }
+
+    /// Takes the lease stored under `id` (sealed under `identity`), unless
+    /// another instance holds a live one: fetch leases, and login leases
+    /// ([`super::credentials`]).
+    pub(super) fn lease_at(&mut self, env: usize, id: String, identity: Vec<u8>, io: &mut Io<'_>) -> Lease {
         let Some((current, token)) = self.store_op(io, |store| store.watch(&id)) else { return Lease::Fetch(None) };
         let wall = io.clock.wall_ms();
         if let Some(sealed) = &current {
@@ -42,7 +49,7 @@ impl Provider {
             match held {
                 Some(lease) if lease.expires_at_ms > wall => return Lease::HeldUntil(lease.expires_at_ms),
                 Some(_) => {}
-                None => self.envs[job.env].counters.shared_rejected += 1,
+                None => self.envs[env].counters.shared_rejected += 1,
             }
         }
         let lease_ms = self.shared.ready.as_ref().map_or(0, |r| r.lease_ms);
