@@ -212,6 +212,7 @@ impl Provider {
         let ticket = io.transport.start(outbound);
         loop {
             let answers = io.transport.wait(None);
+            let at = io.clock.now_ms();
             if answers.is_empty() {
                 return Err(Failure::transient(Error::backend(None, "transport lost the login request"), None));
             }
@@ -220,7 +221,7 @@ impl Provider {
                 if t == ticket {
                     mine = Some(answer);
                 } else {
-                    self.stash.push((t, answer));
+                    self.stash.push((t, answer, at));
                 }
             }
             if let Some(answer) = mine {

@@ -178,8 +178,15 @@ impl Provider {
                 }
             }
             // Wake for whichever comes first: an answer, or a retry falling due (answers
-            // that came in while a login was waited for are taken first).
-            let answers = if self.stash.is_empty() { io.transport.wait(next_ready) } else { core::mem::take(&mut self.stash) };
+            // that came in while a login was waited for are taken first, each with the
+            // time it arrived: the login's wait is no part of its latency).
+            let answers = if self.stash.is_empty() {
+                let answers = io.transport.wait(next_ready);
+                let at = io.clock.now_ms();
+                answers.into_iter().map(|(ticket, response)| (ticket, response, at)).collect()
+            } else {
+                core::mem::take(&mut self.stash)
+            };
             if answers.is_empty() && next_ready.is_none() {
                 // A transport that loses requests must not spin this loop.
                 for (_, fetch) in in_flight.drain(..) {
@@ -189,12 +196,12 @@ impl Provider {
                 }
                 continue;
             }
-            for (ticket, response) in answers {
+            for (ticket, response, arrived_ms) in answers {
                 let Some(i) = in_flight.iter().position(|(t, _)| *t == ticket) else {
                     continue;
                 };
                 let (_, fetch) = in_flight.swap_remove(i);
-                if let Some(retry) = self.judge(fetch, response, io, &mut slots) {
+                if let Some(retry) = self.judge(fetch, response, arrived_ms, io, &mut slots) {
                     pending.push(retry);
                 }
             }
@@ -206,17 +213,17 @@ impl Provider {
         self.settle(&reads, results, io)
     }
 
-    /// Handles one finished attempt: delivers, fails, or returns the fetch to
-    /// be retried at its new `ready_at_ms`.
+    /// Handles one finished attempt, whose answer arrived at `arrived_ms`:
+    /// delivers, fails, or returns the fetch to be retried at its new `ready_at_ms`.
     fn judge(
         &mut self,
         mut fetch: Fetch,
         response: Result<HttpResponse, TransportError>,
+        arrived_ms: u64,
         io: &mut super::Io<'_>,
         slots: &mut Slots,
     ) -> Option<Fetch> {
-        let now = io.clock.now_ms();
-        let elapsed = now.saturating_sub(fetch.started_ms);
+        let elapsed = arrived_ms.saturating_sub(fetch.started_ms);
         fetch.attempts += 1;
         self.envs[fetch.env].tiers[fetch.tier].call_latency.record(elapsed.saturating_mul(1_000));
         let state = &self.envs[fetch.env];

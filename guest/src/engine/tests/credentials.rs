@@ -301,3 +301,6 @@ fn a_renewal_that_fails_transiently_keeps_the_valid_token() {
     assert_eq!(header(&h.transport.sent[3], "x-vault-token"), Some("hvs.t1"));
     assert_eq!(state.lock().unwrap().logins, 1);
 }
+
+#[path = "credentials_races.rs"]
+mod races;
