@@ -121,22 +121,45 @@ impl Provider {
         }
     }
 
-    /// After a 403 on tier `tier`: whether the read should log in again and be
-    /// retried once (the tier's token may have been revoked or have lapsed early).
-    pub(super) fn relogin_after_denial(&mut self, env: usize, tier: usize, now_ms: u64) -> bool {
+    /// After a 403 on tier `tier` to an attempt that presented the issued token
+    /// whose digest is `sent`: whether the read should be retried once (the
+    /// token may have been revoked or have lapsed early). The retry logs in
+    /// first, unless another read's 403 already had the token replaced.
+    pub(super) fn relogin_after_denial(&mut self, env: usize, tier: usize, sent: Option<[u8; 32]>, now_ms: u64, wall_ms: u64) -> bool {
         if !self.envs[env].env.spec.tiers[tier].auth.issues_tokens() {
             return false;
         }
+        let Some(sent) = sent else { return false };
         let auth = &mut self.envs[env].tiers[tier].auth;
+        // Reads in flight together all present the revoked token: every one of
+        // them is retried, and the first one's login serves the rest.
+        if auth.rejected == Some(sent) {
+            return true;
+        }
+        let Some(held) = &auth.held else { return false };
+        if sha256(&[held.token.expose()]) != sent {
+            return true; // already replaced by a newer token
+        }
+        // A token issued moments ago (by this instance or, through shared state, by
+        // another) was not revoked: the 403 is about the secret. Under Spin every
+        // request is a fresh instance, so this, not `last_relogin_ms`, is what keeps
+        // a secret the role may not read from costing logins on every read.
+        let fresh = wall_ms.saturating_sub(held.issued_at_ms) < RELOGIN_INTERVAL_MS;
         let recently = auth.last_relogin_ms.is_some_and(|at| now_ms.saturating_sub(at) < RELOGIN_INTERVAL_MS);
-        let Some(held) = auth.held.take() else { return false };
-        if recently {
-            auth.held = Some(held);
+        if fresh || recently {
             return false;
         }
-        auth.rejected = Some(sha256(&[held.token.expose()]));
+        auth.held = None;
+        auth.rejected = Some(sent);
         auth.last_relogin_ms = Some(now_ms);
         true
+    }
+
+    /// The digest of the issued token tier `tier` presents now (what a 403 is
+    /// later matched against), if it holds one.
+    pub(super) fn presented_digest(&self, env: usize, tier: usize) -> Option<[u8; 32]> {
+        let held = self.envs[env].tiers[tier].auth.held.as_ref()?;
+        self.envs[env].env.spec.tiers[tier].auth.issues_tokens().then(|| sha256(&[held.token.expose()]))
     }
 
     /// A new token: a login, a metadata-server fetch, or a signature.

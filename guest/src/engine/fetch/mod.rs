@@ -55,6 +55,9 @@ struct Fetch {
     trace: TraceParent,
     /// A 403 already made its tier log in again (once per read).
     relogged: bool,
+    /// The digest of the issued token the attempt in flight presented (a 403 is
+    /// judged against it: the tier may have replaced it meanwhile).
+    sent_token: Option<[u8; 32]>,
 }
 
 impl Fetch {
@@ -126,6 +129,7 @@ impl Provider {
                 permit: None,
                 started_ms: start,
                 relogged: false,
+                sent_token: None,
             });
         }
 
@@ -289,7 +293,8 @@ impl Provider {
         let failure = Failure { error: self.redact_for_tier(fetch.env, tier, failure.error), ..failure };
         // A 403 with a token that should be valid (revoked, or lapsed early): log in
         // again and try once more, at once and outside the retry budget.
-        if matches!(failure.error, Error::PermissionDenied(_)) && !fetch.relogged && self.relogin_after_denial(fetch.env, tier, now) {
+        let denied = matches!(failure.error, Error::PermissionDenied(_)) && !fetch.relogged;
+        if denied && self.relogin_after_denial(fetch.env, tier, fetch.sent_token, now, io.clock.wall_ms()) {
             fetch.relogged = true;
             self.log_retry(&fetch.about(), &failure.error, elapsed);
             fetch.ready_at_ms = now;

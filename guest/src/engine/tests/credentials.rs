@@ -135,7 +135,10 @@ fn a_token_is_renewed_before_it_expires_and_replaced_when_renewal_fails() {
 fn a_403_with_a_held_token_logs_in_again_once_and_retries() {
     let (mut h, state) = approle(600);
     h.get("a", "app/db").unwrap();
-    state.lock().unwrap().valid.clear(); // revoked behind our back
+    // Revoked behind our back, a while after it was issued (a 403 to a token issued
+    // moments ago is about the secret, not the token).
+    h.clock.time.advance(crate::engine::credentials::RELOGIN_INTERVAL_MS);
+    state.lock().unwrap().valid.clear();
     let secret = h.get("a", "app/other").unwrap();
     assert_eq!(secret.value.expose(), b"v");
     assert_eq!(paths(&h)[2..], ["GET /v1/secret/data/app/other", "POST /v1/auth/approle/login", "GET /v1/secret/data/app/other"]);
@@ -189,6 +192,7 @@ fn instances_share_the_token_through_shared_state() {
         assert!(!value.windows(6).any(|w| w == b"hvs.t1"), "{key} holds the token in the clear");
     }
     // A token the store hands out that a 403 then rejects is not taken up again.
+    first.clock.time.advance(crate::engine::credentials::RELOGIN_INTERVAL_MS);
     state.lock().unwrap().valid.clear();
     second.get("a", "app/third").unwrap();
     let mut third = Harness::with_source(&auth_policy(true), CREDS, Box::new(|_| status(500)));

@@ -26,3 +26,54 @@ fn a_login_for_one_read_does_not_make_another_reads_answer_slow() {
     let s = h.stats("s");
     assert_eq!(s.breaker, Phase::Closed, "a 1 ms answer counted as slow: {:?}", s.tiers[0].counters);
 }
+
+#[test]
+fn a_revoked_token_rejects_every_read_in_flight_but_one_login_serves_them_all() {
+    let (mut h, state) = approle(600);
+    h.get("a", "app/warm").unwrap();
+    h.clock.time.advance(crate::engine::credentials::RELOGIN_INTERVAL_MS);
+    state.lock().unwrap().valid.clear(); // revoked behind our back
+    let results = h.get_many(&[req("a", "app/one", None, None), req("a", "app/two", None, None)]);
+    assert!(results.iter().all(Result::is_ok), "{results:?} / {:?}", paths(&h));
+    assert_eq!(state.lock().unwrap().logins, 2, "one new login for both");
+}
+
+#[test]
+fn a_fresh_token_denied_a_secret_does_not_log_in_again() {
+    // The role may not read `app/forbidden`: a fresh instance logs in, reads, gets 403.
+    let state = Arc::new(Mutex::new(Vault::default()));
+    let mut h = Harness::with_source(&auth_policy(false), CREDS, Box::new(|_| status(500)));
+    let inner = vault(state.clone(), h.clock.time.clone(), 600);
+    let mut inner = Some(inner);
+    h.transport.handler = Box::new(move |o| {
+        if o.request.path_and_query.ends_with("/forbidden") {
+            return Ok(HttpResponse { status: 403, headers: vec![], body: br#"{"errors":["permission denied"]}"#.to_vec() });
+        }
+        (inner.as_mut().unwrap())(o)
+    });
+    assert!(matches!(h.get("a", "app/forbidden"), Err(Error::PermissionDenied(_))));
+    assert_eq!(state.lock().unwrap().logins, 1, "a token issued a moment ago was not revoked: {:?}", paths(&h));
+}
+
+#[test]
+fn fresh_instances_denied_a_secret_do_not_each_log_in_again() {
+    let state = Arc::new(Mutex::new(Vault::default()));
+    let store = crate::shared::MemoryStore::default();
+    let time = Time::default();
+    time.advance(1_000);
+    for _ in 0..5 {
+        let mut h = Harness::with_source(&auth_policy(true), CREDS, Box::new(|_| status(500)));
+        (h.store, h.clock.time, h.transport.time) = (store.clone(), time.clone(), time.clone());
+        let inner = vault(state.clone(), time.clone(), 600);
+        let mut inner = Some(inner);
+        h.transport.handler = Box::new(move |o| {
+            if o.request.path_and_query.ends_with("/forbidden") {
+                return Ok(HttpResponse { status: 403, headers: vec![], body: br#"{"errors":["permission denied"]}"#.to_vec() });
+            }
+            (inner.as_mut().unwrap())(o)
+        });
+        assert!(matches!(h.get("a", "app/forbidden"), Err(Error::PermissionDenied(_))));
+        time.advance(100);
+    }
+    assert!(state.lock().unwrap().logins <= 2, "logins: {}", state.lock().unwrap().logins);
+}
