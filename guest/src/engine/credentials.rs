@@ -60,6 +60,10 @@ pub(super) struct TierAuth {
     last_relogin_ms: Option<u64>,
     /// The digest of the token a 403 rejected: a shared copy of it is not taken up again.
     rejected: Option<[u8; 32]>,
+    /// A login the backend refused (monotonic ms, its error): not sent again for
+    /// [`RELOGIN_INTERVAL_MS`], so the n misses of a `get-many` do not send n logins
+    /// that will be refused as the first was.
+    refused: Option<(u64, Error)>,
 }
 
 impl Provider {
@@ -102,6 +106,12 @@ impl Provider {
             self.envs[env].tiers[tier].auth.held = Some(shared);
             return Ok(());
         }
+        let now = io.clock.now_ms();
+        if let Some((at, error)) = &self.envs[env].tiers[tier].auth.refused {
+            if now.saturating_sub(*at) < RELOGIN_INTERVAL_MS {
+                return Err(Failure::permanent(error.clone()));
+            }
+        }
         let issued = self.obtain(env, tier, deadline_ms, io);
         let wall = io.clock.wall_ms();
         let method = self.envs[env].env.spec.tiers[tier].auth.method();
@@ -110,11 +120,16 @@ impl Provider {
                 let held = Held::from_issued(issued, wall);
                 self.publish_token(env, tier, &held, io);
                 self.envs[env].tiers[tier].auth.held = Some(held);
+                self.envs[env].tiers[tier].auth.refused = None;
                 self.log_login(env, tier, method, None);
                 Ok(())
             }
             Err(failure) => {
-                self.envs[env].tiers[tier].auth.held = None;
+                let auth = &mut self.envs[env].tiers[tier].auth;
+                auth.held = None;
+                if !failure.transient {
+                    auth.refused = Some((now, failure.error.clone()));
+                }
                 self.log_login(env, tier, method, Some(&failure.error));
                 Err(failure)
             }

@@ -77,3 +77,13 @@ fn fresh_instances_denied_a_secret_do_not_each_log_in_again() {
     }
     assert!(state.lock().unwrap().logins <= 2, "logins: {}", state.lock().unwrap().logins);
 }
+
+#[test]
+fn a_refused_login_is_tried_once_per_call_not_once_per_secret() {
+    let (mut h, state) = approle(600);
+    state.lock().unwrap().refuse_login = true;
+    let reads: Vec<_> = (0..4).map(|i| req("a", &std::format!("app/s{i}"), None, None)).collect();
+    let results = h.get_many(&reads);
+    assert!(results.iter().all(|r| matches!(r, Err(Error::PermissionDenied(_)))), "{results:?}");
+    assert_eq!(state.lock().unwrap().logins, 1, "{:?}", paths(&h));
+}
