@@ -174,6 +174,20 @@ fn a_login_error_that_echoes_the_secret_id_is_redacted() {
 }
 
 #[test]
+fn a_login_error_cut_short_in_the_middle_of_the_secret_id_shows_none_of_it() {
+    // An echo of the login body, padded so the 160-byte cap of reasons falls inside the id.
+    let (mut h, _) = approle(600);
+    h.transport.handler = Box::new(|o| {
+        let body = String::from_utf8_lossy(&o.request.body).replace('"', "'");
+        let at = body.find("sid-5678-secret").unwrap();
+        let echoed = std::format!(r#"{{"errors":["{}{body}"]}}"#, "x".repeat(150 - at));
+        Ok(HttpResponse { status: 400, headers: vec![], body: echoed.into_bytes() })
+    });
+    let err = std::format!("{:?}", h.get("a", "app/db").unwrap_err());
+    assert!(!err.contains("sid-5678"), "{err}");
+}
+
+#[test]
 fn instances_share_the_token_through_shared_state() {
     let state = Arc::new(Mutex::new(Vault::default()));
     let mut first = Harness::with_source(&auth_policy(true), CREDS, Box::new(|_| status(500)));
