@@ -201,9 +201,10 @@ impl Provider {
         }
     }
 
-    /// Renews the held Vault token (`renew-self`). A renewal that leaves too
-    /// little lifetime to be worth another marks the token not renewable, so
-    /// the next refresh logs in instead.
+    /// Renews the held Vault token (`renew-self`). A renewal that gives less
+    /// lifetime than the token had (Vault caps it at the token's max TTL) marks
+    /// it not renewable, so the next refresh logs in instead of renewing ever
+    /// shorter leases down to the cap.
     fn renew(&mut self, env: usize, tier: usize, deadline_ms: u64, io: &mut Io<'_>) -> Result<(), Failure> {
         let spec = &self.envs[env].env.spec.tiers[tier];
         let namespace = match &spec.backend {
@@ -211,6 +212,7 @@ impl Provider {
             _ => None,
         };
         let Some(held) = &self.envs[env].tiers[tier].auth.held else { return Ok(()) };
+        let lifetime = held.expires_at_ms.saturating_sub(held.issued_at_ms);
         let request = approle::renew_request(&spec.url, namespace.as_deref(), &held.token);
         let response = self.exchange(env, request, deadline_ms, io)?;
         let wall = io.clock.wall_ms();
@@ -218,10 +220,9 @@ impl Provider {
         let method = "approle_renew";
         match issued {
             Ok(issued) => {
+                let capped = issued.ttl_ms < lifetime;
                 let mut held = Held::from_issued(issued, wall);
-                if wall >= held.refresh_at() {
-                    held.renewable = false;
-                }
+                held.renewable &= !capped;
                 self.publish_token(env, tier, &held, io);
                 self.envs[env].tiers[tier].auth.held = Some(held);
                 self.log_login(env, tier, method, None);

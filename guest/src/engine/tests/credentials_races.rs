@@ -1,5 +1,6 @@
 //! Logins racing reads: reads in flight when a token is revoked or a login is
-//! refused, a 403 to a fresh token, answers waiting while a login is made.
+//! refused, a 403 to a fresh token, answers waiting while a login is made,
+//! renewals capped by a max TTL.
 
 use super::*;
 
@@ -86,4 +87,56 @@ fn a_refused_login_is_tried_once_per_call_not_once_per_secret() {
     let results = h.get_many(&reads);
     assert!(results.iter().all(|r| matches!(r, Err(Error::PermissionDenied(_)))), "{results:?}");
     assert_eq!(state.lock().unwrap().logins, 1, "{:?}", paths(&h));
+}
+
+#[test]
+fn a_renewal_capped_by_the_max_ttl_leads_to_a_login_not_a_cascade_of_renewals() {
+    // Tokens live 60 s and may be renewed up to 90 s after their login (Vault's max TTL):
+    // a renewal then gets only what is left, in whole seconds.
+    #[derive(Default)]
+    struct Capped { tokens: Vec<(String, u64, u64)>, logins: u32, renewals: u32, denied: u32 }
+    let state = Arc::new(Mutex::new(Capped::default()));
+    let seen = state.clone();
+    let mut h = Harness::with_source(&auth_policy(false), CREDS, Box::new(|_| status(500)));
+    let time = h.clock.time.clone();
+    h.transport.handler = Box::new(move |o| {
+        let mut v = seen.lock().unwrap();
+        let now = time.0.get();
+        let token = header(o, "x-vault-token").unwrap_or_default().to_string();
+        match o.request.path_and_query.as_str() {
+            "/v1/auth/approle/login" => {
+                v.logins += 1;
+                let t = std::format!("hvs.t{}", v.logins);
+                v.tokens.push((t.clone(), now + 60_000, now + 90_000));
+                auth_body(&t, 60)
+            }
+            "/v1/auth/token/renew-self" => {
+                v.renewals += 1;
+                match v.tokens.iter_mut().find(|(t, until, _)| *t == token && now < *until) {
+                    Some(entry) => {
+                        let left_s = (entry.2 - now) / 1_000;
+                        let lease = left_s.min(60);
+                        entry.1 = now + lease * 1_000;
+                        auth_body(&token, lease)
+                    }
+                    None => status(403),
+                }
+            }
+            _ => {
+                if v.tokens.iter().any(|(t, until, _)| *t == token && now < *until) {
+                    vault_ok(1, "v")
+                } else {
+                    v.denied += 1;
+                    Ok(HttpResponse { status: 403, headers: vec![], body: br#"{"errors":["permission denied"]}"#.to_vec() })
+                }
+            }
+        }
+    });
+    for i in 0..300 {
+        h.get("a", &std::format!("app/s{i}")).unwrap();
+        h.clock.time.advance(1_000);
+    }
+    let v = state.lock().unwrap();
+    assert_eq!(v.denied, 0, "a read went out with a token past its max TTL");
+    assert!(v.renewals <= v.logins, "renewals {} for {} logins: one renewal, then a login", v.renewals, v.logins);
 }
