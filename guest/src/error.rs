@@ -95,7 +95,10 @@ impl Error {
         if secret.is_empty() {
             return self;
         }
-        let clean = |text: String| if text.contains(secret) { text.replace(secret, "<redacted>") } else { text };
+        let clean = |text: String| {
+            let text = if text.contains(secret) { text.replace(secret, "<redacted>") } else { text };
+            cut_partial(text, secret)
+        };
         match self {
             Error::InvalidRequest(m) => Error::InvalidRequest(clean(m)),
             Error::UnknownEnvironment(m) => Error::UnknownEnvironment(clean(m)),
@@ -120,6 +123,17 @@ impl Error {
             status,
             reason: reason.into(),
         }
+    }
+}
+
+/// A reason cut short by [`sanitize_reason`] (ending in `…`) may end inside
+/// the secret, where no whole copy of it can be found: that start of it goes too.
+fn cut_partial(text: String, secret: &str) -> String {
+    let Some(kept) = text.strip_suffix('…') else { return text };
+    let partial = secret.char_indices().skip(1).map(|(i, _)| &secret[..i]).filter(|start| kept.ends_with(start)).last();
+    match partial {
+        Some(start) => format!("{}<redacted>…", &kept[..kept.len() - start.len()]),
+        None => text,
     }
 }
 
@@ -156,6 +170,16 @@ mod tests {
         let e = Error::backend(Some(502), "echo: s.TOKEN123");
         assert_eq!(e.redact(b"s.TOKEN123"), Error::backend(Some(502), "echo: <redacted>"));
         assert_eq!(Error::NotFound("x".into()).redact(b""), Error::NotFound("x".into()));
+    }
+
+    #[test]
+    fn redact_removes_a_secret_cut_short_by_the_reason_cap() {
+        let reason = sanitize_reason(&format!("{}s.TOKEN123", "x".repeat(155)));
+        assert!(reason.ends_with("s.TOK…"), "{reason}");
+        let e = Error::backend(Some(502), reason).redact(b"s.TOKEN123");
+        assert_eq!(e, Error::backend(Some(502), format!("{}<redacted>…", "x".repeat(155))));
+        // Untruncated text keeps an ending that only looks like the secret's start.
+        assert_eq!(Error::NotFound("ends in s.".into()).redact(b"s.TOKEN123"), Error::NotFound("ends in s.".into()));
     }
 
     #[test]

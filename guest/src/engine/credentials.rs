@@ -71,6 +71,10 @@ pub(super) struct TierAuth {
     last_relogin_ms: Option<u64>,
     /// The digest of the token a 403 rejected: a shared copy of it is not taken up again.
     rejected: Option<[u8; 32]>,
+    /// A login the backend refused (monotonic ms, its error): not sent again for
+    /// [`RELOGIN_INTERVAL_MS`], so the n misses of a `get-many` do not send n logins
+    /// that will be refused as the first was.
+    refused: Option<(u64, Error)>,
 }
 
 impl Provider {
@@ -113,6 +117,12 @@ impl Provider {
             self.envs[env].tiers[tier].auth.held = Some(shared);
             return Ok(());
         }
+        let now = io.clock.now_ms();
+        if let Some((at, error)) = &self.envs[env].tiers[tier].auth.refused {
+            if now.saturating_sub(*at) < RELOGIN_INTERVAL_MS {
+                return Err(Failure::permanent(error.clone()));
+            }
+        }
         // One instance logs in while the others wait for its token (a cold start of many
         // instances must not cost one login each: a secret id may allow only so many uses).
         let lease = match self.login_lease(env, tier, deadline_ms, io) {
@@ -140,11 +150,16 @@ impl Provider {
                 // Published before the lease ends, so a waiter that sees it end finds the token.
                 self.publish_token(env, tier, &held, io);
                 self.envs[env].tiers[tier].auth.held = Some(held);
+                self.envs[env].tiers[tier].auth.refused = None;
                 self.log_login(env, tier, method, None);
                 Ok(())
             }
             Err(failure) => {
-                self.envs[env].tiers[tier].auth.held = None;
+                let auth = &mut self.envs[env].tiers[tier].auth;
+                auth.held = None;
+                if !failure.transient {
+                    auth.refused = Some((now, failure.error.clone()));
+                }
                 self.log_login(env, tier, method, Some(&failure.error));
                 Err(failure)
             }
@@ -182,22 +197,45 @@ impl Provider {
         }
     }
 
-    /// After a 403 on tier `tier`: whether the read should log in again and be
-    /// retried once (the tier's token may have been revoked or have lapsed early).
-    pub(super) fn relogin_after_denial(&mut self, env: usize, tier: usize, now_ms: u64) -> bool {
+    /// After a 403 on tier `tier` to an attempt that presented the issued token
+    /// whose digest is `sent`: whether the read should be retried once (the
+    /// token may have been revoked or have lapsed early). The retry logs in
+    /// first, unless another read's 403 already had the token replaced.
+    pub(super) fn relogin_after_denial(&mut self, env: usize, tier: usize, sent: Option<[u8; 32]>, now_ms: u64, wall_ms: u64) -> bool {
         if !self.envs[env].env.spec.tiers[tier].auth.issues_tokens() {
             return false;
         }
+        let Some(sent) = sent else { return false };
         let auth = &mut self.envs[env].tiers[tier].auth;
+        // Reads in flight together all present the revoked token: every one of
+        // them is retried, and the first one's login serves the rest.
+        if auth.rejected == Some(sent) {
+            return true;
+        }
+        let Some(held) = &auth.held else { return false };
+        if sha256(&[held.token.expose()]) != sent {
+            return true; // already replaced by a newer token
+        }
+        // A token issued moments ago (by this instance or, through shared state, by
+        // another) was not revoked: the 403 is about the secret. Under Spin every
+        // request is a fresh instance, so this, not `last_relogin_ms`, is what keeps
+        // a secret the role may not read from costing logins on every read.
+        let fresh = wall_ms.saturating_sub(held.issued_at_ms) < RELOGIN_INTERVAL_MS;
         let recently = auth.last_relogin_ms.is_some_and(|at| now_ms.saturating_sub(at) < RELOGIN_INTERVAL_MS);
-        let Some(held) = auth.held.take() else { return false };
-        if recently {
-            auth.held = Some(held);
+        if fresh || recently {
             return false;
         }
-        auth.rejected = Some(sha256(&[held.token.expose()]));
+        auth.held = None;
+        auth.rejected = Some(sent);
         auth.last_relogin_ms = Some(now_ms);
         true
+    }
+
+    /// The digest of the issued token tier `tier` presents now (what a 403 is
+    /// later matched against), if it holds one.
+    pub(super) fn presented_digest(&self, env: usize, tier: usize) -> Option<[u8; 32]> {
+        let held = self.envs[env].tiers[tier].auth.held.as_ref()?;
+        self.envs[env].env.spec.tiers[tier].auth.issues_tokens().then(|| sha256(&[held.token.expose()]))
     }
 
     /// A new token: a login, a metadata-server fetch, or a signature.
@@ -224,9 +262,10 @@ impl Provider {
         }
     }
 
-    /// Renews the held Vault token (`renew-self`). A renewal that leaves too
-    /// little lifetime to be worth another marks the token not renewable, so
-    /// the next refresh logs in instead.
+    /// Renews the held Vault token (`renew-self`). A renewal that gives less
+    /// lifetime than the token had (Vault caps it at the token's max TTL) marks
+    /// it not renewable, so the next refresh logs in instead of renewing ever
+    /// shorter leases down to the cap.
     fn renew(&mut self, env: usize, tier: usize, deadline_ms: u64, io: &mut Io<'_>) -> Result<(), Failure> {
         let spec = &self.envs[env].env.spec.tiers[tier];
         let namespace = match &spec.backend {
@@ -234,6 +273,7 @@ impl Provider {
             _ => None,
         };
         let Some(held) = &self.envs[env].tiers[tier].auth.held else { return Ok(()) };
+        let lifetime = held.expires_at_ms.saturating_sub(held.issued_at_ms);
         let request = approle::renew_request(&spec.url, namespace.as_deref(), &held.token);
         let response = self.exchange(env, request, deadline_ms, io)?;
         let wall = io.clock.wall_ms();
@@ -241,10 +281,9 @@ impl Provider {
         let method = "approle_renew";
         match issued {
             Ok(issued) => {
+                let capped = issued.ttl_ms < lifetime;
                 let mut held = Held::from_issued(issued, wall);
-                if wall >= held.refresh_at() {
-                    held.renewable = false;
-                }
+                held.renewable &= !capped;
                 self.publish_token(env, tier, &held, io);
                 self.envs[env].tiers[tier].auth.held = Some(held);
                 self.log_login(env, tier, method, None);
@@ -273,6 +312,7 @@ impl Provider {
         let ticket = io.transport.start(outbound);
         loop {
             let answers = io.transport.wait(None);
+            let at = io.clock.now_ms();
             if answers.is_empty() {
                 return Err(Failure::transient(Error::backend(None, "transport lost the login request"), None));
             }
@@ -281,7 +321,7 @@ impl Provider {
                 if t == ticket {
                     mine = Some(answer);
                 } else {
-                    self.stash.push((t, answer));
+                    self.stash.push((t, answer, at));
                 }
             }
             if let Some(answer) = mine {

@@ -197,8 +197,9 @@ pub struct Provider {
     shared: shared_state::Layer,
     /// Events for the WASI layer to write out after each call.
     log: crate::log::Log,
-    /// Answers that arrived while a login was waited for, for the fetch loop.
-    stash: Vec<(Ticket, Result<HttpResponse, TransportError>)>,
+    /// Answers that arrived while a login was waited for, for the fetch loop,
+    /// with when they arrived (monotonic ms).
+    stash: Vec<(Ticket, Result<HttpResponse, TransportError>, u64)>,
 }
 
 impl Provider {

@@ -87,6 +87,8 @@ impl Provider {
         if fetch.attempts > 0 {
             state.tiers[fetch.tier].counters.retries += 1;
         }
+        // A failed login presented no token: its permission-denied is no 403 to log in again after.
+        fetch.sent_token = None;
         if let Err(failure) = self.ensure_credential(fetch.env, fetch.tier, fetch.deadline_ms, io) {
             return Admission::Failed(failure, permit);
         }
@@ -96,6 +98,7 @@ impl Provider {
             let error = fetch.last_error.clone().unwrap_or(Error::Timeout { deadline_ms: policy.deadline_ms });
             return Admission::Failed(Failure::transient(error, None), permit);
         }
+        fetch.sent_token = self.presented_digest(fetch.env, fetch.tier);
         // Built per attempt: a signature (AWS) covers the time it was made.
         let wall = io.clock.wall_ms();
         let built = match self.presented(fetch.env, fetch.tier) {

@@ -55,6 +55,9 @@ struct Fetch {
     trace: TraceParent,
     /// A 403 already made its tier log in again (once per read).
     relogged: bool,
+    /// The digest of the issued token the attempt in flight presented (a 403 is
+    /// judged against it: the tier may have replaced it meanwhile).
+    sent_token: Option<[u8; 32]>,
 }
 
 impl Fetch {
@@ -126,6 +129,7 @@ impl Provider {
                 permit: None,
                 started_ms: start,
                 relogged: false,
+                sent_token: None,
             });
         }
 
@@ -178,8 +182,15 @@ impl Provider {
                 }
             }
             // Wake for whichever comes first: an answer, or a retry falling due (answers
-            // that came in while a login was waited for are taken first).
-            let answers = if self.stash.is_empty() { io.transport.wait(next_ready) } else { core::mem::take(&mut self.stash) };
+            // that came in while a login was waited for are taken first, each with the
+            // time it arrived: the login's wait is no part of its latency).
+            let answers = if self.stash.is_empty() {
+                let answers = io.transport.wait(next_ready);
+                let at = io.clock.now_ms();
+                answers.into_iter().map(|(ticket, response)| (ticket, response, at)).collect()
+            } else {
+                core::mem::take(&mut self.stash)
+            };
             if answers.is_empty() && next_ready.is_none() {
                 // A transport that loses requests must not spin this loop.
                 for (_, fetch) in in_flight.drain(..) {
@@ -189,12 +200,12 @@ impl Provider {
                 }
                 continue;
             }
-            for (ticket, response) in answers {
+            for (ticket, response, arrived_ms) in answers {
                 let Some(i) = in_flight.iter().position(|(t, _)| *t == ticket) else {
                     continue;
                 };
                 let (_, fetch) = in_flight.swap_remove(i);
-                if let Some(retry) = self.judge(fetch, response, io, &mut slots) {
+                if let Some(retry) = self.judge(fetch, response, arrived_ms, io, &mut slots) {
                     pending.push(retry);
                 }
             }
@@ -206,17 +217,17 @@ impl Provider {
         self.settle(&reads, results, io)
     }
 
-    /// Handles one finished attempt: delivers, fails, or returns the fetch to
-    /// be retried at its new `ready_at_ms`.
+    /// Handles one finished attempt, whose answer arrived at `arrived_ms`:
+    /// delivers, fails, or returns the fetch to be retried at its new `ready_at_ms`.
     fn judge(
         &mut self,
         mut fetch: Fetch,
         response: Result<HttpResponse, TransportError>,
+        arrived_ms: u64,
         io: &mut super::Io<'_>,
         slots: &mut Slots,
     ) -> Option<Fetch> {
-        let now = io.clock.now_ms();
-        let elapsed = now.saturating_sub(fetch.started_ms);
+        let elapsed = arrived_ms.saturating_sub(fetch.started_ms);
         fetch.attempts += 1;
         self.envs[fetch.env].tiers[fetch.tier].call_latency.record(elapsed.saturating_mul(1_000));
         let state = &self.envs[fetch.env];
@@ -282,7 +293,8 @@ impl Provider {
         let failure = Failure { error: self.redact_for_tier(fetch.env, tier, failure.error), ..failure };
         // A 403 with a token that should be valid (revoked, or lapsed early): log in
         // again and try once more, at once and outside the retry budget.
-        if matches!(failure.error, Error::PermissionDenied(_)) && !fetch.relogged && self.relogin_after_denial(fetch.env, tier, now) {
+        let denied = matches!(failure.error, Error::PermissionDenied(_)) && !fetch.relogged;
+        if denied && self.relogin_after_denial(fetch.env, tier, fetch.sent_token, now, io.clock.wall_ms()) {
             fetch.relogged = true;
             self.log_retry(&fetch.about(), &failure.error, elapsed);
             fetch.ready_at_ms = now;
