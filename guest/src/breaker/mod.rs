@@ -204,6 +204,17 @@ impl Breaker {
         };
     }
 
+    /// The permitted request was never sent (its tier's login had just
+    /// failed, and that failure is its answer): no outcome is recorded, and
+    /// a half-open probe slot is handed back.
+    pub fn forget(&mut self, permit: Permit) {
+        if let State::HalfOpen { in_flight, successes, probes_until_ms } = self.state {
+            if self.is_current_probe(permit) {
+                self.state = State::HalfOpen { in_flight: in_flight.saturating_sub(1), successes, probes_until_ms };
+            }
+        }
+    }
+
     /// The permitted request failed transiently.
     pub fn on_failure(&mut self, permit: Permit, now_ms: u64) {
         let open = State::Open { until_ms: now_ms.saturating_add(self.settings.open_ms) };

@@ -54,6 +54,14 @@ impl Held {
     }
 }
 
+/// Why a tier has no credential for an attempt.
+pub(super) enum CredentialError {
+    /// Its login (or signature) just failed.
+    Sent(Failure),
+    /// A login that failed moments ago is the answer: nothing was sent.
+    Reused(Failure),
+}
+
 /// How [`Provider::login_lease`] went.
 enum LoginLease {
     /// This instance logs in (`None`: without a lease; shared state is off, failing, or
@@ -75,6 +83,9 @@ pub(super) struct TierAuth {
     /// [`RELOGIN_INTERVAL_MS`], so the n misses of a `get-many` do not send n logins
     /// that will be refused as the first was.
     refused: Option<(u64, Error)>,
+    /// A login that failed transiently (monotonic ms, its failure): attempts that fell
+    /// due before it take it as their answer instead of sending their own.
+    failed: Option<(u64, Failure)>,
 }
 
 impl Provider {
@@ -94,7 +105,7 @@ impl Provider {
     /// Makes sure the tier holds a token good for a while yet: one of its own,
     /// renewed; one another instance shared; or a new one. Fails as an attempt
     /// on that tier would (a refused login is a permission denial).
-    pub(super) fn ensure_credential(&mut self, env: usize, tier: usize, deadline_ms: u64, io: &mut Io<'_>) -> Result<(), Failure> {
+    pub(super) fn ensure_credential(&mut self, env: usize, tier: usize, ready_at_ms: u64, deadline_ms: u64, io: &mut Io<'_>) -> Result<(), CredentialError> {
         if !self.envs[env].env.spec.tiers[tier].auth.issues_tokens() {
             return Ok(());
         }
@@ -120,7 +131,15 @@ impl Provider {
         let now = io.clock.now_ms();
         if let Some((at, error)) = &self.envs[env].tiers[tier].auth.refused {
             if now.saturating_sub(*at) < RELOGIN_INTERVAL_MS {
-                return Err(Failure::permanent(error.clone()));
+                return Err(CredentialError::Reused(Failure::permanent(error.clone())));
+            }
+        }
+        // A login that failed transiently after this attempt fell due is its answer: the
+        // attempt was waiting for that same login (n misses of one round must not send n
+        // logins to an auth endpoint that is down, nor count n failures on the breaker).
+        if let Some((at, failure)) = &self.envs[env].tiers[tier].auth.failed {
+            if ready_at_ms <= *at {
+                return Err(CredentialError::Reused(failure.clone()));
             }
         }
         // One instance logs in while the others wait for its token (a cold start of many
@@ -151,17 +170,20 @@ impl Provider {
                 self.publish_token(env, tier, &held, io);
                 self.envs[env].tiers[tier].auth.held = Some(held);
                 self.envs[env].tiers[tier].auth.refused = None;
+                self.envs[env].tiers[tier].auth.failed = None;
                 self.log_login(env, tier, method, None);
                 Ok(())
             }
             Err(failure) => {
                 let auth = &mut self.envs[env].tiers[tier].auth;
                 auth.held = None;
-                if !failure.transient {
+                if failure.transient {
+                    auth.failed = Some((io.clock.now_ms(), failure.clone()));
+                } else {
                     auth.refused = Some((now, failure.error.clone()));
                 }
                 self.log_login(env, tier, method, Some(&failure.error));
-                Err(failure)
+                Err(CredentialError::Sent(failure))
             }
         };
         if let Some(lease) = &lease {

@@ -5,6 +5,7 @@
 use super::{Admission, Fetch};
 use crate::backend::{self, Failure};
 use crate::breaker::Phase;
+use crate::engine::credentials::CredentialError;
 use crate::engine::{Outbound, Provider};
 use crate::error::Error;
 
@@ -89,14 +90,20 @@ impl Provider {
         }
         // A failed login presented no token: its permission-denied is no 403 to log in again after.
         fetch.sent_token = None;
-        if let Err(failure) = self.ensure_credential(fetch.env, fetch.tier, fetch.deadline_ms, io) {
-            return Admission::Failed(failure, permit);
+        match self.ensure_credential(fetch.env, fetch.tier, fetch.ready_at_ms, fetch.deadline_ms, io) {
+            Ok(()) => {}
+            Err(CredentialError::Sent(failure)) => return Admission::Failed(failure, Some(permit)),
+            Err(CredentialError::Reused(failure)) => {
+                // Nothing went out: the breaker heard about this failure once, from the login.
+                self.with_breaker(fetch.env, fetch.tier, io, |b| b.forget(permit));
+                return Admission::Failed(failure, None);
+            }
         }
         // A login may have taken a while: the read gets what is left of the deadline.
         let now = io.clock.now_ms();
         if now >= fetch.deadline_ms {
             let error = fetch.last_error.clone().unwrap_or(Error::Timeout { deadline_ms: policy.deadline_ms });
-            return Admission::Failed(Failure::transient(error, None), permit);
+            return Admission::Failed(Failure::transient(error, None), Some(permit));
         }
         fetch.sent_token = self.presented_digest(fetch.env, fetch.tier);
         // Built per attempt: a signature (AWS) covers the time it was made.
@@ -107,7 +114,7 @@ impl Provider {
         };
         let mut request = match built {
             Ok(request) => request,
-            Err(error) => return Admission::Failed(Failure::permanent(error), permit),
+            Err(error) => return Admission::Failed(Failure::permanent(error), Some(permit)),
         };
         // Each attempt is a span of the caller's trace, so backend logs join it.
         request.headers.push(("traceparent".into(), fetch.trace.child(&mut *io.random).header().into_bytes()));

@@ -88,7 +88,7 @@ enum Admission {
     Start(Outbound, Permit),
     /// It could not be made (no credential, a request that cannot be built):
     /// judged as a failed attempt.
-    Failed(Failure, Permit),
+    Failed(Failure, Option<Permit>),
     /// No tier can take it (deadline passed, breakers open, paused).
     Refused(Error),
 }
@@ -155,7 +155,7 @@ impl Provider {
                     Admission::Failed(failure, permit) => {
                         // Failed before the read was sent (its request could not be made):
                         // judged like an attempt, so it may be retried or handed on.
-                        fetch.permit = Some(permit);
+                        fetch.permit = permit;
                         fetch.started_ms = now;
                         fetch.attempts += 1;
                         if let Some(retry) = self.conclude(fetch, Err(failure), 0, io, &mut slots) {

@@ -140,3 +140,26 @@ fn a_renewal_capped_by_the_max_ttl_leads_to_a_login_not_a_cascade_of_renewals() 
     assert_eq!(v.denied, 0, "a read went out with a token past its max TTL");
     assert!(v.renewals <= v.logins, "renewals {} for {} logins: one renewal, then a login", v.renewals, v.logins);
 }
+
+#[test]
+fn a_login_that_fails_transiently_is_sent_once_per_round_and_counted_once() {
+    let (mut h, state) = approle(600);
+    let inner = vault(state.clone(), h.clock.time.clone(), 600);
+    let mut inner = Some(inner);
+    h.transport.handler = Box::new(move |o| {
+        if o.request.path_and_query == "/v1/auth/approle/login" {
+            return status(503);
+        }
+        (inner.as_mut().unwrap())(o)
+    });
+    let reads: Vec<_> = (0..4).map(|i| req("a", &std::format!("app/s{i}"), None, None)).collect();
+    let results = h.get_many(&reads);
+    assert!(results.iter().all(|r| matches!(r, Err(Error::Backend { .. }))), "{results:?}");
+    // Two attempts per read (the policy's `attempts`): one login per round, not one per read.
+    let logins = paths(&h).iter().filter(|p| p.ends_with("/login")).count();
+    assert_eq!(logins, 2, "{:?}", paths(&h));
+    let stats = h.stats("a");
+    assert_eq!(stats.tiers[0].counters.failures, 2, "the breaker heard of each login failure once");
+    assert_eq!(h.provider.envs[0].tiers[0].breaker.phase(h.now()).0, Phase::Closed);
+}
+
