@@ -179,8 +179,11 @@ fn edit(doc: &mut Value, ops: &mut Ops<'_>, splices: &mut Vec<(usize, Vec<u8>)>)
         }
         9 => set_pem(doc, PEMS[usize::from(ops.byte()) % PEMS.len()].to_string()),
         10 => {
+            // Past the guest's 16 KiB cap, bounded: repeated edits would otherwise compound.
             let repeat = usize::from(ops.byte() % 8) + 2;
-            set_pem(doc, pem.repeat(repeat));
+            if pem.len() * repeat <= 40_000 {
+                set_pem(doc, pem.repeat(repeat));
+            }
         }
         _ => {
             let (at, insert) = (ops.offset(), ops.bytes());
