@@ -3,15 +3,21 @@
 //! - a parsed document re-validates: every name, key, URL and range it holds passes the
 //!   same checks again (every tier's, fallbacks included), and the document rebuilt as JSON
 //!   from the parsed values, with every key written out (cache, retry budget, breaker window
-//!   and slow calls, `fallback_on_not_found`, `log.level`, the fallbacks array), parses to
-//!   the same document (nothing is lost or defaulted differently on the way);
-//! - `load_all` agrees with `parse_document` on what is valid;
+//!   and slow calls, `fallback_on_not_found`, `log.level`, the fallbacks array, every tier's
+//!   `token_key` or `auth` object with its mount, URL and keys, AWS regions), parses to the
+//!   same document (nothing is lost or defaulted differently on the way); every tier's auth
+//!   method is one its backend takes;
+//! - `load_all` agrees with `parse_document` on what is valid, and loads one credential per
+//!   tier, of the tier's method, holding what the method requires (single-line tokens and
+//!   ids, an AWS access key id of A-Z0-9, a service-account key of at least 2048 bits);
 //! - no credential ever shows in an error or a `Debug` (unless the policy text itself
-//!   contains it, in which case echoing it is not a leak).
+//!   contains it, in which case echoing it is not a leak): tokens, AppRole ids, AWS secret
+//!   keys and session tokens, the sealing key, and any line of a service-account key's PEM.
 #![no_main]
 
 use std::collections::BTreeMap;
 
+use edge_secrets_guest::auth::{AuthSpec, Credential};
 use edge_secrets_guest::config::{self, BackendSpec, EnvironmentSpec, PolicyDocument, TierSpec, MAX_FALLBACKS, POLICY_KEY};
 use edge_secrets_guest::http::{BaseUrl, Scheme};
 use edge_secrets_guest::validate;
@@ -26,6 +32,9 @@ const MAX_BODY_CAP: u64 = 16 << 20;
 const DAY_MS: u64 = 86_400_000;
 /// A valid sealing key (64 hex digits), also secret.
 const SEAL_HEX: &str = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
+/// A TEST-ONLY 2048-bit key (see guest/tests/fixtures/gcp/README.md); its lines are secret here.
+const KEY_PEM: &str = include_str!("../../guest/tests/fixtures/gcp/test_key_2048.pem");
+const SA_EMAIL: &str = "edge-secrets@test-project.iam.gserviceaccount.com";
 
 fn source(policy: &str) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
@@ -38,11 +47,31 @@ fn source(policy: &str) -> BTreeMap<String, String> {
     m.insert("empty_token".into(), String::new());
     m.insert("seal_key".into(), SEAL_HEX.into());
     m.insert("bad_seal_key".into(), format!("{MARKER}{MARKER}{MARKER}{MARKER}"));
+    m.insert("role_id".into(), format!("role-{MARKER}"));
+    m.insert("secret_id".into(), format!("sid-{MARKER}"));
+    m.insert("ctl_secret_id".into(), format!("sid-{MARKER}\n"));
+    m.insert("aws_id".into(), "AKIAIOSFODNN7EXAMPLE".into());
+    m.insert("aws_secret".into(), format!("wJalrXUtnFEMI/{MARKER}"));
+    m.insert("aws_session".into(), format!("FwoGZXIv{MARKER}"));
+    m.insert("bad_aws_id".into(), format!("akia{MARKER}"));
+    m.insert("sa_key".into(), sa_key(KEY_PEM));
+    m.insert("bad_sa_key".into(), sa_key(&KEY_PEM.replace("MII", "MIJ")));
+    m.insert("not_json_sa_key".into(), format!("{{\"private_key\": \"{}", KEY_PEM.replace('\n', "\\n")));
     m
 }
 
+/// A service-account key file as Google issues it, holding `pem`, with the marker in a field
+/// the parser ignores.
+fn sa_key(pem: &str) -> String {
+    json!({
+        "type": "service_account", "project_id": "test-project", "private_key_id": "0123456789abcdef",
+        "private_key": pem, "client_email": SA_EMAIL, "client_id": MARKER,
+    })
+    .to_string()
+}
+
 fn leaks(text: &str) -> bool {
-    text.contains(MARKER) || text.contains(SEAL_HEX)
+    text.contains(MARKER) || text.contains(SEAL_HEX) || KEY_PEM.lines().any(|line| line.len() >= 16 && text.contains(line))
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -70,17 +99,44 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(&env.spec, spec);
                 // One credential per tier, in tier order: a fallback must never be sent the
                 // primary's token (or another tier's).
-                assert_eq!(env.tokens.len(), spec.tiers.len(), "one token per tier");
-                assert!(std::ptr::eq(env.token(), &env.tokens[0]));
-                for token in &env.tokens {
-                    assert!(!token.is_empty() && !token.expose().iter().any(u8::is_ascii_control));
+                assert_eq!(env.credentials.len(), spec.tiers.len(), "one credential per tier");
+                for (credential, tier) in env.credentials.iter().zip(&spec.tiers) {
+                    check_credential(credential, &tier.auth);
                 }
-                assert!(policy_has_secret || !leaks(&format!("{env:?}")), "Environment's Debug shows its token");
+                assert!(policy_has_secret || !leaks(&format!("{env:?}")), "Environment's Debug shows its credential");
             }
             assert!(policy_has_secret || !leaks(&format!("{shared:?}")), "SharedSetup's Debug shows the key");
         }
     }
 });
+
+fn single_line(bytes: &[u8]) -> bool {
+    !bytes.is_empty() && !bytes.iter().any(u8::is_ascii_control)
+}
+
+fn check_credential(credential: &Credential, spec: &AuthSpec) {
+    match (credential, spec) {
+        (Credential::Token(token), AuthSpec::Token { .. }) => assert!(single_line(token.expose())),
+        (Credential::AppRole { role_id, secret_id }, AuthSpec::AppRole { .. }) => {
+            assert!(single_line(role_id.expose()) && single_line(secret_id.expose()));
+        }
+        (Credential::ServiceAccount(key), AuthSpec::ServiceAccount { .. }) => {
+            assert!(key.bits() >= 2048, "a {}-bit key", key.bits());
+            assert_eq!(key.client_email, SA_EMAIL, "only one usable key file is in the source");
+        }
+        (Credential::Metadata, AuthSpec::Metadata { .. }) => {}
+        (Credential::Aws(keys), AuthSpec::AwsKeys { session_token_key, .. }) => {
+            let id = &keys.access_key_id;
+            assert!((16..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()), "{id:?}");
+            assert!(single_line(keys.secret_access_key.as_bytes()));
+            assert_eq!(keys.session_token.is_some(), session_token_key.is_some());
+            if let Some(token) = &keys.session_token {
+                assert!(single_line(token.as_bytes()));
+            }
+        }
+        (credential, spec) => panic!("a {} tier loaded {credential:?}", spec.method()),
+    }
+}
 
 fn revalidate(document: &PolicyDocument) {
     assert!(!document.environments.is_empty());
@@ -128,7 +184,21 @@ fn revalidate(document: &PolicyDocument) {
 }
 
 fn revalidate_tier(tier: &TierSpec) {
-    assert!(config::is_config_key(&tier.token_key));
+    for (_, key) in config::auth::credential_keys(&tier.auth) {
+        assert!(config::is_config_key(key), "{key:?}");
+    }
+    let fits = matches!(
+        (&tier.backend, &tier.auth),
+        (BackendSpec::Vault { .. }, AuthSpec::Token { .. } | AuthSpec::AppRole { .. })
+            | (BackendSpec::Gcp { .. }, AuthSpec::Token { .. } | AuthSpec::ServiceAccount { .. } | AuthSpec::Metadata { .. })
+            | (BackendSpec::Aws { .. }, AuthSpec::AwsKeys { .. })
+    );
+    assert!(fits, "a {} tier with auth {}", tier.backend.kind(), tier.auth.method());
+    match &tier.auth {
+        AuthSpec::AppRole { mount, .. } => validate::vault_path(mount).expect("a parsed AppRole mount is a valid Vault path"),
+        AuthSpec::Metadata { url } => assert_eq!(BaseUrl::parse(&url_text(url)).as_ref(), Ok(url), "the metadata URL re-parses"),
+        _ => {}
+    }
     match &tier.backend {
         BackendSpec::Vault { mount, namespace } => {
             validate::vault_path(mount).expect("a parsed mount is a valid Vault path");
@@ -137,6 +207,12 @@ fn revalidate_tier(tier: &TierSpec) {
             }
         }
         BackendSpec::Gcp { project } => assert!(config::is_environment_name(project) && !project.contains('_')),
+        BackendSpec::Aws { region } => {
+            let parts: Vec<&str> = region.split('-').collect();
+            assert!(region.len() <= 32 && parts.len() >= 3, "region {region:?}");
+            assert!(parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())));
+            assert!(parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit()), "region {region:?}");
+        }
     }
     let url = url_text(&tier.url);
     assert_eq!(BaseUrl::parse(&url).as_ref(), Ok(&tier.url), "the URL re-parses to itself");
@@ -200,7 +276,27 @@ fn environment(env: &EnvironmentSpec) -> Value {
 fn tier(tier: &TierSpec) -> Map<String, Value> {
     let mut map = Map::new();
     map.insert("url".into(), url_text(&tier.url).into());
-    map.insert("token_key".into(), tier.token_key.as_str().into());
+    match &tier.auth {
+        AuthSpec::Token { key } => {
+            map.insert("token_key".into(), key.as_str().into());
+        }
+        AuthSpec::AppRole { role_id_key, secret_id_key, mount } => {
+            map.insert("auth".into(), json!({"method": "approle", "role_id_key": role_id_key, "secret_id_key": secret_id_key, "mount": mount}));
+        }
+        AuthSpec::ServiceAccount { key_key } => {
+            map.insert("auth".into(), json!({"method": "service_account", "key_key": key_key}));
+        }
+        AuthSpec::Metadata { url } => {
+            map.insert("auth".into(), json!({"method": "metadata", "url": url_text(url)}));
+        }
+        AuthSpec::AwsKeys { access_key_id_key, secret_access_key_key, session_token_key } => {
+            let mut auth = json!({"method": "aws_keys", "access_key_id_key": access_key_id_key, "secret_access_key_key": secret_access_key_key});
+            if let Some(key) = session_token_key {
+                auth["session_token_key"] = key.as_str().into();
+            }
+            map.insert("auth".into(), auth);
+        }
+    }
     match &tier.backend {
         BackendSpec::Vault { mount, namespace } => {
             map.insert("backend".into(), "vault".into());
@@ -212,6 +308,10 @@ fn tier(tier: &TierSpec) -> Map<String, Value> {
         BackendSpec::Gcp { project } => {
             map.insert("backend".into(), "gcp".into());
             map.insert("project".into(), project.as_str().into());
+        }
+        BackendSpec::Aws { region } => {
+            map.insert("backend".into(), "aws".into());
+            map.insert("region".into(), region.as_str().into());
         }
     }
     map

@@ -77,8 +77,14 @@ fn parse_token(body: &[u8]) -> Result<IssuedToken, Error> {
         Some(Value::String(t)) if t.eq_ignore_ascii_case("Bearer") => {}
         None | Some(Value::Null) => return Err(malformed("missing `token_type`")),
         // Named only when it looks like a scheme name: the field sits next to
-        // the token, and a broken server could put the token in it.
-        Some(Value::String(t)) if t.len() <= 16 && t.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+        // the token, and a broken server could put the token in it (a short
+        // alphanumeric token looks like a scheme name too: never named then).
+        Some(Value::String(t))
+            if t.len() <= 16
+                && t.bytes().all(|b| b.is_ascii_alphanumeric())
+                && !token.contains(t.as_str())
+                && !t.contains(token.as_str()) =>
+        {
             return Err(malformed(&format!("`token_type` must be `Bearer`, got {t:?}")));
         }
         Some(Value::String(_)) => return Err(malformed("`token_type` must be `Bearer`")),
@@ -202,6 +208,14 @@ mod tests {
             format!(r#"{{"access_token":"{TOKEN}","expires_in":60,"token_type":"Bearer""#),
         ] {
             err(ok(&body));
+        }
+        // A short alphanumeric token in `token_type` looks like a scheme name, but is
+        // not named (found by fuzz/fuzz_targets/auth_responses.rs), nor is a piece of one.
+        for (token, token_type) in [("ya29456789", "ya29456789"), ("ya29.c.abc123def", "abc123def"), ("abc123", "xabc123y")] {
+            let body = format!(r#"{{"access_token":"{token}","expires_in":60,"token_type":"{token_type}"}}"#);
+            let reason = malformed_reason(&err(ok(&body)));
+            assert_eq!(reason, "malformed metadata server response: `token_type` must be `Bearer`", "{body}");
+            assert!(!reason.contains(token) && !reason.contains(token_type), "{reason}");
         }
         // Nor does an answer from something that is not the metadata server.
         err(response(&resp(200, false, &format!(r#"{{"access_token":"{TOKEN}","expires_in":60,"token_type":"Bearer"}}"#))));
