@@ -87,6 +87,12 @@ fn vault(state: Arc<Mutex<Vault>>, time: Time, lease_s: u64) -> Handler {
     })
 }
 
+/// [`vault`], except for the requests `answer` takes (`Some`): a Vault with one broken part.
+fn vault_but(state: Arc<Mutex<Vault>>, time: Time, lease_s: u64, answer: impl Fn(&Outbound) -> Option<Result<HttpResponse, TransportError>> + 'static) -> Handler {
+    let mut inner = vault(state, time, lease_s);
+    Box::new(move |o| answer(o).unwrap_or_else(|| inner(o)))
+}
+
 fn approle(lease_s: u64) -> (Harness, Arc<Mutex<Vault>>) {
     let state = Arc::new(Mutex::new(Vault::default()));
     let mut h = Harness::with_source(&auth_policy(false), CREDS, Box::new(|_| status(500)));
@@ -305,13 +311,8 @@ fn a_renewal_that_fails_transiently_keeps_the_valid_token() {
     let (mut h, state) = approle(60);
     h.get("a", "app/db").unwrap();
     h.clock.time.advance(41_000);
-    let inner = vault(state.clone(), h.clock.time.clone(), 60);
-    let mut inner = Some(inner);
-    h.transport.handler = Box::new(move |o| {
-        if o.request.path_and_query == "/v1/auth/token/renew-self" {
-            return status(503);
-        }
-        (inner.as_mut().unwrap())(o)
+    h.transport.handler = vault_but(state.clone(), h.clock.time.clone(), 60, |o| {
+        (o.request.path_and_query == "/v1/auth/token/renew-self").then(|| status(503))
     });
     h.get("a", "app/two").unwrap();
     let sent = paths(&h);

@@ -4,6 +4,12 @@
 
 use super::*;
 
+fn forbidden(o: &Outbound) -> Option<Result<HttpResponse, TransportError>> {
+    o.request.path_and_query.ends_with("/forbidden").then(|| {
+        Ok(HttpResponse { status: 403, headers: vec![], body: br#"{"errors":["permission denied"]}"#.to_vec() })
+    })
+}
+
 #[test]
 fn a_login_for_one_read_does_not_make_another_reads_answer_slow() {
     // `s` reads with a static token in 1 ms; `b` must first fetch a metadata token (400 ms).
@@ -44,14 +50,7 @@ fn a_fresh_token_denied_a_secret_does_not_log_in_again() {
     // The role may not read `app/forbidden`: a fresh instance logs in, reads, gets 403.
     let state = Arc::new(Mutex::new(Vault::default()));
     let mut h = Harness::with_source(&auth_policy(false), CREDS, Box::new(|_| status(500)));
-    let inner = vault(state.clone(), h.clock.time.clone(), 600);
-    let mut inner = Some(inner);
-    h.transport.handler = Box::new(move |o| {
-        if o.request.path_and_query.ends_with("/forbidden") {
-            return Ok(HttpResponse { status: 403, headers: vec![], body: br#"{"errors":["permission denied"]}"#.to_vec() });
-        }
-        (inner.as_mut().unwrap())(o)
-    });
+    h.transport.handler = vault_but(state.clone(), h.clock.time.clone(), 600, forbidden);
     assert!(matches!(h.get("a", "app/forbidden"), Err(Error::PermissionDenied(_))));
     assert_eq!(state.lock().unwrap().logins, 1, "a token issued a moment ago was not revoked: {:?}", paths(&h));
 }
@@ -65,14 +64,7 @@ fn fresh_instances_denied_a_secret_do_not_each_log_in_again() {
     for _ in 0..5 {
         let mut h = Harness::with_source(&auth_policy(true), CREDS, Box::new(|_| status(500)));
         (h.store, h.clock.time, h.transport.time) = (store.clone(), time.clone(), time.clone());
-        let inner = vault(state.clone(), time.clone(), 600);
-        let mut inner = Some(inner);
-        h.transport.handler = Box::new(move |o| {
-            if o.request.path_and_query.ends_with("/forbidden") {
-                return Ok(HttpResponse { status: 403, headers: vec![], body: br#"{"errors":["permission denied"]}"#.to_vec() });
-            }
-            (inner.as_mut().unwrap())(o)
-        });
+        h.transport.handler = vault_but(state.clone(), time.clone(), 600, forbidden);
         assert!(matches!(h.get("a", "app/forbidden"), Err(Error::PermissionDenied(_))));
         time.advance(100);
     }
@@ -144,13 +136,8 @@ fn a_renewal_capped_by_the_max_ttl_leads_to_a_login_not_a_cascade_of_renewals() 
 #[test]
 fn a_login_that_fails_transiently_is_sent_once_per_round_and_counted_once() {
     let (mut h, state) = approle(600);
-    let inner = vault(state.clone(), h.clock.time.clone(), 600);
-    let mut inner = Some(inner);
-    h.transport.handler = Box::new(move |o| {
-        if o.request.path_and_query == "/v1/auth/approle/login" {
-            return status(503);
-        }
-        (inner.as_mut().unwrap())(o)
+    h.transport.handler = vault_but(state.clone(), h.clock.time.clone(), 600, |o| {
+        (o.request.path_and_query == "/v1/auth/approle/login").then(|| status(503))
     });
     let reads: Vec<_> = (0..4).map(|i| req("a", &std::format!("app/s{i}"), None, None)).collect();
     let results = h.get_many(&reads);
