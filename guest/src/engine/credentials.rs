@@ -142,6 +142,11 @@ impl Provider {
                 return Err(CredentialError::Reused(failure.clone()));
             }
         }
+        // Another instance's refusal of this same login is the answer too (shared_refusal).
+        if let Some(refusal) = self.shared_refusal(env, tier, io) {
+            self.envs[env].tiers[tier].auth.refused = Some((now, refusal.clone()));
+            return Err(CredentialError::Reused(Failure::permanent(refusal)));
+        }
         // One instance logs in while the others wait for its token (a cold start of many
         // instances must not cost one login each: a secret id may allow only so many uses).
         let lease = match self.login_lease(env, tier, deadline_ms, io) {
@@ -158,6 +163,12 @@ impl Provider {
                 self.release(lease, io);
                 self.envs[env].tiers[tier].auth.held = Some(shared);
                 return Ok(());
+            }
+            // … or was refused: the holder we waited for shares its refusal before letting go.
+            if let Some(refusal) = self.shared_refusal(env, tier, io) {
+                self.release(lease, io);
+                self.envs[env].tiers[tier].auth.refused = Some((now, refusal.clone()));
+                return Err(CredentialError::Reused(Failure::permanent(refusal)));
             }
         }
         let issued = self.obtain(env, tier, deadline_ms, io);
@@ -181,6 +192,12 @@ impl Provider {
                     auth.failed = Some((io.clock.now_ms(), failure.clone()));
                 } else {
                     auth.refused = Some((now, failure.error.clone()));
+                    if let Error::PermissionDenied(_) = &failure.error {
+                        // Shared before the lease ends, and free of the ids an upstream may echo.
+                        if let Error::PermissionDenied(message) = self.redact_for_tier(env, tier, failure.error.clone()) {
+                            self.publish_refusal(env, tier, &message, io);
+                        }
+                    }
                 }
                 self.log_login(env, tier, method, Some(&failure.error));
                 Err(CredentialError::Sent(failure))
@@ -360,7 +377,7 @@ impl Provider {
     /// environment, the tier, its backend and URL, the method, and who logs in
     /// (a digest of the role id, the key id, …), so a changed credential never
     /// picks up the token of the old one.
-    fn token_ids(&self, env: usize, tier: usize) -> Option<(String, Vec<u8>)> {
+    pub(super) fn token_ids(&self, env: usize, tier: usize) -> Option<(String, Vec<u8>)> {
         let ready = self.shared.usable()?;
         let state = &self.envs[env];
         let spec = &state.env.spec.tiers[tier];

@@ -11,6 +11,7 @@ mod lookup;
 pub mod fetch;
 mod shared_breaker;
 mod shared_lease;
+mod shared_refusal;
 mod shared_budget;
 mod shared_counters;
 mod shared_entries;

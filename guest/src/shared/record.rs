@@ -13,6 +13,7 @@ const CACHE: u8 = 1;
 const BREAKER: u8 = 2;
 const LEASE: u8 = 3;
 const TOKEN: u8 = 4;
+const REFUSAL: u8 = 5;
 
 /// A cached answer as shared between instances: a value, or (`negative`) a
 /// not-found whose `value` is the secret-free message.
@@ -96,6 +97,33 @@ impl TokenRecord {
             return None;
         }
         Some(TokenRecord { issued_at_ms, expires_at_ms, renewable, token: r.0.to_vec() })
+    }
+}
+
+/// A login the backend refused (wrong role or secret id), shared so that the
+/// other instances do not send the same refused login for a while. `message`
+/// is the secret-free permission-denied text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusalRecord {
+    pub refused_at_ms: u64,
+    pub message: String,
+}
+
+impl RefusalRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1 + 8 + self.message.len());
+        out.push(REFUSAL);
+        out.extend_from_slice(&self.refused_at_ms.to_be_bytes());
+        out.extend_from_slice(self.message.as_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<RefusalRecord> {
+        let mut r = Reader(bytes);
+        r.tag(REFUSAL)?;
+        let refused_at_ms = r.u64()?;
+        let message = core::str::from_utf8(r.0).ok()?.to_string();
+        Some(RefusalRecord { refused_at_ms, message })
     }
 }
 
@@ -250,6 +278,12 @@ mod tests {
         bad_flag[17] = 2;
         assert!(TokenRecord::decode(&bad_flag).is_none());
         assert!(TokenRecord::decode(&lease.encode()).is_none());
+        let refusal = RefusalRecord { refused_at_ms: 7, message: "Vault rejected the AppRole credentials".into() };
+        assert_eq!(RefusalRecord::decode(&refusal.encode()), Some(refusal.clone()));
+        assert!(RefusalRecord::decode(&token.encode()).is_none() && TokenRecord::decode(&refusal.encode()).is_none());
+        let mut not_text = refusal.encode();
+        not_text.push(0xff);
+        assert!(RefusalRecord::decode(&not_text).is_none());
     }
 
     #[test]

@@ -150,3 +150,31 @@ fn a_login_that_fails_transiently_is_sent_once_per_round_and_counted_once() {
     assert_eq!(h.provider.envs[0].tiers[0].breaker.phase(h.now()).0, Phase::Closed);
 }
 
+
+#[test]
+fn a_refused_login_is_shared_so_fresh_instances_do_not_send_it_again() {
+    let state = Arc::new(Mutex::new(Vault { refuse_login: true, ..Vault::default() }));
+    let store = crate::shared::MemoryStore::default();
+    let time = Time::default();
+    time.advance(1_000);
+    let instance = || {
+        let mut h = Harness::with_source(&auth_policy(true), CREDS, Box::new(|_| status(500)));
+        (h.store, h.clock.time, h.transport.time) = (store.clone(), time.clone(), time.clone());
+        h.transport.handler = vault(state.clone(), time.clone(), 600);
+        h
+    };
+    for _ in 0..4 {
+        let err = instance().get("a", "app/db").unwrap_err();
+        assert!(matches!(&err, Error::PermissionDenied(m) if !m.contains("sid-5678")), "{err:?}");
+        time.advance(100);
+    }
+    assert_eq!(state.lock().unwrap().logins, 1, "one refused login for four fresh instances");
+    for (key, value) in store.dump() {
+        assert!(!value.windows(8).any(|w| w == b"sid-5678"), "{key} holds the secret id");
+    }
+    // After the interval a login is sent again, and with the right ids it works.
+    time.advance(crate::engine::credentials::RELOGIN_INTERVAL_MS);
+    state.lock().unwrap().refuse_login = false;
+    instance().get("a", "app/db").unwrap();
+    assert_eq!(state.lock().unwrap().logins, 2);
+}

@@ -1,0 +1,46 @@
+//! Refused logins in shared state. A wrong role or secret id is refused the
+//! same way by every instance; under Spin every request is a fresh instance,
+//! so an instance's own memory of the refusal would not stop the next request
+//! from logging in (and being refused) again. The first refusal is shared for
+//! [`RELOGIN_INTERVAL_MS`] of wall time, bound to who logs in: a corrected
+//! secret id has another identity and logs in at once.
+
+use crate::prelude::*;
+use super::credentials::RELOGIN_INTERVAL_MS;
+use super::shared_state::nonce;
+use super::{Io, Provider};
+use crate::error::Error;
+use crate::shared::record::RefusalRecord;
+
+impl Provider {
+    fn refusal_ids(&self, env: usize, tier: usize) -> Option<(String, Vec<u8>)> {
+        let (id, identity) = self.token_ids(env, tier)?;
+        Some((format!("{id}-refused"), [&identity[..], b"|refused"].concat()))
+    }
+
+    /// The permission denial another instance got for this tier's login less
+    /// than [`RELOGIN_INTERVAL_MS`] ago, if any.
+    pub(super) fn shared_refusal(&mut self, env: usize, tier: usize, io: &mut Io<'_>) -> Option<Error> {
+        let (id, identity) = self.refusal_ids(env, tier)?;
+        let sealed = self.store_op(io, |store| store.get(&id))??;
+        let plain = self.shared.usable()?.key.open(&identity, &sealed).ok();
+        let Some(record) = plain.as_deref().and_then(RefusalRecord::decode) else {
+            self.envs[env].counters.shared_rejected += 1;
+            return None;
+        };
+        let wall = io.clock.wall_ms();
+        // A record from a clock far ahead must not block logins for long: only a
+        // refusal within the interval either side of now counts.
+        (wall.abs_diff(record.refused_at_ms) < RELOGIN_INTERVAL_MS).then(|| Error::PermissionDenied(record.message))
+    }
+
+    /// Shares a refusal (`message` already free of credentials).
+    pub(super) fn publish_refusal(&mut self, env: usize, tier: usize, message: &str, io: &mut Io<'_>) {
+        let Some((id, identity)) = self.refusal_ids(env, tier) else { return };
+        let record = RefusalRecord { refused_at_ms: io.clock.wall_ms(), message: message.to_string() };
+        let nonce = nonce(io);
+        let Some(ready) = self.shared.usable() else { return };
+        let sealed = ready.key.seal(&identity, &record.encode(), nonce);
+        let _ = self.store_op(io, |store| store.set(&id, &sealed));
+    }
+}
