@@ -106,46 +106,14 @@ impl Provider {
     /// renewed; one another instance shared; or a new one. Fails as an attempt
     /// on that tier would (a refused login is a permission denial).
     pub(super) fn ensure_credential(&mut self, env: usize, tier: usize, ready_at_ms: u64, deadline_ms: u64, io: &mut Io<'_>) -> Result<(), CredentialError> {
-        if !self.envs[env].env.spec.tiers[tier].auth.issues_tokens() {
+        if !self.envs[env].env.spec.tiers[tier].auth.issues_tokens() || self.keep_held(env, tier, deadline_ms, io) {
             return Ok(());
         }
-        let wall = io.clock.wall_ms();
-        if let Some(held) = &self.envs[env].tiers[tier].auth.held {
-            if wall < held.refresh_at() {
-                return Ok(());
-            }
-            if held.renewable && wall < held.expires_at_ms {
-                match self.renew(env, tier, deadline_ms, io) {
-                    Ok(()) => return Ok(()),
-                    // Vault is struggling, but the token is still valid: use it, and try
-                    // again next time. A refused renewal (403) logs in instead.
-                    Err(failure) if failure.transient => return Ok(()),
-                    Err(_) => {}
-                }
-            }
-        }
-        if let Some(shared) = self.shared_token(env, tier, wall, io) {
-            self.envs[env].tiers[tier].auth.held = Some(shared);
+        if self.adopt_shared_token(env, tier, io) {
             return Ok(());
         }
-        let now = io.clock.now_ms();
-        if let Some((at, error)) = &self.envs[env].tiers[tier].auth.refused {
-            if now.saturating_sub(*at) < RELOGIN_INTERVAL_MS {
-                return Err(CredentialError::Reused(Failure::permanent(error.clone())));
-            }
-        }
-        // A login that failed transiently after this attempt fell due is its answer: the
-        // attempt was waiting for that same login (n misses of one round must not send n
-        // logins to an auth endpoint that is down, nor count n failures on the breaker).
-        if let Some((at, failure)) = &self.envs[env].tiers[tier].auth.failed {
-            if ready_at_ms <= *at {
-                return Err(CredentialError::Reused(failure.clone()));
-            }
-        }
-        // Another instance's refusal of this same login is the answer too (shared_refusal).
-        if let Some(refusal) = self.shared_refusal(env, tier, io) {
-            self.envs[env].tiers[tier].auth.refused = Some((now, refusal.clone()));
-            return Err(CredentialError::Reused(Failure::permanent(refusal)));
+        if let Some(failure) = self.earlier_failure(env, tier, ready_at_ms, io) {
+            return Err(CredentialError::Reused(failure));
         }
         // One instance logs in while the others wait for its token (a cold start of many
         // instances must not cost one login each: a secret id may allow only so many uses).
@@ -156,32 +124,95 @@ impl Provider {
             }
             LoginLease::Mine(lease) => lease,
         };
-        // Another instance may have logged in and let go between our look and our lease.
         if let Some(lease) = &lease {
-            let wall = io.clock.wall_ms();
-            if let Some(shared) = self.shared_token(env, tier, wall, io) {
+            // Another instance may have logged in, or been refused, and let go between our
+            // look and our lease (the holder shares its answer before letting go).
+            let answer = if self.adopt_shared_token(env, tier, io) {
+                Some(Ok(()))
+            } else {
+                self.shared_refusal_answer(env, tier, io).map(|failure| Err(CredentialError::Reused(failure)))
+            };
+            if let Some(answer) = answer {
                 self.release(lease, io);
-                self.envs[env].tiers[tier].auth.held = Some(shared);
-                return Ok(());
-            }
-            // … or was refused: the holder we waited for shares its refusal before letting go.
-            if let Some(refusal) = self.shared_refusal(env, tier, io) {
-                self.release(lease, io);
-                self.envs[env].tiers[tier].auth.refused = Some((now, refusal.clone()));
-                return Err(CredentialError::Reused(Failure::permanent(refusal)));
+                return answer;
             }
         }
-        let issued = self.obtain(env, tier, deadline_ms, io);
+        let outcome = self.log_in(env, tier, deadline_ms, io);
+        if let Some(lease) = &lease {
+            self.release(lease, io);
+        }
+        outcome.map_err(CredentialError::Sent)
+    }
+
+    /// Whether the held token serves as it is, or renewed. A renewal that
+    /// fails transiently keeps a token that is still valid (try again next
+    /// time); a refused one (403) leaves it to a new login.
+    fn keep_held(&mut self, env: usize, tier: usize, deadline_ms: u64, io: &mut Io<'_>) -> bool {
         let wall = io.clock.wall_ms();
+        let Some(held) = &self.envs[env].tiers[tier].auth.held else { return false };
+        if wall < held.refresh_at() {
+            return true;
+        }
+        if !held.renewable || wall >= held.expires_at_ms {
+            return false;
+        }
+        match self.renew(env, tier, deadline_ms, io) {
+            Ok(()) => true,
+            Err(failure) => failure.transient,
+        }
+    }
+
+    /// Takes up a token another instance shared, if there is a good one.
+    fn adopt_shared_token(&mut self, env: usize, tier: usize, io: &mut Io<'_>) -> bool {
+        let wall = io.clock.wall_ms();
+        let Some(shared) = self.shared_token(env, tier, wall, io) else { return false };
+        self.envs[env].tiers[tier].auth.held = Some(shared);
+        true
+    }
+
+    /// A login failure that is already this attempt's answer, so none is sent:
+    /// a refusal less than [`RELOGIN_INTERVAL_MS`] old (this instance's or a
+    /// shared one), or a transient failure of a login made after the attempt
+    /// fell due (it was waiting for that same login: n misses of one round must
+    /// not send n logins to an auth endpoint that is down, nor count n failures
+    /// on the breaker).
+    fn earlier_failure(&mut self, env: usize, tier: usize, ready_at_ms: u64, io: &mut Io<'_>) -> Option<Failure> {
+        let now = io.clock.now_ms();
+        let auth = &self.envs[env].tiers[tier].auth;
+        if let Some((at, error)) = &auth.refused {
+            if now.saturating_sub(*at) < RELOGIN_INTERVAL_MS {
+                return Some(Failure::permanent(error.clone()));
+            }
+        }
+        if let Some((at, failure)) = &auth.failed {
+            if ready_at_ms <= *at {
+                return Some(failure.clone());
+            }
+        }
+        self.shared_refusal_answer(env, tier, io)
+    }
+
+    /// Another instance's recent refusal of this login, remembered here too.
+    fn shared_refusal_answer(&mut self, env: usize, tier: usize, io: &mut Io<'_>) -> Option<Failure> {
+        let refusal = self.shared_refusal(env, tier, io)?;
+        self.envs[env].tiers[tier].auth.refused = Some((io.clock.now_ms(), refusal.clone()));
+        Some(Failure::permanent(refusal))
+    }
+
+    /// Logs in (or signs) and keeps, shares and logs what came of it. A
+    /// refusal is remembered, and shared free of the ids an upstream may echo;
+    /// a transient failure answers the attempts already waiting for it.
+    fn log_in(&mut self, env: usize, tier: usize, deadline_ms: u64, io: &mut Io<'_>) -> Result<(), Failure> {
+        let issued = self.obtain(env, tier, deadline_ms, io);
+        let (now, wall) = (io.clock.now_ms(), io.clock.wall_ms());
         let method = self.envs[env].env.spec.tiers[tier].auth.method();
-        let outcome = match issued {
+        match issued {
             Ok(issued) => {
                 let held = Held::from_issued(issued, wall);
                 // Published before the lease ends, so a waiter that sees it end finds the token.
                 self.publish_token(env, tier, &held, io);
-                self.envs[env].tiers[tier].auth.held = Some(held);
-                self.envs[env].tiers[tier].auth.refused = None;
-                self.envs[env].tiers[tier].auth.failed = None;
+                let auth = &mut self.envs[env].tiers[tier].auth;
+                (auth.held, auth.refused, auth.failed) = (Some(held), None, None);
                 self.log_login(env, tier, method, None);
                 Ok(())
             }
@@ -189,24 +220,17 @@ impl Provider {
                 let auth = &mut self.envs[env].tiers[tier].auth;
                 auth.held = None;
                 if failure.transient {
-                    auth.failed = Some((io.clock.now_ms(), failure.clone()));
+                    auth.failed = Some((now, failure.clone()));
                 } else {
                     auth.refused = Some((now, failure.error.clone()));
-                    if let Error::PermissionDenied(_) = &failure.error {
-                        // Shared before the lease ends, and free of the ids an upstream may echo.
-                        if let Error::PermissionDenied(message) = self.redact_for_tier(env, tier, failure.error.clone()) {
-                            self.publish_refusal(env, tier, &message, io);
-                        }
+                    if let Error::PermissionDenied(message) = self.redact_for_tier(env, tier, failure.error.clone()) {
+                        self.publish_refusal(env, tier, &message, io);
                     }
                 }
                 self.log_login(env, tier, method, Some(&failure.error));
-                Err(CredentialError::Sent(failure))
+                Err(failure)
             }
-        };
-        if let Some(lease) = &lease {
-            self.release(lease, io);
         }
-        outcome
     }
 
     /// Takes the tier's login lease, or waits (polling shared state) while

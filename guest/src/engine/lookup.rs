@@ -34,11 +34,7 @@ impl Provider {
             }
         };
         let field = request.field.as_deref().unwrap_or(backend::DEFAULT_FIELD);
-        let parsed = VersionSel::parse(request.version.as_deref());
-        // The kind of version the primary takes (numbers, AWS ids or stages): cheap, and a
-        // selector of the wrong kind was never cached, so it is checked before the cache.
-        let parsed = parsed.and_then(|v| backend::validate_version(&state.env.spec.primary().backend, &v).map(|()| v));
-        let version = match parsed {
+        let version = match VersionSel::parse(request.version.as_deref()) {
             Ok(version) => version,
             Err(error) => {
                 state.counters.error(error.kind());
@@ -86,7 +82,10 @@ impl Provider {
             state.cache.claim_refresh(&request.name, &version, field, now_ms, interval);
             reason = Reason::Forced;
         }
-        if let Err(error) = backend::validate(&state.env.spec.primary().backend, &request.name, field) {
+        // The name, and the kind of version the primary takes (numbers, AWS ids or stages).
+        let backend = &state.env.spec.primary().backend;
+        let valid = backend::validate(backend, &request.name, field).and_then(|()| backend::validate_version(backend, &version));
+        if let Err(error) = valid {
             state.counters.error(error.kind());
             return Lookup::Done(Err(error));
         }

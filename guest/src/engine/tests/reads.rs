@@ -102,7 +102,7 @@ fn invalidate_drops_entries_of_one_environment() {
 
 
 #[test]
-fn a_version_of_another_backends_kind_is_refused_before_the_cache_and_sends_nothing() {
+fn a_version_of_another_backends_kind_is_refused_and_sends_nothing() {
     let mut h = Harness::new(&policy(""), Box::new(|_| vault_ok(1, "v")));
     for version in ["AWSCURRENT", "stage:blue", "a1b2c3d4-5678-90ab-cdef-EXAMPLE11111"] {
         let err = h.get_req(&req("a", "app/db", Some(version), None)).unwrap_err();
