@@ -31,7 +31,7 @@ impl Provider {
         let wall = io.clock.wall_ms();
         // A record from a clock far ahead must not block logins for long: only a
         // refusal within the interval either side of now counts.
-        (wall.abs_diff(record.refused_at_ms) < RELOGIN_INTERVAL_MS).then(|| Error::PermissionDenied(record.message))
+        (wall.abs_diff(record.refused_at_ms) < RELOGIN_INTERVAL_MS).then_some(Error::PermissionDenied(record.message))
     }
 
     /// Shares a refusal (`message` already free of credentials).
