@@ -10,6 +10,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
@@ -66,6 +67,47 @@ pub trait KvBackend: Send + Sync {
 pub struct KeyValue {
     backend: Arc<dyn KvBackend>,
     buckets: Arc<BTreeSet<String>>,
+    counts: Arc<Counts>,
+}
+
+/// Store operations the guests made through the binding, by kind: what each one costs with a
+/// networked store (Redis: a round trip; Spin's SQLite: a query, a write for the writes). One
+/// `get-many` is one read, whatever its key count (Redis: one `MGET`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KvOperations {
+    /// `get`, `exists`, `list-keys`, `get-many`, and the read that starts a compare-and-swap.
+    pub reads: u64,
+    /// `set`, `delete`, `increment` (even by zero: Redis `INCRBY` is a write), `swap`,
+    /// `set-many`, `delete-many`.
+    pub writes: u64,
+}
+
+impl KvOperations {
+    pub fn total(&self) -> u64 {
+        self.reads + self.writes
+    }
+}
+
+impl std::ops::Sub for KvOperations {
+    type Output = KvOperations;
+    fn sub(self, earlier: KvOperations) -> KvOperations {
+        KvOperations { reads: self.reads.saturating_sub(earlier.reads), writes: self.writes.saturating_sub(earlier.writes) }
+    }
+}
+
+#[derive(Default)]
+struct Counts {
+    reads: AtomicU64,
+    writes: AtomicU64,
+}
+
+impl Counts {
+    fn read(&self) {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+    }
+    fn write(&self) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl fmt::Debug for KeyValue {
@@ -93,7 +135,12 @@ impl KeyValue {
 
     /// A store over `backend` that opens only the named buckets (others: `no-such-store`).
     pub fn new<'a>(backend: Arc<dyn KvBackend>, buckets: impl IntoIterator<Item = &'a str>) -> KeyValue {
-        KeyValue { backend, buckets: Arc::new(buckets.into_iter().map(str::to_string).collect()) }
+        KeyValue { backend, buckets: Arc::new(buckets.into_iter().map(str::to_string).collect()), counts: Arc::default() }
+    }
+
+    /// The operations every guest made through this store (and its clones) so far.
+    pub fn operations(&self) -> KvOperations {
+        KvOperations { reads: self.counts.reads.load(Ordering::Relaxed), writes: self.counts.writes.load(Ordering::Relaxed) }
     }
 
     /// The backend (tests and operators inspect the shared state through it).
@@ -146,26 +193,31 @@ impl store::Host for WasiKeyValue<'_> {
 impl store::HostBucket for WasiKeyValue<'_> {
     fn get(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<Result<Option<Vec<u8>>, store::Error>> {
         let name = self.bucket(&bucket)?;
+        self.kv.counts.read();
         Ok(self.kv.backend.get(&name, &key).map_err(other))
     }
 
     fn set(&mut self, bucket: Resource<BucketHandle>, key: String, value: Vec<u8>) -> Result<Result<(), store::Error>> {
         let name = self.bucket(&bucket)?;
+        self.kv.counts.write();
         Ok(self.kv.backend.set(&name, &key, &value).map_err(other))
     }
 
     fn delete(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<Result<(), store::Error>> {
         let name = self.bucket(&bucket)?;
+        self.kv.counts.write();
         Ok(self.kv.backend.delete(&name, &key).map_err(other))
     }
 
     fn exists(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<Result<bool, store::Error>> {
         let name = self.bucket(&bucket)?;
+        self.kv.counts.read();
         Ok(self.kv.backend.get(&name, &key).map(|v| v.is_some()).map_err(other))
     }
 
     fn list_keys(&mut self, bucket: Resource<BucketHandle>, cursor: Option<String>) -> Result<Result<store::KeyResponse, store::Error>> {
         let name = self.bucket(&bucket)?;
+        self.kv.counts.read();
         // One page: the cursor is the last key returned, so a caller that passes it back gets
         // the keys after it.
         Ok(self.kv.backend.keys(&name).map_err(other).map(|mut keys| {
@@ -186,11 +238,13 @@ impl store::HostBucket for WasiKeyValue<'_> {
 impl atomics::Host for WasiKeyValue<'_> {
     fn increment(&mut self, bucket: Resource<BucketHandle>, key: String, delta: i64) -> Result<Result<i64, store::Error>> {
         let name = self.bucket(&bucket)?;
+        self.kv.counts.write();
         Ok(self.kv.backend.increment(&name, &key, delta).map_err(other))
     }
 
     fn swap(&mut self, cas: Resource<CasHandle>, value: Vec<u8>) -> Result<Result<(), atomics::CasError>> {
         let handle = self.table.delete(cas)?;
+        self.kv.counts.write();
         match self.kv.backend.compare_and_swap(&handle.bucket, &handle.key, handle.seen.as_deref(), &value) {
             Ok(true) => Ok(Ok(())),
             Ok(false) => {
@@ -211,6 +265,7 @@ impl atomics::Host for WasiKeyValue<'_> {
 impl atomics::HostCas for WasiKeyValue<'_> {
     fn new(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<Result<Resource<CasHandle>, store::Error>> {
         let name = self.bucket(&bucket)?;
+        self.kv.counts.read();
         let seen = match self.kv.backend.get(&name, &key) {
             Ok(seen) => seen,
             Err(e) => return Ok(Err(other(e))),
@@ -235,6 +290,7 @@ impl batch::Host for WasiKeyValue<'_> {
         keys: Vec<String>,
     ) -> Result<Result<Vec<(String, Option<Vec<u8>>)>, store::Error>> {
         let name = self.bucket(&bucket)?;
+        self.kv.counts.read();
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
             match self.kv.backend.get(&name, &key) {
@@ -247,6 +303,7 @@ impl batch::Host for WasiKeyValue<'_> {
 
     fn set_many(&mut self, bucket: Resource<BucketHandle>, key_values: Vec<(String, Vec<u8>)>) -> Result<Result<(), store::Error>> {
         let name = self.bucket(&bucket)?;
+        self.kv.counts.write();
         for (key, value) in key_values {
             if let Err(e) = self.kv.backend.set(&name, &key, &value) {
                 return Ok(Err(other(e)));
@@ -257,6 +314,7 @@ impl batch::Host for WasiKeyValue<'_> {
 
     fn delete_many(&mut self, bucket: Resource<BucketHandle>, keys: Vec<String>) -> Result<Result<(), store::Error>> {
         let name = self.bucket(&bucket)?;
+        self.kv.counts.write();
         for key in keys {
             if let Err(e) = self.kv.backend.delete(&name, &key) {
                 return Ok(Err(other(e)));

@@ -81,7 +81,7 @@ pub use admin::{BreakerState, EnvironmentHealth, EnvironmentStats, ErrorCounts, 
 pub use client::Client;
 pub use clock::ManualClock;
 pub use compile_cache::{default_cache_dir, CompileSource};
-pub use keyvalue::KeyValue;
+pub use keyvalue::{KeyValue, KvOperations};
 pub use config_file::{ConfigError, ConfigFile};
 pub use runtime::{Runtime, RuntimeOptions, APP_WASM, COMPOSED_APP_WASM, GUEST_WASM};
 pub use store::GuestLog;

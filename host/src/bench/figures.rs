@@ -253,6 +253,12 @@ impl Bench {
     pub fn serve(&self, report: &mut Report) -> Result<()> {
         super::serve::figures(&self.plan, &self.config, HIT_ENV, NAME, self.scratch.warm_cache(), report)
     }
+
+    /// Figure 8: fresh and reused instances under `serve`, and store operations per read.
+    pub fn edge(&self, report: &mut Report) -> Result<()> {
+        super::edge::serve_figures(&self.plan, &self.config, HIT_ENV, NAME, self.scratch.warm_cache(), report)?;
+        super::edge::store_figures(&self.config, HIT_ENV, MISS_ENV, NAME, self.scratch.warm_cache(), report)
+    }
 }
 
 /// `wasmtime::Error` no longer converts into `anyhow::Error` (without wasmtime's `anyhow`

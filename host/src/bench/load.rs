@@ -25,6 +25,8 @@ pub struct Load {
     pub target: String,
     /// `Authorization` header value, if any.
     pub authorization: Option<String>,
+    /// The status every answer must have (200 for a secret; 404 for the app's own no-op route).
+    pub expect_status: u16,
     /// Connections, each with one request in flight at a time.
     pub connections: usize,
     /// Total requests over all connections.
@@ -37,7 +39,7 @@ pub struct Load {
 #[derive(Debug, Clone)]
 pub struct LoadResult {
     pub ok: u64,
-    /// Requests answered with another status than 200, or failed.
+    /// Requests answered with another status than `expect_status`, or failed.
     pub failed: u64,
     pub elapsed: Duration,
     latencies: Vec<Duration>,
@@ -108,7 +110,7 @@ async fn worker(
         let start = Instant::now();
         let answered = match sender.send_request(request).await {
             // The body is read to the end: a keep-alive connection is reusable only then.
-            Ok(response) => response.status() == 200 && response.into_body().collect().await.is_ok(),
+            Ok(response) => response.status() == load.expect_status && response.into_body().collect().await.is_ok(),
             Err(_) => false,
         };
         if answered {
@@ -146,6 +148,7 @@ mod tests {
             addr: store.addr(),
             target: "/v1/sys/health".into(),
             authorization: None,
+            expect_status: 200,
             connections: 3,
             requests: 40,
             time_limit: Duration::from_secs(20),

@@ -16,12 +16,16 @@
 //! 7. cache-hit `GET /v1/secrets/...` through `serve` (the composed Spin app, P3, instances
 //!    reused as Spin does) vs the same route served natively (the app's handler over the guest's
 //!    core, in a plain hyper server): requests/s and p50/p99 latency from a loopback load
-//!    generator with a fixed number of keep-alive connections, bounded in count and time.
+//!    generator with a fixed number of keep-alive connections, bounded in count and time;
+//! 8. the edge's shape (Spin gives a fresh instance per request): `serve` with a fresh instance
+//!    per request and with reuse, each on the app's own no-op route and a cached secret (shared
+//!    state on), and the key-value store operations per shared hit, miss and `stats`.
 //!
 //! It is a program rather than a timed test: timings on shared CI machines are too noisy to
 //! assert on, so nothing here fails on a missed target; it reports PASS/MISS for a human.
 //! Only timings, sizes and counts are printed, never a secret value or the store's token.
 
+mod edge;
 mod figures;
 mod load;
 mod native;
@@ -79,6 +83,8 @@ pub enum Group {
     Misses,
     /// Figure 7: cache-hit HTTP requests through `serve` vs the same route served natively.
     Serve,
+    /// Figure 8: fresh vs reused instances on the no-op and secret routes; store operations.
+    Edge,
 }
 
 /// How much to measure.
@@ -150,6 +156,9 @@ pub fn measure(plan: Plan, wasm: &'static [u8]) -> anyhow::Result<Report> {
     }
     if wanted(Group::Serve) {
         bench.serve(&mut report)?;
+    }
+    if wanted(Group::Edge) {
+        bench.edge(&mut report)?;
     }
     report.bytes("guest .wasm size", wasm.len() as u64, Some(WASM_SIZE_TARGET));
     Ok(report)

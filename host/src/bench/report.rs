@@ -12,6 +12,8 @@ pub enum Value {
     Bytes(u64),
     /// Operations per second, one sample per batch (higher is better; no target).
     Rate(Samples),
+    /// A count per operation (e.g. store operations per read), exact rather than timed.
+    Count(f64),
 }
 
 pub struct Figure {
@@ -25,7 +27,14 @@ pub struct Ratio {
     pub label: &'static str,
     /// Per-round ratios of interleaved batches.
     pub samples: Samples,
-    pub target: Option<f64>,
+    pub target: Option<Bound>,
+}
+
+/// A ratio's target: most ratios are costs (lower is better), throughput ratios are not.
+#[derive(Debug, Clone, Copy)]
+pub enum Bound {
+    AtMost(f64),
+    AtLeast(f64),
 }
 
 #[derive(Default)]
@@ -47,8 +56,17 @@ impl Report {
         self.figures.push(Figure { label, value: Value::Bytes(bytes), target });
     }
 
+    pub fn count(&mut self, label: &'static str, per_op: f64, target: Option<f64>) {
+        self.figures.push(Figure { label, value: Value::Count(per_op), target });
+    }
+
     pub fn ratio(&mut self, label: &'static str, samples: Samples, target: Option<f64>) {
-        self.ratios.push(Ratio { label, samples, target });
+        self.ratios.push(Ratio { label, samples, target: target.map(Bound::AtMost) });
+    }
+
+    /// A ratio that should be at least `target` (e.g. requests/s of a route against a baseline).
+    pub fn ratio_at_least(&mut self, label: &'static str, samples: Samples, target: f64) {
+        self.ratios.push(Ratio { label, samples, target: Some(Bound::AtLeast(target)) });
     }
 
     /// The table: one row per figure (median, spread across batches, target, verdict), then
@@ -74,24 +92,30 @@ impl Report {
             super::SERVE_CONNECTIONS
         );
         let _ = writeln!(out);
-        let _ = writeln!(out, "{:<48} {:>10} {:>6}  {:<12} result", "figure", "median", "±", "target");
+        let _ = writeln!(out, "{:<54} {:>10} {:>6}  {:<12} result", "figure", "median", "±", "target");
         for f in &self.figures {
             let (median, spread, target) = match &f.value {
                 Value::Time(s) => (nanos(s.median()), percent(s.spread()), f.target.map(|t| format!("≤ {}", nanos(t)))),
                 Value::Bytes(b) => (kib(*b as f64), String::new(), f.target.map(|t| format!("≤ {}", kib(t)))),
                 Value::Rate(s) => (format!("{:.0}/s", s.median()), percent(s.spread()), None),
+                Value::Count(c) => (format!("{c:.2}"), String::new(), f.target.map(|t| format!("≤ {t}"))),
             };
             let value = match &f.value {
                 Value::Time(s) | Value::Rate(s) => s.median(),
                 Value::Bytes(b) => *b as f64,
+                Value::Count(c) => *c,
             };
-            let _ = writeln!(out, "{:<48} {:>10} {:>6}  {:<12} {}", f.label, median, spread, target.unwrap_or_default(), verdict(value, f.target));
+            let _ = writeln!(out, "{:<54} {:>10} {:>6}  {:<12} {}", f.label, median, spread, target.unwrap_or_default(), verdict(value, f.target));
         }
         let _ = writeln!(out);
         for r in &self.ratios {
             let median = r.samples.median();
-            let target = r.target.map(|t| format!("≤ {t}×")).unwrap_or_default();
-            let _ = writeln!(out, "ratio  {:<41} {:>9.2}× {:>6}  {:<12} {}", r.label, median, percent(r.samples.spread()), target, verdict(median, r.target));
+            let (target, verdict) = match r.target {
+                None => (String::new(), ""),
+                Some(Bound::AtMost(t)) => (format!("≤ {t}×"), verdict(median, Some(t))),
+                Some(Bound::AtLeast(t)) => (format!("≥ {t}×"), if median >= t { "PASS" } else { "MISS" }),
+            };
+            let _ = writeln!(out, "ratio  {:<47} {:>9.2}× {:>6}  {:<12} {}", r.label, median, percent(r.samples.spread()), target, verdict);
         }
         out
     }
@@ -101,6 +125,8 @@ impl Report {
         let figures = self.figures.iter().all(|f| match &f.value {
             Value::Time(s) | Value::Rate(s) => s.all_finite_positive(),
             Value::Bytes(b) => *b > 0,
+            // Zero is a real count (no writes on a hit).
+            Value::Count(c) => c.is_finite() && *c >= 0.0,
         });
         figures && self.ratios.iter().all(|r| r.samples.all_finite_positive())
     }

@@ -94,7 +94,7 @@ impl Server {
     pub fn start(config: impl Into<WasiConfigVariables>, runtime: RuntimeOptions, options: ServeOptions) -> Result<Server, ServeError> {
         let config = config.into();
         runtime::check_call_timeout(&config, runtime.call_timeout).map_err(|e| ServeError::Setup(e.to_string()))?;
-        let engine = engine().map_err(|e| ServeError::Setup(format!("cannot create the engine: {e:#}")))?;
+        let engine = engine(&runtime, &options).map_err(|e| ServeError::Setup(format!("cannot create the engine: {e:#}")))?;
         let loaded = compile_cache::load(&engine, crate::COMPOSED_APP_WASM, runtime.cache_dir.as_deref())
             .map_err(|e| ServeError::Setup(format!("cannot compile the app: {e:#}")))?;
         if let Some(note) = &loaded.note {
@@ -201,9 +201,16 @@ impl Drop for Server {
 }
 
 /// An engine for P3: component-model async on, concurrency support left at its default (on),
-/// epoch interruption for the expiry backstop (see `instances`).
-fn engine() -> wasmtime::Result<Engine> {
+/// epoch interruption for the expiry backstop (see `instances`), and the pooling allocator with
+/// a slot per request the server takes at once (plus the instances Spin-style reuse keeps idle).
+fn engine(runtime: &RuntimeOptions, options: &ServeOptions) -> wasmtime::Result<Engine> {
     let mut config = Config::new();
     config.wasm_component_model_async(true).epoch_interruption(true);
+    let slots = u32::try_from(options.max_in_flight.max(1)).unwrap_or(u32::MAX).saturating_add(IDLE_SLOTS);
+    runtime::pooled(&mut config, slots, 2, runtime.memory_limit_bytes);
     Engine::new(&config)
 }
+
+/// Pool slots beyond `max_in_flight`: reused instances that sit idle (for up to a second) while
+/// every in-flight request has an instance of its own.
+const IDLE_SLOTS: u32 = 64;

@@ -1,0 +1,156 @@
+//! Figure 8: the edge's shape. Spin (and `serve --fresh-instance-per-request`) gives the
+//! component a fresh instance for (almost) every request, so what a cached read costs there is
+//! instantiation, the first call (policy load) and shared state, not a memory hit.
+//!
+//! - `serve` with a fresh instance per request and with Spin's instance reuse, each answering
+//!   the app's own no-op route (a 404 the app answers without calling the provider) and a
+//!   cached secret (a shared-state hit when fresh, a memory hit when reused), all four under
+//!   the same load in interleaved rounds. The headline: a fresh instance's secret read over
+//!   its no-op route (what a provider call adds to a request the host had to set up anyway).
+//! - Store operations per shared hit, per miss and per `stats` environment, counted in the
+//!   `wasi:keyvalue` binding ([`KeyValue::operations`]): with Redis each is a round trip, with
+//!   Spin's SQLite store each write is a write.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{ensure, Context as _, Result};
+use edge_secrets_host::serve::{ServeOptions, Server};
+use edge_secrets_host::{KeyValue, KvOperations, Request, Runtime, RuntimeOptions, Source};
+
+use super::load::{self, Load};
+use super::stats::{ratio, Samples};
+use super::{Plan, Report, SERVE_CONNECTIONS};
+
+const CALLER_TOKEN: &str = "bench-caller-token-0123456789abcdef";
+const STATE_KEY: &str = "bench_state_key";
+/// Each round stops early after this long, whatever its request count.
+const ROUND_LIMIT: Duration = Duration::from_secs(10);
+/// A path the app answers itself (404) without calling the provider.
+const NO_OP_TARGET: &str = "/no-such-route";
+/// Fresh instances per store-operation figure.
+const STORE_SAMPLES: u64 = 50;
+
+/// `config` with shared state on (the in-memory store in the bench: a `KeyValue` per figure).
+pub fn with_shared_state(config: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>> {
+    let key = edge_secrets_guest::config::POLICY_KEY;
+    let mut policy: serde_json::Value = serde_json::from_str(config.get(key).context("the bench config has no policy")?)?;
+    policy.as_object_mut().context("the policy is an object")?.insert("shared".into(), serde_json::json!({ "key_key": STATE_KEY }));
+    let mut config = config.clone();
+    config.insert(key.into(), policy.to_string());
+    // A fixed sealing key is fine here: the bench's store lives in this process only.
+    config.insert(STATE_KEY.into(), "42".repeat(32));
+    Ok(config)
+}
+
+/// The four serve figures and their ratios.
+pub fn serve_figures(plan: &Plan, config: &BTreeMap<String, String>, env: &str, name: &str, cache_dir: PathBuf, report: &mut Report) -> Result<()> {
+    let mut config = with_shared_state(config)?;
+    config.insert("caller_tokens".into(), serde_json::json!({ env: [CALLER_TOKEN] }).to_string());
+    let kv = KeyValue::memory();
+    let start = |fresh: bool| {
+        let options = ServeOptions { listen: SocketAddr::from(([127, 0, 0, 1], 0)), fresh_instance_per_request: fresh, ..ServeOptions::default() };
+        let runtime = RuntimeOptions::default().cache_dir(Some(cache_dir.clone())).keyvalue(kv.clone());
+        Server::start(config.clone(), runtime, options).context("start serve")
+    };
+    let (fresh, reused) = (start(true)?, start(false)?);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let secret = format!("/v1/secrets/{env}/{name}");
+    let load_of = |addr: SocketAddr, target: &str, requests: u64| Load {
+        addr,
+        target: target.to_string(),
+        authorization: Some(format!("Bearer {CALLER_TOKEN}")),
+        expect_status: if target == NO_OP_TARGET { 404 } else { 200 },
+        connections: SERVE_CONNECTIONS,
+        requests,
+        time_limit: ROUND_LIMIT,
+    };
+    let sides = [(fresh.local_addr(), NO_OP_TARGET), (fresh.local_addr(), secret.as_str()), (reused.local_addr(), NO_OP_TARGET), (reused.local_addr(), secret.as_str())];
+    // Warm-up: the first secret read fetches and publishes it; every side must answer as expected.
+    for (addr, target) in sides {
+        let warm = load::run(&rt, &load_of(addr, target, (SERVE_CONNECTIONS * 4) as u64))?;
+        ensure!(warm.failed == 0 && warm.ok > 0, "warm-up GETs of {target} on {addr} failed ({} of {})", warm.failed, warm.ok + warm.failed);
+    }
+    let created = fresh.instances_created();
+    let mut rates: [Samples; 4] = Default::default();
+    let mut p50: [Samples; 4] = Default::default();
+    let mut fresh_requests = 0;
+    for round in 0..plan.batches {
+        for k in 0..sides.len() {
+            // A different side first in each round, so a noisy moment does not always hit one.
+            let i = (round + k) % sides.len();
+            let (addr, target) = sides[i];
+            let result = load::run(&rt, &load_of(addr, target, plan.serve_ops()))?;
+            ensure!(result.failed == 0, "{} of {} GETs of {target} on {addr} failed", result.failed, result.ok + result.failed);
+            rates[i].push(result.per_second());
+            if addr == fresh.local_addr() {
+                fresh_requests += result.ok;
+            }
+            p50[i].push(result.quantile(0.5).as_nanos() as f64);
+        }
+    }
+    let served = fresh.instances_created() - created;
+    ensure!(served >= fresh_requests, "the fresh server reused instances ({served} for {fresh_requests} requests)");
+    fresh.shutdown();
+    reused.shutdown();
+
+    let [fresh_noop, fresh_secret, reused_noop, reused_secret] = &rates;
+    report.rate("edge: fresh instance, no-op route (404), req/s", fresh_noop);
+    report.rate("edge: fresh instance, cached secret, req/s", fresh_secret);
+    report.time("  fresh: p50 latency, no-op route", &p50[0], None);
+    report.time("  fresh: p50 latency, cached secret", &p50[1], None);
+    report.rate("edge: reused instance, no-op route (404), req/s", reused_noop);
+    report.rate("edge: reused instance, cached secret, req/s", reused_secret);
+    report.ratio_at_least("fresh: secret / no-op route (req/s)", ratio(fresh_secret, fresh_noop), 0.8);
+    report.ratio("reused: secret / no-op route (req/s)", ratio(reused_secret, reused_noop), None);
+    report.ratio("no-op route: reused / fresh (req/s)", ratio(reused_noop, fresh_noop), None);
+    Ok(())
+}
+
+/// Store operations per shared hit, per miss and per `stats` environment, each in a fresh
+/// instance (the edge's case), counted through the key-value binding.
+pub fn store_figures(config: &BTreeMap<String, String>, hit_env: &str, miss_env: &str, name: &str, cache_dir: PathBuf, report: &mut Report) -> Result<()> {
+    let config = with_shared_state(config)?;
+    let kv = KeyValue::memory();
+    let runtime = Runtime::new(config, RuntimeOptions::default().cache_dir(Some(cache_dir)).keyvalue(kv.clone()))?;
+    let hit = Request::new(hit_env, name);
+    ensure!(runtime.client()?.get(&hit)?.source == Source::Backend, "the first read should fetch");
+
+    let per_call = |f: &mut dyn FnMut() -> Result<()>| -> Result<(f64, f64)> {
+        let before = kv.operations();
+        for _ in 0..STORE_SAMPLES {
+            f()?;
+        }
+        let KvOperations { reads, writes } = kv.operations() - before;
+        Ok((reads as f64 / STORE_SAMPLES as f64, writes as f64 / STORE_SAMPLES as f64))
+    };
+    let shared_hit = per_call(&mut || {
+        let secret = runtime.client()?.get(&hit)?;
+        ensure!(secret.source == Source::Cache, "a fresh instance missed the shared cache");
+        Ok(())
+    })?;
+    let miss = Request::new(miss_env, name);
+    let missed = per_call(&mut || {
+        let secret = runtime.client()?.get(&miss)?;
+        ensure!(secret.source == Source::Backend, "a ttl-0 read was served from a cache");
+        Ok(())
+    })?;
+    let mut environments = 0;
+    let stats = per_call(&mut || {
+        let stats = runtime.client()?.stats()?;
+        ensure!(stats.iter().all(|s| s.counters_shared), "stats did not read the shared totals");
+        environments = stats.len().max(1);
+        Ok(())
+    })?;
+    let per_env = |(r, w): (f64, f64)| (r / environments as f64, w / environments as f64);
+    let stats = per_env(stats);
+    report.count("store ops per shared hit (fresh instance): reads", shared_hit.0, Some(1.0));
+    report.count("store ops per shared hit (fresh instance): writes", shared_hit.1, Some(0.0));
+    report.count("store ops per miss (fresh instance): reads", missed.0, None);
+    report.count("store ops per miss (fresh instance): writes", missed.1, None);
+    report.count("store ops per stats, per environment: reads", stats.0, None);
+    report.count("store ops per stats, per environment: writes", stats.1, None);
+    Ok(())
+}
