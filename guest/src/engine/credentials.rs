@@ -19,8 +19,8 @@ use crate::http::{HttpRequest, HttpResponse};
 use crate::secret::SecretBytes;
 use crate::shared::record::TokenRecord;
 use crate::shared::seal;
-use super::shared_lease::{Held as LeaseHeld, Lease};
-use super::shared_state::LEASE_POLL_MS;
+use super::shared::lease::{Held as LeaseHeld, Lease};
+use super::shared::LEASE_POLL_MS;
 
 /// A token is replaced (or renewed) this long before it expires: a third of
 /// its lifetime, at most five minutes. A read never goes out with a token
@@ -444,7 +444,7 @@ impl Provider {
             token: held.token.expose().to_vec(),
         };
         let mut plain = record.encode();
-        let nonce = super::shared_state::nonce(io);
+        let nonce = super::shared::nonce(io);
         let Some(ready) = self.shared.usable() else { return };
         let sealed = ready.key.seal(&identity, &plain, nonce);
         plain.iter_mut().for_each(|b| *b = 0);

@@ -9,13 +9,7 @@ mod events;
 mod fallback;
 mod lookup;
 pub mod fetch;
-mod shared_breaker;
-mod shared_lease;
-mod shared_refusal;
-mod shared_budget;
-mod shared_counters;
-mod shared_entries;
-mod shared_state;
+mod shared;
 pub mod stats;
 #[cfg(test)]
 mod tests;
@@ -146,7 +140,7 @@ struct EnvState {
     hit_latency: Histogram,
     /// One per tier, in tier order.
     tiers: Vec<TierState>,
-    /// This instance's retry-budget counts (see [`shared_budget`]).
+    /// This instance's retry-budget counts (see [`shared::budget`]).
     budget: Ledger,
     counters: Counters,
 }
@@ -195,7 +189,7 @@ pub struct Provider {
     /// Sorted by name, for binary search.
     envs: Vec<EnvState>,
     unknown_environment_errors: u64,
-    shared: shared_state::Layer,
+    shared: shared::Layer,
     /// Events for the WASI layer to write out after each call.
     log: crate::log::Log,
     /// Answers that arrived while a login was waited for, for the fetch loop,
@@ -235,7 +229,7 @@ impl Provider {
                 env,
             })
             .collect();
-        Provider { envs, unknown_environment_errors: 0, shared: shared_state::Layer::new(shared), log: Default::default(), stash: Vec::new() }
+        Provider { envs, unknown_environment_errors: 0, shared: shared::Layer::new(shared), log: Default::default(), stash: Vec::new() }
     }
 
     /// Reads one secret.
@@ -317,7 +311,7 @@ impl Provider {
         if !self.invalidate_shared(i, io) {
             // The caller relies on the next read not serving the old value: say it cannot
             // be promised instead of reporting success.
-            return Err(Error::Unavailable { retry_after_ms: shared_state::STORE_BACKOFF_MS });
+            return Err(Error::Unavailable { retry_after_ms: shared::STORE_BACKOFF_MS });
         }
         Ok(dropped)
     }

@@ -179,7 +179,7 @@ fn a_failing_store_leaves_memory_working_and_shows_in_health() {
     let before = h.store.operations();
     h.get("a", "other").unwrap();
     assert_eq!(h.store.operations(), before, "backing off");
-    h.clock.time.advance(super::super::shared_state::STORE_BACKOFF_MS);
+    h.clock.time.advance(super::super::shared::STORE_BACKOFF_MS);
     h.get("a", "third").unwrap();
     assert_eq!(h.provider.shared_status(), (SharedStatus::Ok, None));
 }
@@ -304,7 +304,7 @@ fn hold_lease(store: &MemoryStore, time: &Time) {
     holder.clock.time = time.clone();
     let job = Job { env: 0, name: "app/db".into(), version: VersionSel::Latest, field: "value".into(), reason: super::super::Reason::Miss, fresher_than_wall_ms: 0, trace: None };
     let mut io = Io { clock: &mut holder.clock, random: &mut holder.random, transport: &mut holder.transport, store: &mut holder.store };
-    assert!(matches!(holder.provider.lease(&job, &mut io), super::super::shared_lease::Lease::Fetch(Some(_))));
+    assert!(matches!(holder.provider.lease(&job, &mut io), super::super::shared::lease::Lease::Fetch(Some(_))));
 }
 
 #[test]
@@ -338,13 +338,13 @@ fn a_lease_whose_holder_never_answers_delays_a_reader_only_until_it_expires() {
     assert!(waiter.now() - start >= 200);
 }
 
-use super::super::shared_state::LEASE_POLL_MS;
+use super::super::shared::LEASE_POLL_MS;
 
 fn totals(h: &mut Harness) -> Vec<stats::Counters> {
     shared_totals(h).into_iter().map(|t| t.counters).collect()
 }
 
-fn shared_totals(h: &mut Harness) -> Vec<super::super::shared_counters::Totals> {
+fn shared_totals(h: &mut Harness) -> Vec<super::super::shared::counters::Totals> {
     let mut io = Io { clock: &mut h.clock, random: &mut h.random, transport: &mut h.transport, store: &mut h.store };
     h.provider.shared_totals(&mut io).expect("shared state is usable")
 }
@@ -375,7 +375,7 @@ fn memory_hits_reach_the_totals_within_a_second() {
     }
     let mut other = twin(&h, ok());
     assert_eq!(totals(&mut other)[0].hits, 0, "hits wait up to a second before they are added");
-    h.clock.time.advance(super::super::shared_counters::FLUSH_INTERVAL_MS);
+    h.clock.time.advance(super::super::shared::counters::FLUSH_INTERVAL_MS);
     h.get("a", "app/db").unwrap();
     assert_eq!(totals(&mut other)[0].hits, 6);
     assert_eq!(totals(&mut h)[0].hits, 6, "its own stats flush what is pending and do not count it twice");

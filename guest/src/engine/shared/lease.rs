@@ -2,20 +2,20 @@
 //! others that miss it wait for its answer instead of asking the backend too.
 
 use crate::prelude::*;
-use super::shared_state::nonce;
-use super::{Io, Job, Provider};
+use super::nonce;
+use crate::engine::{Io, Job, Provider};
 use crate::shared::record::LeaseRecord;
 use crate::shared::seal;
 
 /// A fetch lease this instance holds.
-pub(super) struct Held {
-    pub(super) id: String,
-    pub(super) identity: Vec<u8>,
-    pub(super) record: LeaseRecord,
+pub(in crate::engine) struct Held {
+    pub(in crate::engine) id: String,
+    pub(in crate::engine) identity: Vec<u8>,
+    pub(in crate::engine) record: LeaseRecord,
 }
 
 /// How taking a fetch lease went.
-pub(super) enum Lease {
+pub(in crate::engine) enum Lease {
     /// This instance holds it (`None`: shared state is unusable): fetch.
     Fetch(Option<Held>),
     /// Another instance is fetching until the given wall time: wait for it.
@@ -25,14 +25,14 @@ pub(super) enum Lease {
 impl Provider {
     fn lease_ids(&self, job: &Job) -> Option<(String, Vec<u8>)> {
         let ready = self.shared.usable()?;
-        let version = super::shared_state::version_text(&job.version);
+        let version = super::version_text(&job.version);
         let parts: [&[u8]; 3] = [self.envs[job.env].env.spec.name.as_bytes(), job.name.as_bytes(), version.as_bytes()];
         Some((ready.key.entry_id("lease", &parts), seal::identity("lease", &parts)))
     }
 
     /// Takes the fetch lease for `job`'s secret and version, unless another
     /// instance holds a live one.
-    pub(super) fn lease(&mut self, job: &Job, io: &mut Io<'_>) -> Lease {
+    pub(in crate::engine) fn lease(&mut self, job: &Job, io: &mut Io<'_>) -> Lease {
         let Some((id, identity)) = self.lease_ids(job) else { return Lease::Fetch(None) };
         self.lease_at(job.env, id, identity, io)
     }
@@ -40,7 +40,7 @@ impl Provider {
     /// Takes the lease stored under `id` (sealed under `identity`), unless
     /// another instance holds a live one: fetch leases, and login leases
     /// ([`super::credentials`]).
-    pub(super) fn lease_at(&mut self, env: usize, id: String, identity: Vec<u8>, io: &mut Io<'_>) -> Lease {
+    pub(in crate::engine) fn lease_at(&mut self, env: usize, id: String, identity: Vec<u8>, io: &mut Io<'_>) -> Lease {
         let Some((current, token)) = self.store_op(io, |store| store.watch(&id)) else { return Lease::Fetch(None) };
         let wall = io.clock.wall_ms();
         if let Some(sealed) = &current {
@@ -67,7 +67,7 @@ impl Provider {
 
     /// Ends a lease, if it is still ours (an expired one may have been taken
     /// over): the record is swapped for an expired one, atomically.
-    pub(super) fn release(&mut self, held: &Held, io: &mut Io<'_>) {
+    pub(in crate::engine) fn release(&mut self, held: &Held, io: &mut Io<'_>) {
         let Some((current, token)) = self.store_op(io, |store| store.watch(&held.id)) else { return };
         let Some(ready) = self.shared.usable() else { return };
         let ours = current

@@ -3,8 +3,8 @@
 //! not-founds), and the keys and identities they are sealed under.
 
 use crate::prelude::*;
-use super::shared_state::{nonce, version_text};
-use super::{Io, Job, Provider, Reason, Secret};
+use super::{nonce, version_text};
+use crate::engine::{Io, Job, Provider, Reason, Secret};
 use crate::cache::{CacheKey, Cached};
 use crate::error::Error;
 use crate::secret::SecretBytes;
@@ -12,7 +12,7 @@ use crate::shared::record::CacheRecord;
 use crate::shared::seal;
 
 /// An answer to publish: a value, or a not-found (its message).
-pub(super) enum Outgoing {
+pub(in crate::engine) enum Outgoing {
     Value(Cached),
     NotFound(String),
 }
@@ -22,7 +22,7 @@ impl Provider {
     /// the environment, the backend it points at (so re-pointing `prod` at
     /// another Vault, or two deployments sharing a store and key, never serve
     /// each other's values), the epoch, the name, the version and the field.
-    pub(super) fn cache_ids(&mut self, env: usize, key: &CacheKey, io: &mut Io<'_>) -> Option<(String, Vec<u8>)> {
+    pub(in crate::engine) fn cache_ids(&mut self, env: usize, key: &CacheKey, io: &mut Io<'_>) -> Option<(String, Vec<u8>)> {
         let epoch = self.env_epoch(env, io)?.to_be_bytes();
         let spec = &self.envs[env].env.spec;
         let backend = format!("{:?}|{:?}", spec.primary().backend, spec.primary().url);
@@ -37,7 +37,7 @@ impl Provider {
 
     /// Sets which shared answers satisfy a refresh: one fetched within the
     /// refresh interval (`refresh`), or one not yet due itself (refresh-ahead).
-    pub(super) fn with_freshness(&self, mut job: Job, wall: u64) -> Job {
+    pub(in crate::engine) fn with_freshness(&self, mut job: Job, wall: u64) -> Job {
         let policy = self.envs[job.env].env.spec.policy;
         let ttl = if job.version.is_pinned() { policy.cache_pinned_ttl_ms } else { policy.cache_ttl_ms };
         job.fresher_than_wall_ms = match job.reason {
@@ -50,7 +50,7 @@ impl Provider {
     }
 
     /// The in-memory value a refresh-ahead job is refreshing (still fresh).
-    pub(super) fn still_cached(&mut self, job: &Job, io: &mut Io<'_>) -> Option<Secret> {
+    pub(in crate::engine) fn still_cached(&mut self, job: &Job, io: &mut Io<'_>) -> Option<Secret> {
         let now = io.clock.now_ms();
         let (cached, _) = self.envs[job.env].cache.stale(&job.name, &job.version, &job.field, now)?;
         Some(Secret::cached(cached, false))
@@ -72,7 +72,7 @@ impl Provider {
 
     /// A fresh shared answer for `job` (a value, or a cached not-found),
     /// copied into memory.
-    pub(super) fn shared_lookup(&mut self, job: &Job, io: &mut Io<'_>) -> Option<Result<Secret, Error>> {
+    pub(in crate::engine) fn shared_lookup(&mut self, job: &Job, io: &mut Io<'_>) -> Option<Result<Secret, Error>> {
         let key = CacheKey { name: job.name.clone(), version: job.version.clone(), field: job.field.clone() };
         let record = self.shared_record(job.env, &key, io)?;
         let state = &mut self.envs[job.env];
@@ -110,7 +110,7 @@ impl Provider {
 
     /// A shared value within `max_stale` of its expiry: the answer of last
     /// resort when the backend failed.
-    pub(super) fn shared_stale(&mut self, env: usize, key: &CacheKey, io: &mut Io<'_>) -> Option<Secret> {
+    pub(in crate::engine) fn shared_stale(&mut self, env: usize, key: &CacheKey, io: &mut Io<'_>) -> Option<Secret> {
         self.shared.ready.as_ref()?;
         let record = self.shared_record(env, key, io)?;
         let max_stale = self.envs[env].env.spec.policy.max_stale_ms;
@@ -123,21 +123,21 @@ impl Provider {
     }
 
     /// Queues a fetched answer for publication (see [`Self::publish`]).
-    pub(super) fn queue_publish(&mut self, env: usize, key: CacheKey, cached: &Cached, ttl_ms: u64) {
+    pub(in crate::engine) fn queue_publish(&mut self, env: usize, key: CacheKey, cached: &Cached, ttl_ms: u64) {
         if self.shared.ready.is_some() && ttl_ms > 0 {
             self.shared.outbox.push((env, key, Outgoing::Value(cached.clone()), ttl_ms));
         }
     }
 
     /// Queues a not-found answer for publication.
-    pub(super) fn queue_publish_not_found(&mut self, env: usize, key: CacheKey, message: &str, ttl_ms: u64) {
+    pub(in crate::engine) fn queue_publish_not_found(&mut self, env: usize, key: CacheKey, message: &str, ttl_ms: u64) {
         if self.shared.ready.is_some() && ttl_ms > 0 {
             self.shared.outbox.push((env, key, Outgoing::NotFound(message.to_string()), ttl_ms));
         }
     }
 
     /// Writes the answers fetched during this call to shared state.
-    pub(super) fn publish(&mut self, io: &mut Io<'_>) {
+    pub(in crate::engine) fn publish(&mut self, io: &mut Io<'_>) {
         for (env, key, answer, ttl) in core::mem::take(&mut self.shared.outbox) {
             let Some((id, identity)) = self.cache_ids(env, &key, io) else { return };
             let wall = io.clock.wall_ms();

@@ -20,7 +20,7 @@
 //! [`Ledger`]: crate::retry::Ledger
 
 use crate::prelude::*;
-use super::{Io, Provider};
+use crate::engine::{Io, Provider};
 use crate::retry::budget::{RetryBudget, SLOTS};
 
 const CALLS: &[u8] = b"calls";
@@ -35,7 +35,7 @@ fn count(total: i64) -> u64 {
 
 impl Provider {
     /// A first attempt of environment `env` is being sent: it earns its share of retries.
-    pub(super) fn budget_deposit(&mut self, env: usize, io: &mut Io<'_>) {
+    pub(in crate::engine) fn budget_deposit(&mut self, env: usize, io: &mut Io<'_>) {
         let budget = self.envs[env].env.spec.policy.retry_budget;
         let now = io.clock.now_ms();
         self.envs[env].budget.deposit(&budget, now);
@@ -50,7 +50,7 @@ impl Provider {
     }
 
     /// Takes one retry from environment `env`'s budget; `false` when it is spent.
-    pub(super) fn budget_withdraw(&mut self, env: usize, io: &mut Io<'_>) -> bool {
+    pub(in crate::engine) fn budget_withdraw(&mut self, env: usize, io: &mut Io<'_>) -> bool {
         let budget = self.envs[env].env.spec.policy.retry_budget;
         let now = io.clock.now_ms();
         match self.shared_withdraw(env, &budget, io) {

@@ -7,8 +7,8 @@
 //! Breakers run on wall-clock time: their open periods and probe deadlines are
 //! compared by instances (and hosts) whose monotonic clocks differ.
 
-use super::shared_state::nonce;
-use super::{Io, Provider};
+use super::nonce;
+use crate::engine::{Io, Provider};
 use crate::breaker::{Breaker, State};
 use crate::shared::record::BreakerRecord;
 use crate::shared::seal;
@@ -42,7 +42,7 @@ impl Provider {
     /// state when it is usable (read, apply, compare-and-swap; retried after a
     /// short random pause on a concurrent update), else on this instance's
     /// copy. A change of state this call made is counted in the tier's counters.
-    pub(super) fn with_breaker<R>(&mut self, env: usize, tier: usize, io: &mut Io<'_>, mut op: impl FnMut(&mut Breaker) -> R) -> R {
+    pub(in crate::engine) fn with_breaker<R>(&mut self, env: usize, tier: usize, io: &mut Io<'_>, mut op: impl FnMut(&mut Breaker) -> R) -> R {
         let mut out = None;
         self.breaker_op(env, tier, io, &mut |b| out = Some(op(b)));
         match out {

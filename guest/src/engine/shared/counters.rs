@@ -12,9 +12,9 @@
 //! volumes to whoever can read the bucket, but no names or values.
 
 use crate::prelude::*;
-use super::stats::{Counters, TierCounters, COUNTER_COUNT, COUNTER_NAMES, TIER_COUNTER_COUNT, TIER_COUNTER_NAMES};
+use crate::engine::stats::{Counters, TierCounters, COUNTER_COUNT, COUNTER_NAMES, TIER_COUNTER_COUNT, TIER_COUNTER_NAMES};
 use crate::histogram::{Histogram, N};
-use super::{Io, Provider};
+use crate::engine::{Io, Provider};
 
 /// Longest time hit counts wait in memory before they are added to the totals.
 pub const FLUSH_INTERVAL_MS: u64 = 1_000;
@@ -23,7 +23,7 @@ impl Provider {
     /// Adds what was counted since the last flush to the shared totals, when
     /// it is time (see the module docs) or when `force`d. `now` is the call's
     /// start (monotonic): the hit path reads the clock once, not again here.
-    pub(super) fn flush_counters(&mut self, io: &mut Io<'_>, now: u64, force: bool) {
+    pub(in crate::engine) fn flush_counters(&mut self, io: &mut Io<'_>, now: u64, force: bool) {
         if self.shared.ready.is_none() {
             return;
         }
