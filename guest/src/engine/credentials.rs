@@ -421,7 +421,7 @@ impl Provider {
     /// not the one a 403 just rejected.
     fn shared_token(&mut self, env: usize, tier: usize, wall: u64, io: &mut Io<'_>) -> Option<Held> {
         let (id, identity) = self.token_ids(env, tier)?;
-        let sealed = self.store_op(io, |store| store.get(&id))??;
+        let sealed = self.store_read(io, |store| store.get(&id))??;
         let plain = self.shared.usable()?.key.open(&identity, &sealed).ok();
         let Some(record) = plain.as_deref().and_then(TokenRecord::decode) else {
             self.envs[env].counters.shared_rejected += 1;
@@ -448,7 +448,7 @@ impl Provider {
         let Some(ready) = self.shared.usable() else { return };
         let sealed = ready.key.seal(&identity, &plain, nonce);
         plain.iter_mut().for_each(|b| *b = 0);
-        let _ = self.store_op(io, |store| store.set(&id, &sealed));
+        let _ = self.store_write(io, |store| store.set(&id, &sealed));
     }
 
     /// `error` with every credential of the tier taken out of its text (an

@@ -184,6 +184,12 @@ struct Job {
     trace: Option<TraceParent>,
 }
 
+impl Job {
+    fn cache_key(&self) -> crate::cache::CacheKey {
+        crate::cache::CacheKey { name: self.name.clone(), version: self.version.clone(), field: self.field.clone() }
+    }
+}
+
 /// The provider.
 pub struct Provider {
     /// Sorted by name, for binary search.
@@ -245,17 +251,17 @@ impl Provider {
                     let elapsed = io.clock.now_us().saturating_sub(start_us);
                     self.envs[env].hit_latency.record(elapsed);
                 }
-                self.flush_counters(io, now, false);
+                self.end_call_counts(io, now);
                 Ok(secret)
             }
             Lookup::Done(result) => {
-                self.flush_counters(io, now, false);
+                self.end_call_counts(io, now);
                 result
             }
             Lookup::Miss(job) => {
                 let mut results = self.resolve(vec![job], io);
                 let result = results.pop().unwrap_or_else(|| Err(Error::backend(None, "internal: no result")));
-                self.flush_counters(io, now, false);
+                self.end_call_counts(io, now);
                 result
             }
         }
@@ -284,7 +290,7 @@ impl Provider {
                 done[slot] = Some(result);
             }
         }
-        self.flush_counters(io, now, false);
+        self.end_call_counts(io, now);
         done.into_iter()
             .map(|r| r.unwrap_or_else(|| Err(Error::backend(None, "internal: no result"))))
             .collect()

@@ -9,16 +9,45 @@
 use crate::prelude::*;
 use crate::breaker::{State, Window};
 
-const CACHE: u8 = 1;
+// 1 was the cache layout whose epoch lived in the entry's key.
 const BREAKER: u8 = 2;
 const LEASE: u8 = 3;
 const TOKEN: u8 = 4;
 const REFUSAL: u8 = 5;
+const CACHE: u8 = 6;
+const COUNTS: u8 = 7;
+
+/// An environment's invalidation epoch: what `invalidate` last wrote (random),
+/// or [`Epoch::INITIAL`] while nothing was (or something not 16 bytes long was:
+/// a record from another writer is no epoch of ours).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Epoch(pub [u8; 16]);
+
+impl Epoch {
+    pub const INITIAL: Epoch = Epoch([0; 16]);
+
+    /// The epoch a stored value stands for (see the type's docs).
+    pub fn from_stored(value: Option<&[u8]>) -> Epoch {
+        value.and_then(|v| <[u8; 16]>::try_from(v).ok()).map_or(Epoch::INITIAL, Epoch)
+    }
+
+    /// A new epoch from 16 random bytes: never the initial one, so that an
+    /// invalidation always hides the entries of a bucket never invalidated.
+    pub fn fresh(mut bytes: [u8; 16]) -> Epoch {
+        if bytes == [0; 16] {
+            bytes[0] = 1;
+        }
+        Epoch(bytes)
+    }
+}
 
 /// A cached answer as shared between instances: a value, or (`negative`) a
-/// not-found whose `value` is the secret-free message.
+/// not-found whose `value` is the secret-free message. `epoch` is the
+/// environment's epoch it was published under: a record of another epoch is
+/// authentic but invalidated, read as absent.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CacheRecord {
+    pub epoch: Epoch,
     pub fetched_at_ms: u64,
     pub expires_at_ms: u64,
     pub tier: u8,
@@ -30,8 +59,9 @@ pub struct CacheRecord {
 impl CacheRecord {
     pub fn encode(&self) -> Vec<u8> {
         let version = self.version.as_bytes();
-        let mut out = Vec::with_capacity(1 + 8 + 8 + 2 + 2 + version.len() + self.value.len());
+        let mut out = Vec::with_capacity(1 + 16 + 8 + 8 + 2 + 2 + version.len() + self.value.len());
         out.push(CACHE);
+        out.extend_from_slice(&self.epoch.0);
         out.extend_from_slice(&self.fetched_at_ms.to_be_bytes());
         out.extend_from_slice(&self.expires_at_ms.to_be_bytes());
         out.push(self.tier);
@@ -45,6 +75,7 @@ impl CacheRecord {
     pub fn decode(bytes: &[u8]) -> Option<CacheRecord> {
         let mut r = Reader(bytes);
         r.tag(CACHE)?;
+        let epoch = Epoch(r.take(16)?.try_into().ok()?);
         let fetched_at_ms = r.u64()?;
         let expires_at_ms = r.u64()?;
         let tier = r.u8()?;
@@ -58,7 +89,7 @@ impl CacheRecord {
         if fetched_at_ms > expires_at_ms {
             return None;
         }
-        Some(CacheRecord { fetched_at_ms, expires_at_ms, tier, negative, version, value: r.0.to_vec() })
+        Some(CacheRecord { epoch, fetched_at_ms, expires_at_ms, tier, negative, version, value: r.0.to_vec() })
     }
 }
 
@@ -207,6 +238,46 @@ impl LeaseRecord {
     }
 }
 
+/// One shard of an environment's counters: every counter in the engine's
+/// flat order (see `engine::shared::counters`), each a total over the
+/// instances that added to this shard. `[tag, n: u16, n × u64]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CountsRecord {
+    pub values: Vec<u64>,
+}
+
+impl CountsRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let n = self.values.len().min(usize::from(u16::MAX));
+        let mut out = Vec::with_capacity(3 + 8 * n);
+        out.push(COUNTS);
+        out.extend_from_slice(&(n as u16).to_be_bytes());
+        for value in &self.values[..n] {
+            out.extend_from_slice(&value.to_be_bytes());
+        }
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<CountsRecord> {
+        let mut r = Reader(bytes);
+        r.tag(COUNTS)?;
+        let n = r.u16()?;
+        let values = (0..n).map(|_| r.u64()).collect::<Option<Vec<u64>>>()?;
+        r.end()?;
+        Some(CountsRecord { values })
+    }
+
+    /// Adds `deltas` (a longer list, from a configuration with more tiers, grows it).
+    pub fn add(&mut self, deltas: &[u64]) {
+        if self.values.len() < deltas.len() {
+            self.values.resize(deltas.len(), 0);
+        }
+        for (total, delta) in self.values.iter_mut().zip(deltas) {
+            *total = total.saturating_add(*delta);
+        }
+    }
+}
+
 struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
@@ -250,7 +321,7 @@ mod tests {
 
     #[test]
     fn records_round_trip() {
-        let cache = CacheRecord { fetched_at_ms: 40, expires_at_ms: 42, tier: 1, negative: false, version: "7".into(), value: b"\x00bytes\xff".to_vec() };
+        let cache = CacheRecord { epoch: Epoch([3; 16]), fetched_at_ms: 40, expires_at_ms: 42, tier: 1, negative: false, version: "7".into(), value: b"\x00bytes\xff".to_vec() };
         assert!(CacheRecord::decode(&cache.encode()) == Some(cache.clone()));
         let gone = CacheRecord { negative: true, value: b"not found".to_vec(), ..cache.clone() };
         assert!(CacheRecord::decode(&gone.encode()) == Some(gone));
@@ -281,6 +352,19 @@ mod tests {
         let refusal = RefusalRecord { refused_at_ms: 7, message: "Vault rejected the AppRole credentials".into() };
         assert_eq!(RefusalRecord::decode(&refusal.encode()), Some(refusal.clone()));
         assert!(RefusalRecord::decode(&token.encode()).is_none() && TokenRecord::decode(&refusal.encode()).is_none());
+        let counts = CountsRecord { values: vec![0, 7, u64::MAX] };
+        assert_eq!(CountsRecord::decode(&counts.encode()), Some(counts.clone()));
+        let mut grown = counts.clone();
+        grown.add(&[1, 1, 1, 5]);
+        assert_eq!(grown.values, vec![1, 8, u64::MAX, 5], "saturating, and longer lists grow it");
+        let bytes = counts.encode();
+        assert!(CountsRecord::decode(&bytes[..bytes.len() - 1]).is_none(), "cut short");
+        assert!(CountsRecord::decode(&[bytes.as_slice(), &[0]].concat()).is_none(), "trailing bytes");
+        assert!(CountsRecord::decode(&lease.encode()).is_none());
+        assert_eq!(Epoch::from_stored(None), Epoch::INITIAL);
+        assert_eq!(Epoch::from_stored(Some(b"not sixteen")), Epoch::INITIAL, "garbage is no epoch");
+        assert_eq!(Epoch::from_stored(Some(&[9; 16])), Epoch([9; 16]));
+        assert_ne!(Epoch::fresh([0; 16]), Epoch::INITIAL);
         let mut not_text = refusal.encode();
         not_text.push(0xff);
         assert!(RefusalRecord::decode(&not_text).is_none());
@@ -288,7 +372,7 @@ mod tests {
 
     #[test]
     fn wrong_tags_and_lengths_decode_to_none() {
-        let cache = CacheRecord { fetched_at_ms: 0, expires_at_ms: 1, tier: 0, negative: false, version: "12".into(), value: vec![] }.encode();
+        let cache = CacheRecord { epoch: Epoch::INITIAL, fetched_at_ms: 0, expires_at_ms: 1, tier: 0, negative: false, version: "12".into(), value: vec![] }.encode();
         let lease = LeaseRecord { expires_at_ms: 5, holder: 6 }.encode();
         let breaker = BreakerRecord { state: State::Open { until_ms: 1 }, generation: 0 }.encode();
         assert!(CacheRecord::decode(&lease).is_none());
@@ -303,7 +387,7 @@ mod tests {
         assert!(BreakerRecord::decode(&bad_state).is_none());
         assert!(BreakerRecord::decode(&[]).is_none());
         let mut bad_flag = cache.clone();
-        bad_flag[18] = 2;
+        bad_flag[16 + 18] = 2;
         assert!(CacheRecord::decode(&bad_flag).is_none(), "negative flag must be 0 or 1");
         let windowed = |failed: u128, calls: u8| {
             let window = Window::from_parts(0b1, 1).unwrap();
@@ -329,7 +413,7 @@ mod tests {
             "without a window the record keeps the layout older instances read"
         );
         let mut bad_utf8 = cache;
-        bad_utf8[21] = 0xff;
+        bad_utf8[16 + 21] = 0xff;
         assert!(CacheRecord::decode(&bad_utf8).is_none());
     }
 }

@@ -1,17 +1,61 @@
-//! The read path's use of shared state: misses are looked up in the shared
-//! bucket before the backend, fetched values are published to it, and a short
-//! lease lets one instance fetch a secret while the others wait for its answer.
-//! (Breakers: [`super::breaker`]; counters: [`super::counters`].)
+//! Shared state: what must outlive an instance, kept in the `wasi:keyvalue`
+//! bucket (Spin gives a P2 component a fresh instance per request, and with
+//! Redis or Spin's SQLite every store operation is a round trip or a write,
+//! so each path below makes as few as it can).
+//!
+//! # The store protocol
+//!
+//! Every key is `es1-<kind>-<32 hex>`: the kind, then HMAC-SHA256 (id key) of
+//! the record's identity, so the bucket's key list shows no names. Every
+//! value but the epoch and the budget integers is sealed
+//! ([`crate::shared::seal`]) with its identity as associated data: an edited
+//! or moved record fails to open, is counted in `shared_rejected`, and is
+//! replaced, never trusted.
+//!
+//! | kind | identity | value | written by |
+//! |---|---|---|---|
+//! | `epoch` | environment | 16 random bytes, plain (absent: the initial epoch) | `invalidate` (`set`) |
+//! | `entry` | environment, its backend and URL, name, version, field | [`CacheRecord`](crate::shared::record::CacheRecord), carrying the epoch it was published under | the instance that fetched it (`set-many`) |
+//! | `lease` | environment, name, version | [`LeaseRecord`](crate::shared::record::LeaseRecord) | [`lease`] (watch + swap) |
+//! | `breaker` | environment, tier's kind, tier | [`BreakerRecord`](crate::shared::record::BreakerRecord) | [`breaker`] (watch + swap, retried) |
+//! | `count` | environment, shard 0..[`counters::SHARDS`] | [`CountsRecord`](crate::shared::record::CountsRecord) | [`counters`] (watch + swap) |
+//! | `budget` | environment, calls/retries/last, slot | plain integer | [`budget`] (`increment`) |
+//! | `token` (+ `-login`, `-refused`) | environment, tier, backend, method, who logs in | token, lease, refusal records | `engine::credentials`, [`refusal`] |
+//!
+//! The epoch is not part of an entry's key: a fresh instance reads the epoch
+//! and the entry together with one `get-many`. An entry published under
+//! another epoch is authentic but invalidated: read as absent, not counted as
+//! rejected. The epoch is written with `set` and read with `get-many` (an
+//! integer kept by `atomics.increment` has a host-specific byte form).
+//!
+//! Operations per exported call (fresh instance, token auth, closed breaker):
+//!
+//! - **shared hit**: one `get-many` (epoch + entry). No write: counts are
+//!   sampled ([`counters`]); one such call in `count_sample` adds them (watch +
+//!   swap of one shard).
+//! - **memory hit** (a reused instance): none; counts at most once a second.
+//! - **miss**: `get-many` (epoch + entry), lease watch + swap, budget
+//!   `increment`, breaker watch for the permit and for the outcome (a swap
+//!   only when the state changes), `set-many` of the fetched entries, count
+//!   watch + swap: 9. A lease is released (watch + swap) only when nothing was
+//!   published for it: waiters poll the entry, not the lease. The first
+//!   deposit in a budget slot also sweeps old slots ([`budget`]).
+//! - **stats**: one `get-many` of every environment's count shards and every
+//!   breaker; this instance's own unflushed counts are added in memory.
+//! - **health**: one `get-many` of every breaker.
+//! - **invalidate**: one `set` of the epoch.
 //!
 //! Every store failure falls back to this instance's memory and is reported by
 //! `health`; the store is then left alone for [`STORE_BACKOFF_MS`], so a hung
-//! store costs one timeout a second, not one per call. Shared state makes the
-//! component better, never less available.
+//! store costs one timeout a second, not one per call. A record that does not
+//! open or decode is treated as absent and overwritten: nothing a store
+//! returns can make the component trap.
 
 use crate::prelude::*;
 use crate::engine::{Io, Provider};
 use entries::Outgoing;
 use crate::cache::CacheKey;
+use crate::shared::record::Epoch;
 use crate::shared::seal::SealKey;
 use crate::shared::{SharedSetup, SharedStatus, SharedStore, StoreError};
 use crate::validate::VersionSel;
@@ -20,6 +64,7 @@ pub(in crate::engine) mod breaker;
 pub(in crate::engine) mod budget;
 pub(in crate::engine) mod counters;
 pub(in crate::engine) mod entries;
+mod epoch;
 pub(in crate::engine) mod lease;
 pub(in crate::engine) mod refusal;
 mod resolve;
@@ -41,18 +86,23 @@ pub(in crate::engine) struct Layer {
     /// Answers fetched during this call, to publish when it ends.
     pub(in crate::engine) outbox: Vec<(usize, CacheKey, Outgoing, u64)>,
     /// Per environment, the invalidation epoch read during this call.
-    epochs: Vec<Option<i64>>,
-    /// Whether the store was used since counters were last flushed.
+    epochs: Vec<Option<Epoch>>,
+    /// Values read ahead in this call's first `get-many`, taken by the lookups.
+    prefetched: Vec<(String, Option<Vec<u8>>)>,
+    /// Whether this call used the store at all, and whether it wrote to it
+    /// (its counts then go along exactly).
     pub(in crate::engine) touched: bool,
-    /// Per environment: the counter values already added to the shared totals.
-    pub(in crate::engine) flushed: Vec<Vec<u64>>,
-    /// When counters were last flushed (monotonic ms).
-    pub(in crate::engine) last_flush_ms: Option<u64>,
+    pub(in crate::engine) wrote: bool,
+    /// Exported calls this instance finished (0: this is its first).
+    pub(in crate::engine) calls: u64,
+    /// What the counters owe the shared totals.
+    pub(in crate::engine) counts: counters::Ledger,
 }
 
 pub(in crate::engine) struct Ready {
     pub(in crate::engine) key: SealKey,
     pub(in crate::engine) lease_ms: u64,
+    pub(in crate::engine) count_sample: u64,
 }
 
 impl Layer {
@@ -61,7 +111,9 @@ impl Layer {
             SharedSetup::Disabled => (None, SharedStatus::Disabled),
             SharedSetup::NoKey { .. } => (None, SharedStatus::NoKey),
             // The bucket itself is opened by the WASI layer, which owns the handle.
-            SharedSetup::Ready { key, lease_ms, .. } => (Some(Ready { key, lease_ms }), SharedStatus::Ok),
+            SharedSetup::Ready { key, lease_ms, count_sample, .. } => {
+                (Some(Ready { key, lease_ms, count_sample: count_sample.max(1) }), SharedStatus::Ok)
+            }
         };
         Layer {
             ready,
@@ -71,9 +123,11 @@ impl Layer {
             retry_at_ms: None,
             outbox: Vec::new(),
             epochs: Vec::new(),
+            prefetched: Vec::new(),
             touched: false,
-            flushed: Vec::new(),
-            last_flush_ms: None,
+            wrote: false,
+            calls: 0,
+            counts: counters::Ledger::default(),
         }
     }
 
@@ -89,6 +143,16 @@ impl Layer {
     pub(in crate::engine) fn begin_call(&mut self, now_ms: u64) {
         self.suspended = self.retry_at_ms.is_some_and(|at| now_ms < at);
         self.epochs.clear();
+        self.prefetched.clear();
+        self.touched = false;
+        self.wrote = false;
+    }
+
+    /// A value read ahead for `key` in this call, if there is one (taken: a
+    /// later look at the same key reads the store again).
+    fn take_prefetched(&mut self, key: &str) -> Option<Option<Vec<u8>>> {
+        let i = self.prefetched.iter().position(|(k, _)| k == key)?;
+        Some(self.prefetched.swap_remove(i).1)
     }
 
     fn failed(&mut self, error: StoreError, now_ms: u64) {
@@ -109,9 +173,8 @@ pub(in crate::engine) fn version_text(version: &VersionSel) -> String {
     version.text()
 }
 
-
 /// A fresh AEAD nonce from the provider's random source (in the component,
-/// `wasi:random/random`, a CSPRNG; see [`super::Random`]).
+/// `wasi:random/random`, a CSPRNG; see [`crate::engine::Random`]).
 pub(in crate::engine) fn nonce(io: &mut Io<'_>) -> [u8; 12] {
     let mut out = [0u8; 12];
     out[..8].copy_from_slice(&io.random.next_u64().to_le_bytes());
@@ -120,9 +183,9 @@ pub(in crate::engine) fn nonce(io: &mut Io<'_>) -> [u8; 12] {
 }
 
 impl Provider {
-    /// Runs one store operation unless the layer is suspended; a failure
-    /// suspends it (and backs it off) and marks it degraded.
-    pub(in crate::engine) fn store_op<R>(&mut self, io: &mut Io<'_>, op: impl FnOnce(&mut dyn SharedStore) -> Result<R, StoreError>) -> Option<R> {
+    /// Runs one store operation that only reads, unless the layer is
+    /// suspended; a failure suspends it (and backs it off) and marks it degraded.
+    pub(in crate::engine) fn store_read<R>(&mut self, io: &mut Io<'_>, op: impl FnOnce(&mut dyn SharedStore) -> Result<R, StoreError>) -> Option<R> {
         self.shared.usable()?;
         self.shared.touched = true;
         match op(&mut *io.store) {
@@ -138,26 +201,11 @@ impl Provider {
         }
     }
 
-    /// The invalidation epoch of environment `env` (read once per call):
-    /// shared cache entries are keyed by it, and `invalidate` moves it on.
-    pub(in crate::engine) fn env_epoch(&mut self, env: usize, io: &mut Io<'_>) -> Option<i64> {
-        if let Some(Some(epoch)) = self.shared.epochs.get(env) {
-            return Some(*epoch);
-        }
-        let id = self.shared.usable()?.key.entry_id("epoch", &[self.envs[env].env.spec.name.as_bytes()]);
-        let epoch = self.store_op(io, |store| store.increment(&id, 0))?;
-        self.shared.epochs.resize(self.envs.len(), None);
-        self.shared.epochs[env] = Some(epoch);
-        Some(epoch)
-    }
-
-    /// Moves environment `env`'s epoch on: every shared entry of it is then
-    /// unreachable (and expires in the store by its TTL). `false` if the store
-    /// could not be told.
-    pub(in crate::engine) fn invalidate_shared(&mut self, env: usize, io: &mut Io<'_>) -> bool {
-        let Some(ready) = self.shared.usable() else { return self.shared.ready.is_none() };
-        let id = ready.key.entry_id("epoch", &[self.envs[env].env.spec.name.as_bytes()]);
-        self.shared.epochs.clear();
-        self.store_op(io, |store| store.increment(&id, 1)).is_some()
+    /// [`Self::store_read`] for an operation that writes (a swap or an
+    /// increment included): the call's counts then go along exactly.
+    pub(in crate::engine) fn store_write<R>(&mut self, io: &mut Io<'_>, op: impl FnOnce(&mut dyn SharedStore) -> Result<R, StoreError>) -> Option<R> {
+        self.shared.usable()?;
+        self.shared.wrote = true;
+        self.store_read(io, op)
     }
 }

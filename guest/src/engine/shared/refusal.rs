@@ -22,7 +22,7 @@ impl Provider {
     /// than [`RELOGIN_INTERVAL_MS`] ago, if any.
     pub(in crate::engine) fn shared_refusal(&mut self, env: usize, tier: usize, io: &mut Io<'_>) -> Option<Error> {
         let (id, identity) = self.refusal_ids(env, tier)?;
-        let sealed = self.store_op(io, |store| store.get(&id))??;
+        let sealed = self.store_read(io, |store| store.get(&id))??;
         let plain = self.shared.usable()?.key.open(&identity, &sealed).ok();
         let Some(record) = plain.as_deref().and_then(RefusalRecord::decode) else {
             self.envs[env].counters.shared_rejected += 1;
@@ -41,6 +41,6 @@ impl Provider {
         let nonce = nonce(io);
         let Some(ready) = self.shared.usable() else { return };
         let sealed = ready.key.seal(&identity, &record.encode(), nonce);
-        let _ = self.store_op(io, |store| store.set(&id, &sealed));
+        let _ = self.store_write(io, |store| store.set(&id, &sealed));
     }
 }

@@ -8,6 +8,13 @@ use super::LEASE_POLL_MS;
 use crate::engine::{Io, Job, Provider, Reason, Secret};
 use crate::error::Error;
 
+/// Whether `claim` should look `job` up in shared state first, or a lookup
+/// (begun at the given wall time) just found nothing.
+enum Looked {
+    Not(u64),
+    Just(u64),
+}
+
 fn same_read(a: &Job, b: &Job) -> bool {
     a.env == b.env && a.name == b.name && a.version == b.version
 }
@@ -22,11 +29,13 @@ impl Provider {
         let start = io.clock.now_ms();
         let wall = io.clock.wall_ms();
         let jobs: Vec<Job> = jobs.into_iter().map(|job| self.with_freshness(job, wall)).collect();
+        // One store read for every first lookup (and the epochs they need).
+        self.read_ahead_jobs(&jobs, io);
         let mut results: Vec<Option<Result<Secret, Error>>> = jobs.iter().map(|_| None).collect();
         let mut wait: Vec<(usize, Job, u64)> = Vec::new();
         let mut own = Vec::new();
         for (slot, job) in jobs.into_iter().enumerate() {
-            self.claim(slot, job, false, &mut own, &mut wait, &mut results, io);
+            self.claim(slot, job, Looked::Not(wall), &mut own, &mut wait, &mut results, io);
         }
         self.fetch_own(own, &mut results, io, start);
         // Wait for the other instances' answers, up to their leases and at most
@@ -45,7 +54,8 @@ impl Provider {
                     // Look at the lease again: a holder whose fetch failed has released it, and
                     // one that died lets it run out; either way take it over (or wait for
                     // whoever did) instead of sleeping out the lease first read.
-                    self.claim(slot, job, true, &mut own, &mut wait, &mut results, io);
+                    let looked_at = io.clock.wall_ms();
+                    self.claim(slot, job, Looked::Just(looked_at), &mut own, &mut wait, &mut results, io);
                 }
             }
             self.fetch_own(own, &mut results, io, start);
@@ -56,15 +66,15 @@ impl Provider {
             .collect()
     }
 
-    /// Decides who answers `job`: shared state now (unless `looked_up` just
-    /// now found nothing), this instance (under a lease it takes, or one it
-    /// already holds for the same read), or another instance.
+    /// Decides who answers `job`: shared state now (unless `looked` says a
+    /// lookup just found nothing), this instance (under a lease it takes, or
+    /// one it already holds for the same read), or another instance.
     #[allow(clippy::too_many_arguments)]
     fn claim(
         &mut self,
         slot: usize,
         job: Job,
-        looked_up: bool,
+        looked: Looked,
         own: &mut Vec<(usize, Job, Option<Held>)>,
         wait: &mut Vec<(usize, Job, u64)>,
         results: &mut [Option<Result<Secret, Error>>],
@@ -75,17 +85,23 @@ impl Provider {
             own.push((slot, job, None));
             return;
         }
-        if !looked_up {
-            if let Some(answer) = self.shared_lookup(&job, io) {
-                results[slot] = Some(answer);
-                return;
+        let looked_at = match looked {
+            Looked::Not(at) => {
+                if let Some(answer) = self.shared_lookup(&job, io) {
+                    results[slot] = Some(answer);
+                    return;
+                }
+                at
             }
-        }
+            Looked::Just(at) => at,
+        };
         match self.lease(&job, io) {
             Lease::Fetch(Some(held)) => {
-                // Another instance may have published and released between our lookup and
-                // our lease: look once more before going to the backend.
-                if let Some(answer) = self.shared_lookup(&job, io) {
+                // A lease that ended after our lookup began: its holder may have published
+                // since. Look once more before going to the backend (a lease that ended
+                // earlier, or none at all, published nothing our lookup missed).
+                let recent = held.previous_end_ms.is_some_and(|end| end >= looked_at);
+                if let Some(answer) = recent.then(|| self.shared_lookup(&job, io)).flatten() {
                     self.release(&held, io);
                     results[slot] = Some(answer);
                 } else {
@@ -112,15 +128,20 @@ impl Provider {
         let mut leases = Vec::new();
         for (slot, job, held) in own {
             slots.push(slot);
+            if let Some(held) = held {
+                leases.push((job.env, job.name.clone(), job.version.clone(), held));
+            }
             jobs.push(job);
-            leases.extend(held);
         }
         for (slot, result) in slots.into_iter().zip(self.fetch_since(jobs, io, start)) {
             results[slot] = Some(result);
         }
-        self.publish(io);
-        for held in &leases {
-            self.release(held, io);
+        let published = self.publish(io);
+        for (env, name, version, held) in &leases {
+            // Waiters poll for the entry: a lease whose answer is published has done its job.
+            if !published.iter().any(|(e, n, v)| e == env && n == name && v == version) {
+                self.release(held, io);
+            }
         }
     }
 }

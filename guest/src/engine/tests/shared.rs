@@ -349,12 +349,24 @@ fn shared_totals(h: &mut Harness) -> Vec<super::super::shared::counters::Totals>
     h.provider.shared_totals(&mut io).expect("shared state is usable")
 }
 
+/// The test policy with shared state whose fresh-instance counts are all
+/// written (`count_sample: 1`): exact totals, whatever the random source says.
+pub(super) fn exact_counts_policy() -> String {
+    shared_policy("").replace(r#""lease_ms": 200"#, r#""lease_ms": 200, "count_sample": 1"#)
+}
+
 #[test]
 fn counters_add_up_across_instances() {
-    let mut first = instance(ok());
+    let policy = exact_counts_policy();
+    let mut first = Harness::new(&policy, ok());
     first.get("a", "app/db").unwrap();
+    let fresh = |of: &Harness| {
+        let mut h = twin(of, ok());
+        h.provider = Harness::new(&policy, ok()).provider;
+        h
+    };
     for _ in 0..3 {
-        twin(&first, ok()).get("a", "app/db").unwrap();
+        fresh(&first).get("a", "app/db").unwrap();
     }
     let mut reader = twin(&first, ok());
     let a = totals(&mut reader)[0];
@@ -362,7 +374,7 @@ fn counters_add_up_across_instances() {
     assert_eq!((a.misses, a.shared_hits, backend_calls, a.hits), (4, 3, 1, 0));
     assert_eq!(totals(&mut reader)[1], stats::Counters::default(), "env b saw nothing");
     // Errors are totalled too.
-    twin(&first, ok()).get_req(&req("a", "app/db", Some("0"), None)).unwrap_err();
+    fresh(&first).get_req(&req("a", "app/db", Some("0"), None)).unwrap_err();
     assert_eq!(totals(&mut reader)[0].errors.invalid_request, 1);
 }
 
