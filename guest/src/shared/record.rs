@@ -18,17 +18,30 @@ const CACHE: u8 = 6;
 const COUNTS: u8 = 7;
 
 /// An environment's invalidation epoch: what `invalidate` last wrote (random),
-/// or [`Epoch::INITIAL`] while nothing was (or something not 16 bytes long was:
-/// a record from another writer is no epoch of ours).
+/// or [`Epoch::INITIAL`] while nothing was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Epoch(pub [u8; 16]);
 
 impl Epoch {
     pub const INITIAL: Epoch = Epoch([0; 16]);
 
-    /// The epoch a stored value stands for (see the type's docs).
+    /// The epoch a stored value stands for. A value that is not 16 bytes
+    /// (another writer's, or garbage) is an epoch of its own, a digest of it:
+    /// it matches no entry published before, so corrupting the epoch cannot
+    /// bring invalidated entries back (deleting it can, as far as their TTLs allow).
     pub fn from_stored(value: Option<&[u8]>) -> Epoch {
-        value.and_then(|v| <[u8; 16]>::try_from(v).ok()).map_or(Epoch::INITIAL, Epoch)
+        match value {
+            None => Epoch::INITIAL,
+            Some(v) => match <[u8; 16]>::try_from(v) {
+                Ok(bytes) => Epoch(bytes),
+                Err(_) => {
+                    let digest = crate::digest::sha256(&[b"edge-secrets/epoch", v]);
+                    let mut bytes = [0u8; 16];
+                    bytes.copy_from_slice(&digest[..16]);
+                    Epoch::fresh(bytes)
+                }
+            },
+        }
     }
 
     /// A new epoch from 16 random bytes: never the initial one, so that an
@@ -362,7 +375,9 @@ mod tests {
         assert!(CountsRecord::decode(&[bytes.as_slice(), &[0]].concat()).is_none(), "trailing bytes");
         assert!(CountsRecord::decode(&lease.encode()).is_none());
         assert_eq!(Epoch::from_stored(None), Epoch::INITIAL);
-        assert_eq!(Epoch::from_stored(Some(b"not sixteen")), Epoch::INITIAL, "garbage is no epoch");
+        let garbage = Epoch::from_stored(Some(b"not sixteen"));
+        assert!(garbage != Epoch::INITIAL && garbage == Epoch::from_stored(Some(b"not sixteen")), "garbage is an epoch of its own");
+        assert_ne!(Epoch::from_stored(Some(b"")), Epoch::INITIAL);
         assert_eq!(Epoch::from_stored(Some(&[9; 16])), Epoch([9; 16]));
         assert_ne!(Epoch::fresh([0; 16]), Epoch::INITIAL);
         let mut not_text = refusal.encode();

@@ -174,15 +174,19 @@ impl Provider {
         let breakers = self.breaker_ids_all()?;
         let keys: Vec<&str> = ids.iter().map(|(id, _)| id.as_str()).chain(breakers.iter().map(|(_, _, id, _)| id.as_str())).collect();
         let mut values = self.store_read(io, |store| store.get_many(&keys))?.into_iter();
+        let mut shards = Vec::with_capacity(ids.len());
+        for (i, (_, identity)) in ids.iter().enumerate() {
+            let env = i / SHARDS as usize;
+            shards.push(values.next().flatten().and_then(|sealed| self.open_counts(env, identity, &sealed)));
+        }
+        // What this instance counted and has not added yet (rejected shards just now included).
         self.owe(1);
         let mut totals = Vec::with_capacity(self.envs.len());
+        let mut shards = shards.into_iter();
         for env in 0..self.envs.len() {
             let mut sum = CountsRecord { values: self.shared.counts.owed.get(env).cloned().unwrap_or_default() };
-            for shard in 0..SHARDS as usize {
-                let identity = &ids[env * SHARDS as usize + shard].1;
-                if let Some(record) = values.next().flatten().and_then(|sealed| self.open_counts(env, identity, &sealed)) {
-                    sum.add(&record.values);
-                }
+            for record in shards.by_ref().take(SHARDS as usize).flatten() {
+                sum.add(&record.values);
             }
             totals.push(unflatten(&sum.values));
         }

@@ -247,5 +247,6 @@ mod failures;
 mod reads;
 mod shared;
 mod shared_degraded;
+mod shared_ops;
 mod signals;
 mod tiers;
