@@ -6,7 +6,7 @@
 //! is one sealed [`CountsRecord`] per shard ([`SHARDS`] of them, so that
 //! instances adding at once rarely contend). An instance adds what it owes to
 //! one shard picked at random, with compare-and-swap ([`CAS_ROUNDS`] tries,
-//! another shard each; then it keeps owing). `stats` reads every shard (and
+//! a random shard each; then it keeps owing). `stats` reads every shard (and
 //! every breaker) of every environment with one `get-many`.
 //!
 //! When an exported call ends, what it counted is handed on:
@@ -38,8 +38,10 @@ use crate::shared::seal;
 pub const FLUSH_INTERVAL_MS: u64 = 1_000;
 /// Count records per environment.
 pub const SHARDS: u64 = 4;
-/// Compare-and-swap tries before a flush gives up (the counts stay owed).
-const CAS_ROUNDS: u32 = 3;
+/// Compare-and-swap tries, each on a random shard, before a flush gives up
+/// (the counts stay owed: a reused instance adds them later, a fresh one that
+/// lost this many races in a row drops them).
+const CAS_ROUNDS: u32 = 8;
 
 /// What this instance's counters owe the shared totals.
 #[derive(Default)]
