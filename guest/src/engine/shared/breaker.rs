@@ -7,6 +7,7 @@
 //! Breakers run on wall-clock time: their open periods and probe deadlines are
 //! compared by instances (and hosts) whose monotonic clocks differ.
 
+use crate::prelude::*;
 use super::nonce;
 use crate::engine::{Io, Provider};
 use crate::breaker::{Breaker, State};

@@ -340,59 +340,6 @@ fn a_lease_whose_holder_never_answers_delays_a_reader_only_until_it_expires() {
 
 use super::super::shared::LEASE_POLL_MS;
 
-fn totals(h: &mut Harness) -> Vec<stats::Counters> {
-    shared_totals(h).into_iter().map(|t| t.counters).collect()
-}
-
-fn shared_totals(h: &mut Harness) -> Vec<super::super::shared::counters::Totals> {
-    let mut io = Io { clock: &mut h.clock, random: &mut h.random, transport: &mut h.transport, store: &mut h.store };
-    h.provider.shared_totals(&mut io).expect("shared state is usable")
-}
-
-/// The test policy with shared state whose fresh-instance counts are all
-/// written (`count_sample: 1`): exact totals, whatever the random source says.
-pub(super) fn exact_counts_policy() -> String {
-    shared_policy("").replace(r#""lease_ms": 200"#, r#""lease_ms": 200, "count_sample": 1"#)
-}
-
-#[test]
-fn counters_add_up_across_instances() {
-    let policy = exact_counts_policy();
-    let mut first = Harness::new(&policy, ok());
-    first.get("a", "app/db").unwrap();
-    let fresh = |of: &Harness| {
-        let mut h = twin(of, ok());
-        h.provider = Harness::new(&policy, ok()).provider;
-        h
-    };
-    for _ in 0..3 {
-        fresh(&first).get("a", "app/db").unwrap();
-    }
-    let mut reader = twin(&first, ok());
-    let a = totals(&mut reader)[0];
-    let backend_calls: u64 = shared_totals(&mut reader)[0].tiers.iter().map(|(t, _)| t.backend_calls).sum();
-    assert_eq!((a.misses, a.shared_hits, backend_calls, a.hits), (4, 3, 1, 0));
-    assert_eq!(totals(&mut reader)[1], stats::Counters::default(), "env b saw nothing");
-    // Errors are totalled too.
-    fresh(&first).get_req(&req("a", "app/db", Some("0"), None)).unwrap_err();
-    assert_eq!(totals(&mut reader)[0].errors.invalid_request, 1);
-}
-
-#[test]
-fn memory_hits_reach_the_totals_within_a_second() {
-    let mut h = instance(ok());
-    h.get("a", "app/db").unwrap(); // a miss: flushed at once
-    for _ in 0..5 {
-        h.get("a", "app/db").unwrap();
-    }
-    let mut other = twin(&h, ok());
-    assert_eq!(totals(&mut other)[0].hits, 0, "hits wait up to a second before they are added");
-    h.clock.time.advance(super::super::shared::counters::FLUSH_INTERVAL_MS);
-    h.get("a", "app/db").unwrap();
-    assert_eq!(totals(&mut other)[0].hits, 6);
-    assert_eq!(totals(&mut h)[0].hits, 6, "its own stats flush what is pending and do not count it twice");
-}
-
 #[test]
 fn invalidate_in_one_instance_hides_shared_entries_from_all() {
     let mut first = instance(ok());
