@@ -298,9 +298,9 @@ impl Provider {
 
     /// Drops cached entries of an environment (all, or one secret's) from this
     /// instance's memory and, with shared state, makes every shared entry of the
-    /// environment unreachable (shared entries are keyed by an environment
-    /// epoch that this moves on; one secret cannot be singled out there, since
-    /// its entries' keys are not enumerable). Returns how many in-memory
+    /// environment unreachable (each carries the environment's epoch, which
+    /// this moves on with one write; one secret cannot be singled out there,
+    /// since its entries' keys are not enumerable). Returns how many in-memory
     /// entries were dropped.
     pub fn invalidate(&mut self, environment: &str, name: Option<&str>, io: &mut Io<'_>) -> Result<u32, Error> {
         let now = io.clock.now_ms();

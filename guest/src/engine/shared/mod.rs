@@ -14,7 +14,7 @@
 //!
 //! | kind | identity | value | written by |
 //! |---|---|---|---|
-//! | `epoch` | environment | 16 random bytes, plain (absent: the initial epoch) | `invalidate` (`set`) |
+//! | `epoch` | environment | 16 random bytes, plain (absent: the initial epoch; any other length: an epoch of its own) | `invalidate` (`set`) |
 //! | `entry` | environment, its backend and URL, name, version, field | [`CacheRecord`](crate::shared::record::CacheRecord), carrying the epoch it was published under | the instance that fetched it (`set-many`) |
 //! | `lease` | environment, name, version | [`LeaseRecord`](crate::shared::record::LeaseRecord) | [`lease`] (watch + swap) |
 //! | `breaker` | environment, tier's kind, tier | [`BreakerRecord`](crate::shared::record::BreakerRecord) | [`breaker`] (watch + swap, retried) |
