@@ -16,7 +16,7 @@
 #![no_main]
 
 use edge_secrets_guest::breaker::{State, Window};
-use edge_secrets_guest::shared::record::{BreakerRecord, CacheRecord, LeaseRecord};
+use edge_secrets_guest::shared::record::{BreakerRecord, CacheRecord, CountsRecord, Epoch, LeaseRecord};
 use edge_secrets_guest::shared::seal::{self, Rejected, OVERHEAD};
 use edge_secrets_guest::shared::SealKey;
 use libfuzzer_sys::fuzz_target;
@@ -71,6 +71,9 @@ fn decode_all(bytes: &[u8]) {
     if let Some(record) = LeaseRecord::decode(bytes) {
         assert_eq!(record.encode(), bytes, "a lease record with two spellings");
     }
+    if let Some(record) = CountsRecord::decode(bytes) {
+        assert_eq!(record.encode(), bytes, "a counts record with two spellings");
+    }
     // The breaker layout has fields a state does not use (ignored when decoding), so only
     // the decoded value must survive a round trip.
     if let Some(record) = BreakerRecord::decode(bytes) {
@@ -91,7 +94,12 @@ fn build_cache_record(bytes: &[u8]) {
     let Some((&[tier, negative, len], rest)) = rest.split_first_chunk::<3>() else { return };
     let len = usize::from(len).min(rest.len());
     let Ok(version) = std::str::from_utf8(&rest[..len]) else { return };
+    // The epoch from the same bytes as the times: any 16 bytes are one.
+    let mut epoch = [0u8; 16];
+    epoch[..8].copy_from_slice(fetched);
+    epoch[8..].copy_from_slice(expires);
     let record = CacheRecord {
+        epoch: Epoch(epoch),
         fetched_at_ms: u64::from_be_bytes(*fetched),
         expires_at_ms: u64::from_be_bytes(*expires),
         tier,
@@ -105,8 +113,8 @@ fn build_cache_record(bytes: &[u8]) {
             assert!(record.fetched_at_ms <= record.expires_at_ms, "a record with its times reversed decoded");
             // Field by field, so a failure says which one (CacheRecord has no Debug: it holds a value).
             assert_eq!(
-                (back.fetched_at_ms, back.expires_at_ms, back.tier, back.negative, &back.version),
-                (record.fetched_at_ms, record.expires_at_ms, record.tier, record.negative, &record.version)
+                (back.epoch, back.fetched_at_ms, back.expires_at_ms, back.tier, back.negative, &back.version),
+                (record.epoch, record.fetched_at_ms, record.expires_at_ms, record.tier, record.negative, &record.version)
             );
             assert!(back.value == record.value, "the value changed in a round trip");
         }

@@ -59,6 +59,11 @@ pub trait KvBackend: Send + Sync {
     fn increment(&self, bucket: &str, key: &str, delta: i64) -> Result<i64, KvError>;
     /// Writes `value` if the key still holds `expected` (`None`: absent). `Ok(false)` if not.
     fn compare_and_swap(&self, bucket: &str, key: &str, expected: Option<&[u8]>, value: &[u8]) -> Result<bool, KvError>;
+    /// Reads several keys (`batch.get-many`), one value per key in order. The default reads
+    /// them one by one; a backend with a batch read (Redis `MGET`) makes it one round trip.
+    fn get_many(&self, bucket: &str, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        keys.iter().map(|key| self.get(bucket, key)).collect()
+    }
 }
 
 /// The store every instance of a runtime sees: a backend plus the bucket names `open` accepts.
@@ -291,14 +296,11 @@ impl batch::Host for WasiKeyValue<'_> {
     ) -> Result<Result<Vec<(String, Option<Vec<u8>>)>, store::Error>> {
         let name = self.bucket(&bucket)?;
         self.kv.counts.read();
-        let mut out = Vec::with_capacity(keys.len());
-        for key in keys {
-            match self.kv.backend.get(&name, &key) {
-                Ok(value) => out.push((key, value)),
-                Err(e) => return Ok(Err(other(e))),
-            }
+        match self.kv.backend.get_many(&name, &keys) {
+            Ok(values) if values.len() == keys.len() => Ok(Ok(keys.into_iter().zip(values).collect())),
+            Ok(_) => Ok(Err(store::Error::Other("get-many: the store answered for other keys".into()))),
+            Err(e) => Ok(Err(other(e))),
         }
-        Ok(Ok(out))
     }
 
     fn set_many(&mut self, bucket: Resource<BucketHandle>, key_values: Vec<(String, Vec<u8>)>) -> Result<Result<(), store::Error>> {

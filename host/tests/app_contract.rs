@@ -59,6 +59,7 @@ fn the_composed_app_imports_only_standard_wasi() {
         "wasi:io/poll@0.2.6",
         "wasi:io/streams@0.2.6",
         "wasi:keyvalue/atomics@0.2.0-draft2",
+        "wasi:keyvalue/batch@0.2.0-draft2",
         "wasi:keyvalue/store@0.2.0-draft2",
         "wasi:random/insecure-seed@0.2.6",
         "wasi:random/random@0.2.12",

@@ -22,7 +22,9 @@ fn metric(text: &str, line_start: &str) -> u64 {
 
 #[test]
 fn a_hundred_requests_on_fresh_instances_make_one_backend_request() {
-    let app = App::start_with(true, |p| p.shared(KEY));
+    // `count_sample: 1`: every fresh instance adds its counts, so the totals below are exact
+    // (the default samples shared hits; see the next test).
+    let app = App::start_with(true, |p| p.shared(KEY).set_shared("count_sample", 1));
     for i in 0..100 {
         let r = app.get("/v1/secrets/dev/app/db", Some(DEV_TOKEN));
         assert_eq!((r.status, &r.body[..]), (200, DB_PASSWORD.as_bytes()));
@@ -38,6 +40,26 @@ fn a_hundred_requests_on_fresh_instances_make_one_backend_request() {
     assert_eq!(metric(&metrics, r#"edge_secrets_counters_shared{environment="dev""#), 1);
     assert_eq!(metric(&metrics, r#"edge_secrets_shared_state{status="ok"}"#), 1);
     assert!(!metrics.contains(DB_PASSWORD));
+}
+
+#[test]
+fn sampled_counts_on_fresh_instances_stay_consistent() {
+    // The default `count_sample` (16): a fresh instance that only read the store adds its counts
+    // with probability 1/16, times 16. What a miss counts is exact; a shared hit's `misses` and
+    // `shared_hits` travel together, so their difference is the exact misses' number.
+    let app = App::start_with(true, |p| p.shared(KEY));
+    for _ in 0..200 {
+        assert_eq!(app.get("/v1/secrets/dev/app/db", Some(DEV_TOKEN)).status, 200);
+    }
+    assert_eq!(app.backend.request_count(), 1);
+    let metrics = app.get("/metrics", None).text();
+    let shared_hits = metric(&metrics, r#"edge_secrets_shared_hits_total{environment="dev""#);
+    let misses = metric(&metrics, r#"edge_secrets_cache_misses_total{environment="dev""#);
+    assert_eq!(misses - shared_hits, 1, "the one backend read, counted exactly");
+    assert_eq!(shared_hits % 16, 0, "shared hits are added 16 at a time");
+    // 199 draws of 1 in 16: none sampled has a probability of about 3e-6.
+    assert!((16..=199 * 16).contains(&shared_hits), "{shared_hits}");
+    assert_eq!(metric(&metrics, r#"edge_secrets_backend_calls_total{environment="dev""#), 1);
 }
 
 #[test]

@@ -147,6 +147,11 @@ fn redis_compare_and_swap_and_buckets() {
     assert_eq!(kv.get("b1", "k").unwrap().as_deref(), Some(&b"\x00binary\xff"[..]));
     assert_eq!(kv.get("b2", "k").unwrap(), None, "buckets do not share keys");
     assert_eq!(kv.increment("b1", "n", 3).unwrap(), 3);
+    // One MGET: a value (or none) per key, in the order asked, within the bucket.
+    let keys = ["k", "absent", "k"].map(String::from);
+    assert_eq!(kv.get_many("b1", &keys).unwrap(), vec![Some(b"\x00binary\xff".to_vec()), None, Some(b"\x00binary\xff".to_vec())]);
+    assert_eq!(kv.get_many("b2", &keys[..1]).unwrap(), vec![None]);
+    assert_eq!(kv.get_many("b1", &[]).unwrap(), Vec::<Option<Vec<u8>>>::new());
     kv.delete("b1", "k").unwrap();
     assert_eq!(kv.keys("b1").unwrap(), vec!["n".to_string()]);
     assert!(RedisBackend::connect("redis://127.0.0.1:1").is_err(), "nothing listens on port 1");

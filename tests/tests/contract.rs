@@ -38,6 +38,8 @@ fn the_component_imports_only_standard_wasi_and_exports_the_contract() {
             // Shared state, in the draft Spin implements (bucket `default`).
             "wasi:keyvalue/store@0.2.0-draft2",
             "wasi:keyvalue/atomics@0.2.0-draft2",
+            // One read for a shared hit's epoch and entry, one for all of `stats`.
+            "wasi:keyvalue/batch@0.2.0-draft2",
             // Structured logs, one JSON line per event.
             "wasi:cli/stderr@0.2.12",
         ]

@@ -163,7 +163,7 @@ pub fn load_all_with_log(source: &dyn ConfigSource) -> Result<(Vec<Environment>,
                 Some(text) => {
                     let key = SealKey::from_hex(&text)
                         .map_err(|why| LoadError::invalid(format!("{key_path}: config key `{}` {why}", spec.key_key)))?;
-                    SharedSetup::Ready { bucket: spec.bucket, key, lease_ms: spec.lease_ms }
+                    SharedSetup::Ready { bucket: spec.bucket, key, lease_ms: spec.lease_ms, count_sample: spec.count_sample }
                 }
             }
         }
@@ -245,6 +245,10 @@ pub fn parse_document(text: &str) -> Result<PolicyDocument, String> {
 /// crashed holder delays the others only briefly.
 const DEFAULT_LEASE_MS: u64 = 1_000;
 
+/// One in this many fresh instances whose call only read the store adds its
+/// counts (times this many): see `engine::shared::counters`.
+const DEFAULT_COUNT_SAMPLE: u64 = 16;
+
 fn parse_shared(mut obj: Obj<'_>) -> Result<SharedSpec, String> {
     let bucket = obj.string("bucket")?.unwrap_or("default").to_string();
     if !is_environment_name(&bucket) {
@@ -255,8 +259,9 @@ fn parse_shared(mut obj: Obj<'_>) -> Result<SharedSpec, String> {
         return Err(format!("{}: must be a config key matching [a-z][a-z0-9_]*", obj.path_of("key_key")));
     }
     let lease_ms = obj.integer("lease_ms", 10..=60_000)?.unwrap_or(DEFAULT_LEASE_MS);
+    let count_sample = obj.integer("count_sample", 1..=1_024)?.unwrap_or(DEFAULT_COUNT_SAMPLE);
     obj.finish()?;
-    Ok(SharedSpec { bucket, key_key, lease_ms })
+    Ok(SharedSpec { bucket, key_key, lease_ms, count_sample })
 }
 
 fn parse_log(mut obj: Obj<'_>) -> Result<Level, String> {

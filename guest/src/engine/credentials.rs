@@ -19,8 +19,8 @@ use crate::http::{HttpRequest, HttpResponse};
 use crate::secret::SecretBytes;
 use crate::shared::record::TokenRecord;
 use crate::shared::seal;
-use super::shared_lease::{Held as LeaseHeld, Lease};
-use super::shared_state::LEASE_POLL_MS;
+use super::shared::lease::{Held as LeaseHeld, Lease};
+use super::shared::LEASE_POLL_MS;
 
 /// A token is replaced (or renewed) this long before it expires: a third of
 /// its lifetime, at most five minutes. A read never goes out with a token
@@ -421,7 +421,7 @@ impl Provider {
     /// not the one a 403 just rejected.
     fn shared_token(&mut self, env: usize, tier: usize, wall: u64, io: &mut Io<'_>) -> Option<Held> {
         let (id, identity) = self.token_ids(env, tier)?;
-        let sealed = self.store_op(io, |store| store.get(&id))??;
+        let sealed = self.store_read(io, |store| store.get(&id))??;
         let plain = self.shared.usable()?.key.open(&identity, &sealed).ok();
         let Some(record) = plain.as_deref().and_then(TokenRecord::decode) else {
             self.envs[env].counters.shared_rejected += 1;
@@ -444,11 +444,11 @@ impl Provider {
             token: held.token.expose().to_vec(),
         };
         let mut plain = record.encode();
-        let nonce = super::shared_state::nonce(io);
+        let nonce = super::shared::nonce(io);
         let Some(ready) = self.shared.usable() else { return };
         let sealed = ready.key.seal(&identity, &plain, nonce);
         plain.iter_mut().for_each(|b| *b = 0);
-        let _ = self.store_op(io, |store| store.set(&id, &sealed));
+        let _ = self.store_write(io, |store| store.set(&id, &sealed));
     }
 
     /// `error` with every credential of the tier taken out of its text (an

@@ -9,13 +9,7 @@ mod events;
 mod fallback;
 mod lookup;
 pub mod fetch;
-mod shared_breaker;
-mod shared_lease;
-mod shared_refusal;
-mod shared_budget;
-mod shared_counters;
-mod shared_entries;
-mod shared_state;
+mod shared;
 pub mod stats;
 #[cfg(test)]
 mod tests;
@@ -146,7 +140,7 @@ struct EnvState {
     hit_latency: Histogram,
     /// One per tier, in tier order.
     tiers: Vec<TierState>,
-    /// This instance's retry-budget counts (see [`shared_budget`]).
+    /// This instance's retry-budget counts (see [`shared::budget`]).
     budget: Ledger,
     counters: Counters,
 }
@@ -190,12 +184,18 @@ struct Job {
     trace: Option<TraceParent>,
 }
 
+impl Job {
+    fn cache_key(&self) -> crate::cache::CacheKey {
+        crate::cache::CacheKey { name: self.name.clone(), version: self.version.clone(), field: self.field.clone() }
+    }
+}
+
 /// The provider.
 pub struct Provider {
     /// Sorted by name, for binary search.
     envs: Vec<EnvState>,
     unknown_environment_errors: u64,
-    shared: shared_state::Layer,
+    shared: shared::Layer,
     /// Events for the WASI layer to write out after each call.
     log: crate::log::Log,
     /// Answers that arrived while a login was waited for, for the fetch loop,
@@ -235,7 +235,7 @@ impl Provider {
                 env,
             })
             .collect();
-        Provider { envs, unknown_environment_errors: 0, shared: shared_state::Layer::new(shared), log: Default::default(), stash: Vec::new() }
+        Provider { envs, unknown_environment_errors: 0, shared: shared::Layer::new(shared), log: Default::default(), stash: Vec::new() }
     }
 
     /// Reads one secret.
@@ -251,17 +251,17 @@ impl Provider {
                     let elapsed = io.clock.now_us().saturating_sub(start_us);
                     self.envs[env].hit_latency.record(elapsed);
                 }
-                self.flush_counters(io, now, false);
+                self.end_call_counts(io, now);
                 Ok(secret)
             }
             Lookup::Done(result) => {
-                self.flush_counters(io, now, false);
+                self.end_call_counts(io, now);
                 result
             }
             Lookup::Miss(job) => {
                 let mut results = self.resolve(vec![job], io);
                 let result = results.pop().unwrap_or_else(|| Err(Error::backend(None, "internal: no result")));
-                self.flush_counters(io, now, false);
+                self.end_call_counts(io, now);
                 result
             }
         }
@@ -290,7 +290,7 @@ impl Provider {
                 done[slot] = Some(result);
             }
         }
-        self.flush_counters(io, now, false);
+        self.end_call_counts(io, now);
         done.into_iter()
             .map(|r| r.unwrap_or_else(|| Err(Error::backend(None, "internal: no result"))))
             .collect()
@@ -298,9 +298,9 @@ impl Provider {
 
     /// Drops cached entries of an environment (all, or one secret's) from this
     /// instance's memory and, with shared state, makes every shared entry of the
-    /// environment unreachable (shared entries are keyed by an environment
-    /// epoch that this moves on; one secret cannot be singled out there, since
-    /// its entries' keys are not enumerable). Returns how many in-memory
+    /// environment unreachable (each carries the environment's epoch, which
+    /// this moves on with one write; one secret cannot be singled out there,
+    /// since its entries' keys are not enumerable). Returns how many in-memory
     /// entries were dropped.
     pub fn invalidate(&mut self, environment: &str, name: Option<&str>, io: &mut Io<'_>) -> Result<u32, Error> {
         let now = io.clock.now_ms();
@@ -317,7 +317,7 @@ impl Provider {
         if !self.invalidate_shared(i, io) {
             // The caller relies on the next read not serving the old value: say it cannot
             // be promised instead of reporting success.
-            return Err(Error::Unavailable { retry_after_ms: shared_state::STORE_BACKOFF_MS });
+            return Err(Error::Unavailable { retry_after_ms: shared::STORE_BACKOFF_MS });
         }
         Ok(dropped)
     }

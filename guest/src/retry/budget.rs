@@ -16,7 +16,7 @@
 //!
 //! The window is [`SLOTS`] time slots of `window_ms / SLOTS`: counts slide out
 //! a slot at a time. Everything here is pure; time is a parameter. (The
-//! shared version, over counters in the store: `engine::shared_budget`.)
+//! shared version, over counters in the store: `engine::shared::budget`.)
 
 use crate::prelude::*;
 

@@ -41,6 +41,19 @@ pub trait SharedStore {
     /// Writes `value` if `key` still holds what [`watch`](Self::watch) read.
     /// `Ok(false)`: another writer got there first.
     fn swap(&mut self, token: CasToken, value: &[u8]) -> Result<bool, StoreError>;
+
+    /// Reads several keys in one operation (`wasi:keyvalue/batch` `get-many`):
+    /// one value per key, in `keys` order. Not atomic across keys. The default
+    /// reads them one by one (stores without a batch read).
+    fn get_many(&mut self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        keys.iter().map(|key| self.get(key)).collect()
+    }
+
+    /// Writes several keys in one operation (`batch` `set-many`); not atomic:
+    /// after a failure some may have been written.
+    fn set_many(&mut self, entries: &[(&str, &[u8])]) -> Result<(), StoreError> {
+        entries.iter().try_for_each(|(key, value)| self.set(key, value))
+    }
 }
 
 /// Where shared state lives, as written in the policy's `shared` object.
@@ -52,6 +65,10 @@ pub struct SharedSpec {
     pub key_key: String,
     /// How long a fetch lease holds off other instances' fetches of the same secret.
     pub lease_ms: u64,
+    /// A fresh instance whose call only read the store adds its counts to the
+    /// shared totals with probability 1/`count_sample`, multiplied by it
+    /// (1: every such call writes them, exactly).
+    pub count_sample: u64,
 }
 
 /// Shared state as configured and resolved at load time.
@@ -63,7 +80,7 @@ pub enum SharedSetup {
     /// reported in health (nothing unsealed is ever written).
     NoKey { key_key: String },
     /// Ready to use.
-    Ready { bucket: String, key: SealKey, lease_ms: u64 },
+    Ready { bucket: String, key: SealKey, lease_ms: u64, count_sample: u64 },
 }
 
 /// What health reports about shared state.
@@ -92,8 +109,12 @@ struct MemoryInner {
     next_token: u64,
     /// While set, every operation fails with this message.
     failing: Option<String>,
-    operations: u64,
+    /// Every operation attempted, by name (`get`, `get-many`, `swap`, ...).
+    log: Vec<&'static str>,
 }
+
+/// The operations that change the store (a failed swap included: it was sent as a write).
+const WRITES: [&str; 5] = ["set", "set-many", "delete", "increment", "swap"];
 
 impl fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -117,14 +138,26 @@ impl MemoryStore {
         self.inner.borrow_mut().entries.insert(key.to_string(), value);
     }
 
-    /// Operations attempted so far.
+    /// Operations attempted so far (a batch counts once: it is one round trip).
     pub fn operations(&self) -> u64 {
-        self.inner.borrow().operations
+        self.inner.borrow().log.len() as u64
     }
 
-    fn begin(&self) -> Result<core::cell::RefMut<'_, MemoryInner>, StoreError> {
+    /// Operations attempted so far that write (see [`WRITES`]; an increment
+    /// writes even when it adds zero: the store cannot tell).
+    pub fn writes(&self) -> u64 {
+        self.inner.borrow().log.iter().filter(|op| WRITES.contains(op)).count() as u64
+    }
+
+    /// The names of the operations attempted since operation `from`
+    /// (`operations()` taken before the code under test ran).
+    pub fn ops_since(&self, from: u64) -> Vec<&'static str> {
+        self.inner.borrow().log.iter().skip(from as usize).copied().collect()
+    }
+
+    fn begin(&self, op: &'static str) -> Result<core::cell::RefMut<'_, MemoryInner>, StoreError> {
         let mut inner = self.inner.borrow_mut();
-        inner.operations += 1;
+        inner.log.push(op);
         match &inner.failing {
             Some(message) => Err(StoreError(message.clone())),
             None => Ok(inner),
@@ -134,21 +167,21 @@ impl MemoryStore {
 
 impl SharedStore for MemoryStore {
     fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.begin()?.entries.get(key).cloned())
+        Ok(self.begin("get")?.entries.get(key).cloned())
     }
 
     fn set(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.begin()?.entries.insert(key.to_string(), value.to_vec());
+        self.begin("set")?.entries.insert(key.to_string(), value.to_vec());
         Ok(())
     }
 
     fn delete(&mut self, key: &str) -> Result<(), StoreError> {
-        self.begin()?.entries.remove(key);
+        self.begin("delete")?.entries.remove(key);
         Ok(())
     }
 
     fn increment(&mut self, key: &str, delta: i64) -> Result<i64, StoreError> {
-        let mut inner = self.begin()?;
+        let mut inner = self.begin("increment")?;
         let current = match inner.entries.get(key) {
             Some(bytes) => core::str::from_utf8(bytes).ok().and_then(|s| s.parse::<i64>().ok()).ok_or_else(|| StoreError("not an integer".into()))?,
             None => 0,
@@ -159,7 +192,7 @@ impl SharedStore for MemoryStore {
     }
 
     fn watch(&mut self, key: &str) -> Result<(Option<Vec<u8>>, CasToken), StoreError> {
-        let mut inner = self.begin()?;
+        let mut inner = self.begin("watch")?;
         let current = inner.entries.get(key).cloned();
         inner.next_token += 1;
         let token = inner.next_token;
@@ -168,7 +201,7 @@ impl SharedStore for MemoryStore {
     }
 
     fn swap(&mut self, token: CasToken, value: &[u8]) -> Result<bool, StoreError> {
-        let mut inner = self.begin()?;
+        let mut inner = self.begin("swap")?;
         let Some((key, seen)) = inner.watches.remove(&token.0) else {
             return Err(StoreError("unknown compare-and-swap token".into()));
         };
@@ -177,6 +210,19 @@ impl SharedStore for MemoryStore {
         }
         inner.entries.insert(key, value.to_vec());
         Ok(true)
+    }
+
+    fn get_many(&mut self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let inner = self.begin("get-many")?;
+        Ok(keys.iter().map(|key| inner.entries.get(*key).cloned()).collect())
+    }
+
+    fn set_many(&mut self, entries: &[(&str, &[u8])]) -> Result<(), StoreError> {
+        let mut inner = self.begin("set-many")?;
+        for (key, value) in entries {
+            inner.entries.insert(key.to_string(), value.to_vec());
+        }
+        Ok(())
     }
 }
 
@@ -202,6 +248,12 @@ impl SharedStore for NoStore {
     fn swap(&mut self, _: CasToken, _: &[u8]) -> Result<bool, StoreError> {
         Err(StoreError("no shared store".into()))
     }
+    fn get_many(&mut self, _: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        Err(StoreError("no shared store".into()))
+    }
+    fn set_many(&mut self, _: &[(&str, &[u8])]) -> Result<(), StoreError> {
+        Err(StoreError("no shared store".into()))
+    }
 }
 
 #[cfg(test)]
@@ -223,5 +275,16 @@ mod tests {
         assert!(a.swap(token, b"again").is_err(), "a token is used once");
         a.set_failing(Some("down"));
         assert_eq!(b.get("k"), Err(StoreError("down".into())));
+    }
+
+    #[test]
+    fn memory_store_batches_count_once_and_writes_are_told_apart() {
+        let mut a = MemoryStore::default();
+        a.set_many(&[("x", b"1"), ("y", b"2")]).unwrap();
+        assert_eq!(a.get_many(&["y", "none", "x"]).unwrap(), vec![Some(b"2".to_vec()), None, Some(b"1".to_vec())]);
+        let (_, token) = a.watch("x").unwrap();
+        a.swap(token, b"3").unwrap();
+        assert_eq!((a.operations(), a.writes()), (4, 2));
+        assert_eq!(a.ops_since(1), vec!["get-many", "watch", "swap"]);
     }
 }

@@ -9,16 +9,58 @@
 use crate::prelude::*;
 use crate::breaker::{State, Window};
 
-const CACHE: u8 = 1;
+// 1 was the cache layout whose epoch lived in the entry's key.
 const BREAKER: u8 = 2;
 const LEASE: u8 = 3;
 const TOKEN: u8 = 4;
 const REFUSAL: u8 = 5;
+const CACHE: u8 = 6;
+const COUNTS: u8 = 7;
+
+/// An environment's invalidation epoch: what `invalidate` last wrote (random),
+/// or [`Epoch::INITIAL`] while nothing was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Epoch(pub [u8; 16]);
+
+impl Epoch {
+    pub const INITIAL: Epoch = Epoch([0; 16]);
+
+    /// The epoch a stored value stands for. A value that is not 16 bytes
+    /// (another writer's, or garbage) is an epoch of its own, a digest of it:
+    /// it matches no entry published before, so corrupting the epoch cannot
+    /// bring invalidated entries back (deleting it can, as far as their TTLs allow).
+    pub fn from_stored(value: Option<&[u8]>) -> Epoch {
+        match value {
+            None => Epoch::INITIAL,
+            Some(v) => match <[u8; 16]>::try_from(v) {
+                Ok(bytes) => Epoch(bytes),
+                Err(_) => {
+                    let digest = crate::digest::sha256(&[b"edge-secrets/epoch", v]);
+                    let mut bytes = [0u8; 16];
+                    bytes.copy_from_slice(&digest[..16]);
+                    Epoch::fresh(bytes)
+                }
+            },
+        }
+    }
+
+    /// A new epoch from 16 random bytes: never the initial one, so that an
+    /// invalidation always hides the entries of a bucket never invalidated.
+    pub fn fresh(mut bytes: [u8; 16]) -> Epoch {
+        if bytes == [0; 16] {
+            bytes[0] = 1;
+        }
+        Epoch(bytes)
+    }
+}
 
 /// A cached answer as shared between instances: a value, or (`negative`) a
-/// not-found whose `value` is the secret-free message.
+/// not-found whose `value` is the secret-free message. `epoch` is the
+/// environment's epoch it was published under: a record of another epoch is
+/// authentic but invalidated, read as absent.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CacheRecord {
+    pub epoch: Epoch,
     pub fetched_at_ms: u64,
     pub expires_at_ms: u64,
     pub tier: u8,
@@ -30,8 +72,9 @@ pub struct CacheRecord {
 impl CacheRecord {
     pub fn encode(&self) -> Vec<u8> {
         let version = self.version.as_bytes();
-        let mut out = Vec::with_capacity(1 + 8 + 8 + 2 + 2 + version.len() + self.value.len());
+        let mut out = Vec::with_capacity(1 + 16 + 8 + 8 + 2 + 2 + version.len() + self.value.len());
         out.push(CACHE);
+        out.extend_from_slice(&self.epoch.0);
         out.extend_from_slice(&self.fetched_at_ms.to_be_bytes());
         out.extend_from_slice(&self.expires_at_ms.to_be_bytes());
         out.push(self.tier);
@@ -45,6 +88,7 @@ impl CacheRecord {
     pub fn decode(bytes: &[u8]) -> Option<CacheRecord> {
         let mut r = Reader(bytes);
         r.tag(CACHE)?;
+        let epoch = Epoch(r.take(16)?.try_into().ok()?);
         let fetched_at_ms = r.u64()?;
         let expires_at_ms = r.u64()?;
         let tier = r.u8()?;
@@ -58,7 +102,7 @@ impl CacheRecord {
         if fetched_at_ms > expires_at_ms {
             return None;
         }
-        Some(CacheRecord { fetched_at_ms, expires_at_ms, tier, negative, version, value: r.0.to_vec() })
+        Some(CacheRecord { epoch, fetched_at_ms, expires_at_ms, tier, negative, version, value: r.0.to_vec() })
     }
 }
 
@@ -207,6 +251,46 @@ impl LeaseRecord {
     }
 }
 
+/// One shard of an environment's counters: every counter in the engine's
+/// flat order (see `engine::shared::counters`), each a total over the
+/// instances that added to this shard. `[tag, n: u16, n × u64]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CountsRecord {
+    pub values: Vec<u64>,
+}
+
+impl CountsRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let n = self.values.len().min(usize::from(u16::MAX));
+        let mut out = Vec::with_capacity(3 + 8 * n);
+        out.push(COUNTS);
+        out.extend_from_slice(&(n as u16).to_be_bytes());
+        for value in &self.values[..n] {
+            out.extend_from_slice(&value.to_be_bytes());
+        }
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<CountsRecord> {
+        let mut r = Reader(bytes);
+        r.tag(COUNTS)?;
+        let n = r.u16()?;
+        let values = (0..n).map(|_| r.u64()).collect::<Option<Vec<u64>>>()?;
+        r.end()?;
+        Some(CountsRecord { values })
+    }
+
+    /// Adds `deltas` (a longer list, from a configuration with more tiers, grows it).
+    pub fn add(&mut self, deltas: &[u64]) {
+        if self.values.len() < deltas.len() {
+            self.values.resize(deltas.len(), 0);
+        }
+        for (total, delta) in self.values.iter_mut().zip(deltas) {
+            *total = total.saturating_add(*delta);
+        }
+    }
+}
+
 struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
@@ -245,91 +329,5 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn records_round_trip() {
-        let cache = CacheRecord { fetched_at_ms: 40, expires_at_ms: 42, tier: 1, negative: false, version: "7".into(), value: b"\x00bytes\xff".to_vec() };
-        assert!(CacheRecord::decode(&cache.encode()) == Some(cache.clone()));
-        let gone = CacheRecord { negative: true, value: b"not found".to_vec(), ..cache.clone() };
-        assert!(CacheRecord::decode(&gone.encode()) == Some(gone));
-        assert!(CacheRecord::decode(&cache.encode()) == Some(cache.clone()));
-        for state in [
-            State::Closed { consecutive_failures: 3, window: Window::EMPTY },
-            State::Closed { consecutive_failures: 0, window: Window::from_parts(0b1011, 5).unwrap() },
-            State::Closed { consecutive_failures: 1, window: Window::from_parts(u128::MAX, 128).unwrap() },
-            State::Open { until_ms: u64::MAX },
-            State::HalfOpen { in_flight: 1, successes: 2, probes_until_ms: 77 },
-        ] {
-            let record = BreakerRecord { state, generation: 9 };
-            assert_eq!(BreakerRecord::decode(&record.encode()), Some(record));
-        }
-        let lease = LeaseRecord { expires_at_ms: 5, holder: 6 };
-        assert_eq!(LeaseRecord::decode(&lease.encode()), Some(lease));
-        let token = TokenRecord { issued_at_ms: 10, expires_at_ms: 20, renewable: true, token: b"hvs.x".to_vec() };
-        assert!(TokenRecord::decode(&token.encode()) == Some(token.clone()));
-        assert!(TokenRecord::decode(&CacheRecord::decode(&[]).map_or_else(Vec::new, |r| r.encode())).is_none());
-        let backwards = TokenRecord { issued_at_ms: 21, ..token.clone() };
-        assert!(TokenRecord::decode(&backwards.encode()).is_none(), "issued after it expires");
-        let empty = TokenRecord { token: vec![], ..token.clone() };
-        assert!(TokenRecord::decode(&empty.encode()).is_none(), "no token");
-        let mut bad_flag = token.encode();
-        bad_flag[17] = 2;
-        assert!(TokenRecord::decode(&bad_flag).is_none());
-        assert!(TokenRecord::decode(&lease.encode()).is_none());
-        let refusal = RefusalRecord { refused_at_ms: 7, message: "Vault rejected the AppRole credentials".into() };
-        assert_eq!(RefusalRecord::decode(&refusal.encode()), Some(refusal.clone()));
-        assert!(RefusalRecord::decode(&token.encode()).is_none() && TokenRecord::decode(&refusal.encode()).is_none());
-        let mut not_text = refusal.encode();
-        not_text.push(0xff);
-        assert!(RefusalRecord::decode(&not_text).is_none());
-    }
-
-    #[test]
-    fn wrong_tags_and_lengths_decode_to_none() {
-        let cache = CacheRecord { fetched_at_ms: 0, expires_at_ms: 1, tier: 0, negative: false, version: "12".into(), value: vec![] }.encode();
-        let lease = LeaseRecord { expires_at_ms: 5, holder: 6 }.encode();
-        let breaker = BreakerRecord { state: State::Open { until_ms: 1 }, generation: 0 }.encode();
-        assert!(CacheRecord::decode(&lease).is_none());
-        assert!(LeaseRecord::decode(&cache).is_none());
-        assert!(CacheRecord::decode(&cache[..cache.len() - 1]).is_none(), "version cut short");
-        assert!(LeaseRecord::decode(&lease[..16]).is_none());
-        let mut long = lease.clone();
-        long.push(0);
-        assert!(LeaseRecord::decode(&long).is_none());
-        let mut bad_state = breaker.clone();
-        bad_state[1] = 7;
-        assert!(BreakerRecord::decode(&bad_state).is_none());
-        assert!(BreakerRecord::decode(&[]).is_none());
-        let mut bad_flag = cache.clone();
-        bad_flag[18] = 2;
-        assert!(CacheRecord::decode(&bad_flag).is_none(), "negative flag must be 0 or 1");
-        let windowed = |failed: u128, calls: u8| {
-            let window = Window::from_parts(0b1, 1).unwrap();
-            let mut bytes = BreakerRecord { state: State::Closed { consecutive_failures: 0, window }, generation: 0 }.encode();
-            let n = bytes.len();
-            bytes[n - 17..n - 1].copy_from_slice(&failed.to_be_bytes());
-            bytes[n - 1] = calls;
-            bytes
-        };
-        assert!(BreakerRecord::decode(&windowed(0b1, 1)).is_some());
-        assert!(BreakerRecord::decode(&windowed(0b100, 2)).is_none(), "a failure beyond the calls held");
-        assert!(BreakerRecord::decode(&windowed(0, 129)).is_none(), "more calls than a window holds");
-        assert!(BreakerRecord::decode(&windowed(0, 0)).is_none(), "an empty window is written as which = 0");
-        let full = windowed(0b1, 1);
-        assert!(BreakerRecord::decode(&full[..full.len() - 1]).is_none(), "window cut short");
-        let mut closed_with_tail = breaker.clone();
-        closed_with_tail[1] = 0;
-        closed_with_tail.extend_from_slice(&[0; 17]);
-        assert!(BreakerRecord::decode(&closed_with_tail).is_none(), "only which = 3 carries a window");
-        assert_eq!(
-            BreakerRecord { state: State::CLOSED, generation: 0 }.encode().len(),
-            26,
-            "without a window the record keeps the layout older instances read"
-        );
-        let mut bad_utf8 = cache;
-        bad_utf8[21] = 0xff;
-        assert!(CacheRecord::decode(&bad_utf8).is_none());
-    }
-}
+#[path = "record_tests.rs"]
+mod tests;

@@ -248,7 +248,7 @@ impl admin::Guest for Component {
         let now = WasiClock.wall_ms();
         with_provider(
             |provider, io| {
-                provider.sync_breakers(io);
+                // Reads the breakers too: one store operation for the whole report.
                 let totals = provider.shared_totals(io);
                 let counters_shared = totals.is_some();
                 provider

@@ -1,9 +1,10 @@
-//! [`SharedStore`] over `wasi:keyvalue/store` and `atomics` (draft2, the
-//! version Spin implements). The bucket is opened on first use and kept; a
+//! [`SharedStore`] over `wasi:keyvalue/store`, `atomics` and `batch` (draft2,
+//! the version Spin implements). The bucket is opened on first use and kept; a
 //! failed open is retried on the next call, never remembered.
 
 use crate::prelude::*;
 use super::wasi::keyvalue::atomics::{self, Cas, CasError};
+use super::wasi::keyvalue::batch;
 use super::wasi::keyvalue::store::{self, Bucket};
 use crate::shared::{CasToken, SharedStore, StoreError};
 
@@ -78,5 +79,18 @@ impl SharedStore for WasiStore<'_> {
             },
             _ => Err(StoreError("compare-and-swap token is not the open one".into())),
         }
+    }
+
+    fn get_many(&mut self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let owned: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        let pairs = batch::get_many(self.bucket()?, &owned).map_err(|e| error("get-many", e))?;
+        // Matched by key, not position: the interface promises no order, and Spin's SQLite
+        // store returns only the keys it holds (a key left out is absent).
+        Ok(keys.iter().map(|key| pairs.iter().find(|(k, _)| k == key).and_then(|(_, v)| v.clone())).collect())
+    }
+
+    fn set_many(&mut self, entries: &[(&str, &[u8])]) -> Result<(), StoreError> {
+        let owned: Vec<(String, Vec<u8>)> = entries.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect();
+        batch::set_many(self.bucket()?, &owned).map_err(|e| error("set-many", e))
     }
 }

@@ -94,6 +94,16 @@ impl KvBackend for RedisBackend {
         Ok(full.into_iter().filter_map(|k| k.strip_prefix(&prefix).map(str::to_string)).collect())
     }
 
+    fn get_many(&self, bucket: &str, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        if keys.is_empty() {
+            return Ok(Vec::new()); // MGET needs at least one key
+        }
+        // One round trip: a shared hit's epoch and entry, or every count shard and breaker for
+        // `stats`. Redis answers one value (or nil) per key, in order.
+        let full: Vec<String> = keys.iter().map(|key| key_of(bucket, key)).collect();
+        self.with(|c| redis::cmd("MGET").arg(&full).query(c))
+    }
+
     fn increment(&self, bucket: &str, key: &str, delta: i64) -> Result<i64, KvError> {
         self.with(|c| redis::cmd("INCRBY").arg(key_of(bucket, key)).arg(delta).query(c))
     }

@@ -1,5 +1,6 @@
 use super::*;
 use atomics::{Host as _, HostCas as _};
+use batch::Host as _;
 use store::{Host as _, HostBucket as _};
 
 fn open(view: &mut WasiKeyValue<'_>) -> Resource<BucketHandle> {
@@ -59,4 +60,16 @@ fn buckets_do_not_share_keys() {
     assert_eq!(backend.keys("a").unwrap(), vec!["k".to_string()]);
     assert!(backend.compare_and_swap("a", "k", None, b"2").map(|w| !w).unwrap(), "k exists: expecting absent fails");
     assert!(backend.compare_and_swap("a", "k", Some(b"1"), b"2").unwrap());
+}
+
+#[test]
+fn get_many_answers_each_key_in_order_absent_ones_included() {
+    let kv = KeyValue::memory();
+    let mut table = ResourceTable::new();
+    let mut view = WasiKeyValue::new(&kv, &mut table);
+    let bucket = open(&mut view);
+    kv.backend().set(DEFAULT_BUCKET, "x", b"1").unwrap();
+    let keys = vec!["absent".to_string(), "x".to_string()];
+    let pairs = view.get_many(Resource::new_borrow(bucket.rep()), keys).unwrap().unwrap();
+    assert_eq!(pairs, vec![("absent".to_string(), None), ("x".to_string(), Some(b"1".to_vec()))]);
 }

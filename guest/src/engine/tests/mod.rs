@@ -247,5 +247,7 @@ mod failures;
 mod reads;
 mod shared;
 mod shared_degraded;
+mod shared_counts;
+mod shared_ops;
 mod signals;
 mod tiers;

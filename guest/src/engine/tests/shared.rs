@@ -179,7 +179,7 @@ fn a_failing_store_leaves_memory_working_and_shows_in_health() {
     let before = h.store.operations();
     h.get("a", "other").unwrap();
     assert_eq!(h.store.operations(), before, "backing off");
-    h.clock.time.advance(super::super::shared_state::STORE_BACKOFF_MS);
+    h.clock.time.advance(super::super::shared::STORE_BACKOFF_MS);
     h.get("a", "third").unwrap();
     assert_eq!(h.provider.shared_status(), (SharedStatus::Ok, None));
 }
@@ -304,7 +304,7 @@ fn hold_lease(store: &MemoryStore, time: &Time) {
     holder.clock.time = time.clone();
     let job = Job { env: 0, name: "app/db".into(), version: VersionSel::Latest, field: "value".into(), reason: super::super::Reason::Miss, fresher_than_wall_ms: 0, trace: None };
     let mut io = Io { clock: &mut holder.clock, random: &mut holder.random, transport: &mut holder.transport, store: &mut holder.store };
-    assert!(matches!(holder.provider.lease(&job, &mut io), super::super::shared_lease::Lease::Fetch(Some(_))));
+    assert!(matches!(holder.provider.lease(&job, &mut io), super::super::shared::lease::Lease::Fetch(Some(_))));
 }
 
 #[test]
@@ -338,48 +338,7 @@ fn a_lease_whose_holder_never_answers_delays_a_reader_only_until_it_expires() {
     assert!(waiter.now() - start >= 200);
 }
 
-use super::super::shared_state::LEASE_POLL_MS;
-
-fn totals(h: &mut Harness) -> Vec<stats::Counters> {
-    shared_totals(h).into_iter().map(|t| t.counters).collect()
-}
-
-fn shared_totals(h: &mut Harness) -> Vec<super::super::shared_counters::Totals> {
-    let mut io = Io { clock: &mut h.clock, random: &mut h.random, transport: &mut h.transport, store: &mut h.store };
-    h.provider.shared_totals(&mut io).expect("shared state is usable")
-}
-
-#[test]
-fn counters_add_up_across_instances() {
-    let mut first = instance(ok());
-    first.get("a", "app/db").unwrap();
-    for _ in 0..3 {
-        twin(&first, ok()).get("a", "app/db").unwrap();
-    }
-    let mut reader = twin(&first, ok());
-    let a = totals(&mut reader)[0];
-    let backend_calls: u64 = shared_totals(&mut reader)[0].tiers.iter().map(|(t, _)| t.backend_calls).sum();
-    assert_eq!((a.misses, a.shared_hits, backend_calls, a.hits), (4, 3, 1, 0));
-    assert_eq!(totals(&mut reader)[1], stats::Counters::default(), "env b saw nothing");
-    // Errors are totalled too.
-    twin(&first, ok()).get_req(&req("a", "app/db", Some("0"), None)).unwrap_err();
-    assert_eq!(totals(&mut reader)[0].errors.invalid_request, 1);
-}
-
-#[test]
-fn memory_hits_reach_the_totals_within_a_second() {
-    let mut h = instance(ok());
-    h.get("a", "app/db").unwrap(); // a miss: flushed at once
-    for _ in 0..5 {
-        h.get("a", "app/db").unwrap();
-    }
-    let mut other = twin(&h, ok());
-    assert_eq!(totals(&mut other)[0].hits, 0, "hits wait up to a second before they are added");
-    h.clock.time.advance(super::super::shared_counters::FLUSH_INTERVAL_MS);
-    h.get("a", "app/db").unwrap();
-    assert_eq!(totals(&mut other)[0].hits, 6);
-    assert_eq!(totals(&mut h)[0].hits, 6, "its own stats flush what is pending and do not count it twice");
-}
+use super::super::shared::LEASE_POLL_MS;
 
 #[test]
 fn invalidate_in_one_instance_hides_shared_entries_from_all() {

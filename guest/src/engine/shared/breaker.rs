@@ -7,8 +7,9 @@
 //! Breakers run on wall-clock time: their open periods and probe deadlines are
 //! compared by instances (and hosts) whose monotonic clocks differ.
 
-use super::shared_state::nonce;
-use super::{Io, Provider};
+use crate::prelude::*;
+use super::nonce;
+use crate::engine::{Io, Provider};
 use crate::breaker::{Breaker, State};
 use crate::shared::record::BreakerRecord;
 use crate::shared::seal;
@@ -24,25 +25,72 @@ enum Round<R> {
 
 impl Provider {
     /// Brings every environment's breaker copy up to date with shared state
-    /// (before `health` and `stats`, so a fresh instance reports what all see).
+    /// (before `health`, so a fresh instance reports what all see): one
+    /// `get-many` of every breaker, no write (a record that needs rewriting is
+    /// rewritten by the next update of it).
     pub fn sync_breakers(&mut self, io: &mut Io<'_>) {
         let now = io.clock.now_ms();
         self.shared.begin_call(now);
+        let Some(breakers) = self.breaker_ids_all() else { return };
+        let keys: Vec<&str> = breakers.iter().map(|(_, _, id, _)| id.as_str()).collect();
+        let Some(values) = self.store_read(io, |store| store.get_many(&keys)) else { return };
+        for ((env, tier, _, identity), sealed) in breakers.iter().zip(values) {
+            self.adopt_breaker(*env, *tier, identity, sealed.as_deref(), io);
+        }
+    }
+
+    /// Every tier's breaker as (environment, tier, bucket key, identity).
+    pub(in crate::engine) fn breaker_ids_all(&self) -> Option<Vec<(usize, usize, String, Vec<u8>)>> {
+        let mut out = Vec::new();
         for env in 0..self.envs.len() {
             for tier in 0..self.envs[env].tiers.len() {
-                if self.shared.usable().is_none() {
-                    return;
-                }
-                self.with_breaker(env, tier, io, |_| ());
+                let (id, identity) = self.breaker_ids(env, tier)?;
+                out.push((env, tier, id, identity));
             }
         }
+        Some(out)
+    }
+
+    fn breaker_ids(&self, env: usize, tier: usize) -> Option<(String, Vec<u8>)> {
+        let ready = self.shared.usable()?;
+        let name = self.envs[env].env.spec.name.as_bytes();
+        let kind = self.envs[env].env.spec.tiers[tier].backend.kind().as_bytes();
+        let index = [u8::try_from(tier).unwrap_or(u8::MAX)];
+        let parts: [&[u8]; 3] = [name, kind, &index];
+        Some((ready.key.entry_id("breaker", &parts), seal::identity("breaker", &parts)))
+    }
+
+    /// Opens a breaker record: `Err(())` if it does not open or decode
+    /// (counted as rejected), `Ok(None)` if there is none.
+    fn open_breaker(&mut self, env: usize, identity: &[u8], sealed: Option<&[u8]>) -> Result<Option<BreakerRecord>, ()> {
+        let Some(sealed) = sealed else { return Ok(None) };
+        let ready = self.shared.usable();
+        match ready.and_then(|r| r.key.open(identity, sealed).ok()).and_then(|p| BreakerRecord::decode(&p)) {
+            Some(record) => Ok(Some(record)),
+            None => {
+                self.envs[env].counters.shared_rejected += 1;
+                Err(())
+            }
+        }
+    }
+
+    /// Makes this instance's copy of a breaker what its shared record (read
+    /// without a compare-and-swap) says; a forged one reads as closed.
+    pub(in crate::engine) fn adopt_breaker(&mut self, env: usize, tier: usize, identity: &[u8], sealed: Option<&[u8]>, io: &mut Io<'_>) {
+        let settings = self.envs[env].tiers[tier].breaker.settings();
+        let breaker = match self.open_breaker(env, identity, sealed) {
+            Ok(Some(record)) => Breaker::restore_at(settings, record.state, record.generation, io.clock.wall_ms()),
+            // As a compare-and-swap round would start: see `shared_breaker_round`.
+            Ok(None) | Err(()) => Breaker::restore(settings, State::CLOSED, io.random.next_u64()),
+        };
+        self.envs[env].tiers[tier].breaker = breaker;
     }
 
     /// Runs `op` on tier `tier` of environment `env`'s breaker: on the shared
     /// state when it is usable (read, apply, compare-and-swap; retried after a
     /// short random pause on a concurrent update), else on this instance's
     /// copy. A change of state this call made is counted in the tier's counters.
-    pub(super) fn with_breaker<R>(&mut self, env: usize, tier: usize, io: &mut Io<'_>, mut op: impl FnMut(&mut Breaker) -> R) -> R {
+    pub(in crate::engine) fn with_breaker<R>(&mut self, env: usize, tier: usize, io: &mut Io<'_>, mut op: impl FnMut(&mut Breaker) -> R) -> R {
         let mut out = None;
         self.breaker_op(env, tier, io, &mut |b| out = Some(op(b)));
         match out {
@@ -106,25 +154,14 @@ impl Provider {
     }
 
     fn shared_breaker_round(&mut self, env: usize, tier: usize, io: &mut Io<'_>, op: &mut dyn FnMut(&mut Breaker)) -> Round<()> {
-        let Some(ready) = self.shared.usable() else { return Round::Unusable };
-        let name = self.envs[env].env.spec.name.as_bytes();
-        let kind = self.envs[env].env.spec.tiers[tier].backend.kind().as_bytes();
-        let index = [u8::try_from(tier).unwrap_or(u8::MAX)];
-        let parts: [&[u8]; 3] = [name, kind, &index];
-        let (id, identity) = (ready.key.entry_id("breaker", &parts), seal::identity("breaker", &parts));
-        let Some((current, token)) = self.store_op(io, |store| store.watch(&id)) else { return Round::Unusable };
+        let Some((id, identity)) = self.breaker_ids(env, tier) else { return Round::Unusable };
+        let Some((current, token)) = self.store_read(io, |store| store.watch(&id)) else { return Round::Unusable };
         let settings = self.envs[env].tiers[tier].breaker.settings();
-        let mut record = None;
-        let mut rejected = false;
-        if let Some(sealed) = &current {
-            let ready = self.shared.usable();
-            record = ready.and_then(|r| r.key.open(&identity, sealed).ok()).and_then(|p| BreakerRecord::decode(&p));
-            if record.is_none() {
-                // A forged record is replaced by a fresh closed breaker.
-                self.envs[env].counters.shared_rejected += 1;
-                rejected = true;
-            }
-        }
+        let (record, rejected) = match self.open_breaker(env, &identity, current.as_deref()) {
+            Ok(record) => (record, false),
+            // A forged record is replaced by a fresh closed breaker.
+            Err(()) => (None, true),
+        };
         // A record whose periods end later than this instance's settings allow (a writer whose
         // clock runs ahead) is bounded, and the bounded state is written back below, so that
         // the bound holds from now on instead of moving along with every reader's clock.
@@ -150,7 +187,7 @@ impl Provider {
         let nonce = nonce(io);
         let Some(ready) = self.shared.usable() else { return Round::Unusable };
         let sealed = ready.key.seal(&identity, &record.encode(), nonce);
-        match self.store_op(io, |store| store.swap(token, &sealed)) {
+        match self.store_write(io, |store| store.swap(token, &sealed)) {
             Some(true) => {
                 self.envs[env].tiers[tier].breaker = breaker;
                 Round::Done(())

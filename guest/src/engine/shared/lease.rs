@@ -1,21 +1,30 @@
 //! Fetch leases in shared state: while one instance fetches a secret, the
 //! others that miss it wait for its answer instead of asking the backend too.
+//!
+//! A lease that ends with an answer published is not released: the waiters
+//! poll for the entry, not the lease, so a release would only cost two more
+//! operations. A holder that publishes nothing (its fetch failed) releases it,
+//! so that another instance takes over at once instead of when it runs out.
 
 use crate::prelude::*;
-use super::shared_state::nonce;
-use super::{Io, Job, Provider};
+use super::nonce;
+use crate::engine::{Io, Job, Provider};
 use crate::shared::record::LeaseRecord;
 use crate::shared::seal;
 
 /// A fetch lease this instance holds.
-pub(super) struct Held {
-    pub(super) id: String,
-    pub(super) identity: Vec<u8>,
-    pub(super) record: LeaseRecord,
+pub(in crate::engine) struct Held {
+    pub(in crate::engine) id: String,
+    pub(in crate::engine) identity: Vec<u8>,
+    pub(in crate::engine) record: LeaseRecord,
+    /// When the lease this one replaced ran out or was released (wall ms),
+    /// if there was one: its holder may have published after a lookup made
+    /// before then.
+    pub(in crate::engine) previous_end_ms: Option<u64>,
 }
 
 /// How taking a fetch lease went.
-pub(super) enum Lease {
+pub(in crate::engine) enum Lease {
     /// This instance holds it (`None`: shared state is unusable): fetch.
     Fetch(Option<Held>),
     /// Another instance is fetching until the given wall time: wait for it.
@@ -25,14 +34,14 @@ pub(super) enum Lease {
 impl Provider {
     fn lease_ids(&self, job: &Job) -> Option<(String, Vec<u8>)> {
         let ready = self.shared.usable()?;
-        let version = super::shared_state::version_text(&job.version);
+        let version = super::version_text(&job.version);
         let parts: [&[u8]; 3] = [self.envs[job.env].env.spec.name.as_bytes(), job.name.as_bytes(), version.as_bytes()];
         Some((ready.key.entry_id("lease", &parts), seal::identity("lease", &parts)))
     }
 
     /// Takes the fetch lease for `job`'s secret and version, unless another
     /// instance holds a live one.
-    pub(super) fn lease(&mut self, job: &Job, io: &mut Io<'_>) -> Lease {
+    pub(in crate::engine) fn lease(&mut self, job: &Job, io: &mut Io<'_>) -> Lease {
         let Some((id, identity)) = self.lease_ids(job) else { return Lease::Fetch(None) };
         self.lease_at(job.env, id, identity, io)
     }
@@ -40,15 +49,16 @@ impl Provider {
     /// Takes the lease stored under `id` (sealed under `identity`), unless
     /// another instance holds a live one: fetch leases, and login leases
     /// ([`super::credentials`]).
-    pub(super) fn lease_at(&mut self, env: usize, id: String, identity: Vec<u8>, io: &mut Io<'_>) -> Lease {
-        let Some((current, token)) = self.store_op(io, |store| store.watch(&id)) else { return Lease::Fetch(None) };
+    pub(in crate::engine) fn lease_at(&mut self, env: usize, id: String, identity: Vec<u8>, io: &mut Io<'_>) -> Lease {
+        let Some((current, token)) = self.store_read(io, |store| store.watch(&id)) else { return Lease::Fetch(None) };
         let wall = io.clock.wall_ms();
+        let mut previous_end_ms = None;
         if let Some(sealed) = &current {
             let ready = self.shared.usable();
             let held = ready.and_then(|r| r.key.open(&identity, sealed).ok()).and_then(|p| LeaseRecord::decode(&p));
             match held {
                 Some(lease) if lease.expires_at_ms > wall => return Lease::HeldUntil(lease.expires_at_ms),
-                Some(_) => {}
+                Some(lease) => previous_end_ms = Some(lease.expires_at_ms),
                 None => self.envs[env].counters.shared_rejected += 1,
             }
         }
@@ -57,8 +67,8 @@ impl Provider {
         let nonce = nonce(io);
         let Some(ready) = self.shared.usable() else { return Lease::Fetch(None) };
         let sealed = ready.key.seal(&identity, &record.encode(), nonce);
-        match self.store_op(io, |store| store.swap(token, &sealed)) {
-            Some(true) => Lease::Fetch(Some(Held { id, identity, record })),
+        match self.store_write(io, |store| store.swap(token, &sealed)) {
+            Some(true) => Lease::Fetch(Some(Held { id, identity, record, previous_end_ms })),
             // Another instance took it between our read and our write.
             Some(false) => Lease::HeldUntil(record.expires_at_ms),
             None => Lease::Fetch(None),
@@ -66,9 +76,10 @@ impl Provider {
     }
 
     /// Ends a lease, if it is still ours (an expired one may have been taken
-    /// over): the record is swapped for an expired one, atomically.
-    pub(super) fn release(&mut self, held: &Held, io: &mut Io<'_>) {
-        let Some((current, token)) = self.store_op(io, |store| store.watch(&held.id)) else { return };
+    /// over): the record is swapped, atomically, for one that ran out now
+    /// (the next taker can tell it ended recently: see [`Held::previous_end_ms`]).
+    pub(in crate::engine) fn release(&mut self, held: &Held, io: &mut Io<'_>) {
+        let Some((current, token)) = self.store_read(io, |store| store.watch(&held.id)) else { return };
         let Some(ready) = self.shared.usable() else { return };
         let ours = current
             .and_then(|sealed| ready.key.open(&held.identity, &sealed).ok())
@@ -77,10 +88,10 @@ impl Provider {
         if !ours {
             return;
         }
-        let ended = LeaseRecord { expires_at_ms: 0, holder: held.record.holder };
+        let ended = LeaseRecord { expires_at_ms: io.clock.wall_ms(), holder: held.record.holder };
         let nonce = nonce(io);
         let Some(ready) = self.shared.usable() else { return };
         let sealed = ready.key.seal(&held.identity, &ended.encode(), nonce);
-        self.store_op(io, |store| store.swap(token, &sealed));
+        self.store_write(io, |store| store.swap(token, &sealed));
     }
 }

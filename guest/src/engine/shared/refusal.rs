@@ -6,9 +6,9 @@
 //! secret id has another identity and logs in at once.
 
 use crate::prelude::*;
-use super::credentials::RELOGIN_INTERVAL_MS;
-use super::shared_state::nonce;
-use super::{Io, Provider};
+use crate::engine::credentials::RELOGIN_INTERVAL_MS;
+use super::nonce;
+use crate::engine::{Io, Provider};
 use crate::error::Error;
 use crate::shared::record::RefusalRecord;
 
@@ -20,9 +20,9 @@ impl Provider {
 
     /// The permission denial another instance got for this tier's login less
     /// than [`RELOGIN_INTERVAL_MS`] ago, if any.
-    pub(super) fn shared_refusal(&mut self, env: usize, tier: usize, io: &mut Io<'_>) -> Option<Error> {
+    pub(in crate::engine) fn shared_refusal(&mut self, env: usize, tier: usize, io: &mut Io<'_>) -> Option<Error> {
         let (id, identity) = self.refusal_ids(env, tier)?;
-        let sealed = self.store_op(io, |store| store.get(&id))??;
+        let sealed = self.store_read(io, |store| store.get(&id))??;
         let plain = self.shared.usable()?.key.open(&identity, &sealed).ok();
         let Some(record) = plain.as_deref().and_then(RefusalRecord::decode) else {
             self.envs[env].counters.shared_rejected += 1;
@@ -35,12 +35,12 @@ impl Provider {
     }
 
     /// Shares a refusal (`message` already free of credentials).
-    pub(super) fn publish_refusal(&mut self, env: usize, tier: usize, message: &str, io: &mut Io<'_>) {
+    pub(in crate::engine) fn publish_refusal(&mut self, env: usize, tier: usize, message: &str, io: &mut Io<'_>) {
         let Some((id, identity)) = self.refusal_ids(env, tier) else { return };
         let record = RefusalRecord { refused_at_ms: io.clock.wall_ms(), message: message.to_string() };
         let nonce = nonce(io);
         let Some(ready) = self.shared.usable() else { return };
         let sealed = ready.key.seal(&identity, &record.encode(), nonce);
-        let _ = self.store_op(io, |store| store.set(&id, &sealed));
+        let _ = self.store_write(io, |store| store.set(&id, &sealed));
     }
 }

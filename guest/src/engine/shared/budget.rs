@@ -20,7 +20,7 @@
 //! [`Ledger`]: crate::retry::Ledger
 
 use crate::prelude::*;
-use super::{Io, Provider};
+use crate::engine::{Io, Provider};
 use crate::retry::budget::{RetryBudget, SLOTS};
 
 const CALLS: &[u8] = b"calls";
@@ -35,7 +35,7 @@ fn count(total: i64) -> u64 {
 
 impl Provider {
     /// A first attempt of environment `env` is being sent: it earns its share of retries.
-    pub(super) fn budget_deposit(&mut self, env: usize, io: &mut Io<'_>) {
+    pub(in crate::engine) fn budget_deposit(&mut self, env: usize, io: &mut Io<'_>) {
         let budget = self.envs[env].env.spec.policy.retry_budget;
         let now = io.clock.now_ms();
         self.envs[env].budget.deposit(&budget, now);
@@ -44,13 +44,13 @@ impl Provider {
         }
         let slot = budget.slot_of(io.clock.wall_ms());
         let Some(id) = self.budget_id(env, &budget, CALLS, slot) else { return };
-        if self.store_op(io, |store| store.increment(&id, 1)) == Some(1) {
+        if self.store_write(io, |store| store.increment(&id, 1)) == Some(1) {
             self.sweep_budget(env, &budget, slot, io);
         }
     }
 
     /// Takes one retry from environment `env`'s budget; `false` when it is spent.
-    pub(super) fn budget_withdraw(&mut self, env: usize, io: &mut Io<'_>) -> bool {
+    pub(in crate::engine) fn budget_withdraw(&mut self, env: usize, io: &mut Io<'_>) -> bool {
         let budget = self.envs[env].env.spec.policy.retry_budget;
         let now = io.clock.now_ms();
         match self.shared_withdraw(env, &budget, io) {
@@ -72,7 +72,7 @@ impl Provider {
         // Take the retry first and look after: two instances checking at once then cannot
         // both take the last one (a failure half-way leaves it taken: fewer retries, not more).
         let taken = self.budget_id(env, budget, RETRIES, current)?;
-        let mut retries = count(self.store_op(io, |store| store.increment(&taken, 1))?);
+        let mut retries = count(self.store_write(io, |store| store.increment(&taken, 1))?);
         if retries == 1 {
             // The slot's first retry may come before (or without) its first deposit.
             self.sweep_budget(env, budget, current, io);
@@ -90,7 +90,7 @@ impl Provider {
             allowed = budget.fits(calls, retries);
         }
         if !allowed {
-            self.store_op(io, |store| store.increment(&taken, -1))?;
+            self.store_write(io, |store| store.increment(&taken, -1))?;
         }
         Some(allowed)
     }
@@ -98,7 +98,7 @@ impl Provider {
     /// One slot's shared count (adding zero reads it in a form every store agrees on).
     fn budget_total(&mut self, env: usize, budget: &RetryBudget, kind: &[u8], slot: u64, io: &mut Io<'_>) -> Option<u64> {
         let id = self.budget_id(env, budget, kind, slot)?;
-        self.store_op(io, |store| store.increment(&id, 0)).map(count)
+        self.store_write(io, |store| store.increment(&id, 0)).map(count)
     }
 
     /// Runs when a counter of `slot` is created (an increment came back 1):
@@ -111,12 +111,12 @@ impl Provider {
     /// clock lags, can leave a few counters behind.
     fn sweep_budget(&mut self, env: usize, budget: &RetryBudget, slot: u64, io: &mut Io<'_>) {
         let Some(last_id) = self.budget_id(env, budget, LAST, 0) else { return };
-        let Some(last) = self.store_op(io, |store| store.increment(&last_id, 0)).map(count) else { return };
+        let Some(last) = self.store_write(io, |store| store.increment(&last_id, 0)).map(count) else { return };
         if last >= slot {
             return;
         }
         let delta = i64::try_from(slot - last).unwrap_or(i64::MAX);
-        if self.store_op(io, |store| store.increment(&last_id, delta)).is_none() || last == 0 {
+        if self.store_write(io, |store| store.increment(&last_id, delta)).is_none() || last == 0 {
             // Nothing swept before: which slots exist is unknown (there are at most SLOTS).
             return;
         }
@@ -124,7 +124,7 @@ impl Provider {
         for old in expired {
             for kind in [CALLS, RETRIES] {
                 let Some(id) = self.budget_id(env, budget, kind, old) else { return };
-                if self.store_op(io, |store| store.delete(&id)).is_none() {
+                if self.store_write(io, |store| store.delete(&id)).is_none() {
                     return;
                 }
             }

@@ -3,16 +3,17 @@
 //! not-founds), and the keys and identities they are sealed under.
 
 use crate::prelude::*;
-use super::shared_state::{nonce, version_text};
-use super::{Io, Job, Provider, Reason, Secret};
+use super::{nonce, version_text};
+use crate::engine::{Io, Job, Provider, Reason, Secret};
 use crate::cache::{CacheKey, Cached};
 use crate::error::Error;
 use crate::secret::SecretBytes;
 use crate::shared::record::CacheRecord;
 use crate::shared::seal;
+use crate::validate::VersionSel;
 
 /// An answer to publish: a value, or a not-found (its message).
-pub(super) enum Outgoing {
+pub(in crate::engine) enum Outgoing {
     Value(Cached),
     NotFound(String),
 }
@@ -21,23 +22,21 @@ impl Provider {
     /// The bucket key and associated data of a cache entry. The identity binds
     /// the environment, the backend it points at (so re-pointing `prod` at
     /// another Vault, or two deployments sharing a store and key, never serve
-    /// each other's values), the epoch, the name, the version and the field.
-    pub(super) fn cache_ids(&mut self, env: usize, key: &CacheKey, io: &mut Io<'_>) -> Option<(String, Vec<u8>)> {
-        let epoch = self.env_epoch(env, io)?.to_be_bytes();
+    /// each other's values), the name, the version and the field. Not the
+    /// epoch: it is inside the record, so that a fresh instance can read the
+    /// epoch and the entry at once.
+    pub(in crate::engine) fn cache_ids(&self, env: usize, key: &CacheKey) -> Option<(String, Vec<u8>)> {
         let spec = &self.envs[env].env.spec;
         let backend = format!("{:?}|{:?}", spec.primary().backend, spec.primary().url);
         let version = version_text(&key.version);
-        let parts: [&[u8]; 6] =
-            [spec.name.as_bytes(), backend.as_bytes(), &epoch, key.name.as_bytes(), version.as_bytes(), key.field.as_bytes()];
+        let parts: [&[u8]; 5] = [spec.name.as_bytes(), backend.as_bytes(), key.name.as_bytes(), version.as_bytes(), key.field.as_bytes()];
         let ready = self.shared.usable()?;
-        // `entry`, not the first layout's `cache`: records now carry their fetch time, tier
-        // and not-found flag, and a record of the old layout is simply not looked up.
         Some((ready.key.entry_id("entry", &parts), seal::identity("entry", &parts)))
     }
 
     /// Sets which shared answers satisfy a refresh: one fetched within the
     /// refresh interval (`refresh`), or one not yet due itself (refresh-ahead).
-    pub(super) fn with_freshness(&self, mut job: Job, wall: u64) -> Job {
+    pub(in crate::engine) fn with_freshness(&self, mut job: Job, wall: u64) -> Job {
         let policy = self.envs[job.env].env.spec.policy;
         let ttl = if job.version.is_pinned() { policy.cache_pinned_ttl_ms } else { policy.cache_ttl_ms };
         job.fresher_than_wall_ms = match job.reason {
@@ -50,29 +49,33 @@ impl Provider {
     }
 
     /// The in-memory value a refresh-ahead job is refreshing (still fresh).
-    pub(super) fn still_cached(&mut self, job: &Job, io: &mut Io<'_>) -> Option<Secret> {
+    pub(in crate::engine) fn still_cached(&mut self, job: &Job, io: &mut Io<'_>) -> Option<Secret> {
         let now = io.clock.now_ms();
         let (cached, _) = self.envs[job.env].cache.stale(&job.name, &job.version, &job.field, now)?;
         Some(Secret::cached(cached, false))
     }
 
-    /// Reads and opens `key`'s shared record (rejected records are counted).
+    /// Reads and opens `key`'s shared record. One that does not open or
+    /// decode is counted as rejected; one of an older epoch (invalidated) is
+    /// simply absent.
     fn shared_record(&mut self, env: usize, key: &CacheKey, io: &mut Io<'_>) -> Option<CacheRecord> {
-        let (id, identity) = self.cache_ids(env, key, io)?;
-        let sealed = self.store_op(io, |store| store.get(&id))??;
+        let (id, identity) = self.cache_ids(env, key)?;
+        let (sealed, epoch) = self.read_entry(env, &id, io)?;
+        let sealed = sealed?;
         let ready = self.shared.usable()?;
         let record = ready.key.open(&identity, &sealed).ok().and_then(|plain| CacheRecord::decode(&plain));
-        if record.is_none() {
+        let Some(record) = record else {
             self.envs[env].counters.shared_rejected += 1;
-        }
+            return None;
+        };
         // Written by a configuration with more tiers (a rolling deploy that dropped a
         // fallback): authentic, but its tier means nothing here, so it is not served.
-        record.filter(|r| usize::from(r.tier) < self.envs[env].tiers.len())
+        Some(record).filter(|r| r.epoch == epoch && usize::from(r.tier) < self.envs[env].tiers.len())
     }
 
     /// A fresh shared answer for `job` (a value, or a cached not-found),
     /// copied into memory.
-    pub(super) fn shared_lookup(&mut self, job: &Job, io: &mut Io<'_>) -> Option<Result<Secret, Error>> {
+    pub(in crate::engine) fn shared_lookup(&mut self, job: &Job, io: &mut Io<'_>) -> Option<Result<Secret, Error>> {
         let key = CacheKey { name: job.name.clone(), version: job.version.clone(), field: job.field.clone() };
         let record = self.shared_record(job.env, &key, io)?;
         let state = &mut self.envs[job.env];
@@ -110,7 +113,7 @@ impl Provider {
 
     /// A shared value within `max_stale` of its expiry: the answer of last
     /// resort when the backend failed.
-    pub(super) fn shared_stale(&mut self, env: usize, key: &CacheKey, io: &mut Io<'_>) -> Option<Secret> {
+    pub(in crate::engine) fn shared_stale(&mut self, env: usize, key: &CacheKey, io: &mut Io<'_>) -> Option<Secret> {
         self.shared.ready.as_ref()?;
         let record = self.shared_record(env, key, io)?;
         let max_stale = self.envs[env].env.spec.policy.max_stale_ms;
@@ -123,27 +126,33 @@ impl Provider {
     }
 
     /// Queues a fetched answer for publication (see [`Self::publish`]).
-    pub(super) fn queue_publish(&mut self, env: usize, key: CacheKey, cached: &Cached, ttl_ms: u64) {
+    pub(in crate::engine) fn queue_publish(&mut self, env: usize, key: CacheKey, cached: &Cached, ttl_ms: u64) {
         if self.shared.ready.is_some() && ttl_ms > 0 {
             self.shared.outbox.push((env, key, Outgoing::Value(cached.clone()), ttl_ms));
         }
     }
 
     /// Queues a not-found answer for publication.
-    pub(super) fn queue_publish_not_found(&mut self, env: usize, key: CacheKey, message: &str, ttl_ms: u64) {
+    pub(in crate::engine) fn queue_publish_not_found(&mut self, env: usize, key: CacheKey, message: &str, ttl_ms: u64) {
         if self.shared.ready.is_some() && ttl_ms > 0 {
             self.shared.outbox.push((env, key, Outgoing::NotFound(message.to_string()), ttl_ms));
         }
     }
 
-    /// Writes the answers fetched during this call to shared state.
-    pub(super) fn publish(&mut self, io: &mut Io<'_>) {
+    /// Writes the answers fetched during this call to shared state, all in
+    /// one `set-many`, under the epoch this call read (an entry is never
+    /// published under an epoch not read: it could be one `invalidate` just
+    /// moved past). Returns the reads (environment, name, version) published.
+    pub(in crate::engine) fn publish(&mut self, io: &mut Io<'_>) -> Vec<(usize, String, VersionSel)> {
+        let mut sealed: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut published = Vec::new();
         for (env, key, answer, ttl) in core::mem::take(&mut self.shared.outbox) {
-            let Some((id, identity)) = self.cache_ids(env, &key, io) else { return };
+            let (Some(epoch), Some((id, identity))) = (self.known_epoch(env), self.cache_ids(env, &key)) else { continue };
             let wall = io.clock.wall_ms();
             let (expires_at_ms, fetched_at_ms) = (wall.saturating_add(ttl), wall);
             let record = match answer {
                 Outgoing::Value(cached) => CacheRecord {
+                    epoch,
                     fetched_at_ms,
                     expires_at_ms,
                     tier: u8::try_from(cached.tier).unwrap_or(u8::MAX),
@@ -151,14 +160,30 @@ impl Provider {
                     version: cached.version,
                     value: cached.value.into_vec(),
                 },
-                Outgoing::NotFound(message) => {
-                    CacheRecord { fetched_at_ms, expires_at_ms, tier: 0, negative: true, version: String::new(), value: message.into_bytes() }
-                }
+                Outgoing::NotFound(message) => CacheRecord {
+                    epoch,
+                    fetched_at_ms,
+                    expires_at_ms,
+                    tier: 0,
+                    negative: true,
+                    version: String::new(),
+                    value: message.into_bytes(),
+                },
             };
             let nonce = nonce(io);
-            let Some(ready) = self.shared.usable() else { return };
-            let sealed = ready.key.seal(&identity, &record.encode(), nonce);
-            self.store_op(io, |store| store.set(&id, &sealed));
+            let Some(ready) = self.shared.usable() else { break };
+            let mut plain = record.encode();
+            sealed.push((id, ready.key.seal(&identity, &plain, nonce)));
+            plain.iter_mut().for_each(|b| *b = 0);
+            published.push((env, key.name, key.version));
+        }
+        if sealed.is_empty() {
+            return Vec::new();
+        }
+        let entries: Vec<(&str, &[u8])> = sealed.iter().map(|(id, value)| (id.as_str(), value.as_slice())).collect();
+        match self.store_write(io, |store| store.set_many(&entries)) {
+            Some(()) => published,
+            None => Vec::new(),
         }
     }
 }

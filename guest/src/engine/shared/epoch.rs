@@ -1,0 +1,102 @@
+//! Environments' invalidation epochs, and the one read that starts a call's
+//! use of shared state: the epochs it needs and the entries of its first
+//! lookups, in a single `get-many`.
+
+use crate::prelude::*;
+use crate::engine::{Io, Job, Provider};
+use crate::shared::record::Epoch;
+
+impl Provider {
+    fn epoch_id(&self, env: usize) -> Option<String> {
+        let ready = self.shared.usable()?;
+        Some(ready.key.entry_id("epoch", &[self.envs[env].env.spec.name.as_bytes()]))
+    }
+
+    /// Environment `env`'s epoch, if this call has read it.
+    pub(in crate::engine) fn known_epoch(&self, env: usize) -> Option<Epoch> {
+        self.shared.epochs.get(env).copied().flatten()
+    }
+
+    fn note_epoch(&mut self, env: usize, epoch: Epoch) {
+        self.shared.epochs.resize(self.envs.len(), None);
+        self.shared.epochs[env] = Some(epoch);
+    }
+
+    /// Reads, in one operation, the epochs this call does not know yet of
+    /// the environments in `envs` and the values under `keys`; the values
+    /// are kept for [`Self::read_entry`]. `false` if the store failed.
+    fn read_ahead(&mut self, envs: &[usize], keys: &[String], io: &mut Io<'_>) -> bool {
+        let mut wanted: Vec<(Option<usize>, String)> = Vec::new();
+        for &env in envs {
+            if self.known_epoch(env).is_none() && !wanted.iter().any(|(e, _)| *e == Some(env)) {
+                let Some(id) = self.epoch_id(env) else { return false };
+                wanted.push((Some(env), id));
+            }
+        }
+        for key in keys {
+            if !wanted.iter().any(|(_, k)| k == key) {
+                wanted.push((None, key.clone()));
+            }
+        }
+        if wanted.is_empty() {
+            return true;
+        }
+        let names: Vec<&str> = wanted.iter().map(|(_, k)| k.as_str()).collect();
+        let Some(values) = self.store_read(io, |store| store.get_many(&names)) else { return false };
+        // A store that answers with fewer values than asked for: the rest are absent.
+        let mut values = values.into_iter();
+        for (env, key) in wanted {
+            let value = values.next().flatten();
+            match env {
+                Some(env) => self.note_epoch(env, Epoch::from_stored(value.as_deref())),
+                None => self.shared.prefetched.push((key, value)),
+            }
+        }
+        true
+    }
+
+    /// Reads ahead the entries `jobs` will look up first, with their
+    /// environments' epochs: a call that misses memory makes one store read
+    /// before it knows whether shared state answers.
+    pub(in crate::engine) fn read_ahead_jobs(&mut self, jobs: &[Job], io: &mut Io<'_>) {
+        let envs: Vec<usize> = jobs.iter().map(|job| job.env).collect();
+        let keys: Vec<String> = jobs.iter().filter_map(|job| self.cache_ids(job.env, &job.cache_key()).map(|(id, _)| id)).collect();
+        self.read_ahead(&envs, &keys, io);
+    }
+
+    /// The sealed entry under `id` (of environment `env`) and the epoch it must
+    /// carry: read ahead, or read now (with the epoch when this call does not
+    /// know it yet, still one operation). `None`: the store failed.
+    pub(in crate::engine) fn read_entry(&mut self, env: usize, id: &str, io: &mut Io<'_>) -> Option<(Option<Vec<u8>>, Epoch)> {
+        if let Some(value) = self.shared.take_prefetched(id) {
+            return Some((value, self.known_epoch(env)?));
+        }
+        if self.known_epoch(env).is_none() {
+            if !self.read_ahead(&[env], &[id.to_string()], io) {
+                return None;
+            }
+            let value = self.shared.take_prefetched(id)?;
+            return Some((value, self.known_epoch(env)?));
+        }
+        let value = self.store_read(io, |store| store.get(id))?;
+        Some((value, self.known_epoch(env)?))
+    }
+
+    /// Moves environment `env`'s epoch on: every shared entry of it is then
+    /// read as absent (and is overwritten by the next fetch of its secret).
+    /// `false` if the store could not be told.
+    pub(in crate::engine) fn invalidate_shared(&mut self, env: usize, io: &mut Io<'_>) -> bool {
+        let Some(id) = self.epoch_id(env) else { return self.shared.ready.is_none() };
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&io.random.next_u64().to_le_bytes());
+        // The wall clock too: even a weak random source moves the epoch on.
+        bytes[8..].copy_from_slice(&io.clock.wall_ms().to_be_bytes());
+        let epoch = Epoch::fresh(bytes);
+        self.shared.epochs.clear();
+        let told = self.store_write(io, |store| store.set(&id, &epoch.0)).is_some();
+        if told {
+            self.note_epoch(env, epoch);
+        }
+        told
+    }
+}
