@@ -48,7 +48,7 @@ const GUEST: Wasm = Wasm {
     artifact: "edge_secrets_guest.wasm",
     override_var: "EDGE_SECRETS_GUEST_WASM_PATH",
     export_var: "EDGE_SECRETS_GUEST_WASM",
-    inputs: &["guest/src", "guest/Cargo.toml"],
+    inputs: &["guest/src", "guest/Cargo.toml", "guest/build.rs"],
 };
 
 const APP: Wasm = Wasm {

@@ -143,6 +143,10 @@ struct EnvState {
     /// This instance's retry-budget counts (see [`shared::budget`]).
     budget: Ledger,
     counters: Counters,
+    /// The primary backend and URL as shared cache entries are bound to them,
+    /// formatted on first use (`Debug` formatting took ~1 % of a fresh
+    /// instance's request when it ran on every lookup).
+    backend_identity: core::cell::OnceCell<String>,
 }
 
 /// One backend tier's live state.
@@ -232,6 +236,7 @@ impl Provider {
                     .collect(),
                 budget: Ledger::default(),
                 counters: Counters::default(),
+                backend_identity: core::cell::OnceCell::new(),
                 env,
             })
             .collect();

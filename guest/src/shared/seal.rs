@@ -10,7 +10,7 @@
 use crate::prelude::*;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
-use crate::digest::{hex, hex_digit, hmac_sha256};
+use crate::digest::{hex, hex_digit, HmacKey};
 use core::fmt;
 
 /// Format byte of a sealed record; bumped if the layout ever changes.
@@ -23,7 +23,8 @@ pub const OVERHEAD: usize = 1 + NONCE_LEN + 16;
 #[derive(Clone)]
 pub struct SealKey {
     cipher: [u8; 32],
-    ids: [u8; 32],
+    /// The id key, prepared: a fresh instance computes several ids per request.
+    ids: HmacKey,
 }
 
 impl fmt::Debug for SealKey {
@@ -60,7 +61,8 @@ impl SealKey {
     /// Derives the cipher and id keys from a master key, so that neither is the
     /// master key itself and the two uses never share a key.
     pub fn from_master(master: &[u8; 32]) -> SealKey {
-        SealKey { cipher: hmac_sha256(master, &[b"edge-secrets/v1/cipher"]), ids: hmac_sha256(master, &[b"edge-secrets/v1/ids"]) }
+        let master = HmacKey::new(master);
+        SealKey { cipher: master.mac(&[b"edge-secrets/v1/cipher"]), ids: HmacKey::new(&master.mac(&[b"edge-secrets/v1/ids"])) }
     }
 
     /// A bucket key for a record: `es1-<kind>-<32 hex digits>`, the first 16
@@ -70,7 +72,7 @@ impl SealKey {
         let mut all: Vec<&[u8]> = Vec::with_capacity(parts.len() + 1);
         all.push(kind.as_bytes());
         all.extend_from_slice(parts);
-        let mac = hmac_sha256(&self.ids, &[&framed(&all)]);
+        let mac = self.ids.mac(&[&framed(&all)]);
         format!("es1-{kind}-{}", hex(&mac[..16]))
     }
 

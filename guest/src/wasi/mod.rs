@@ -2,6 +2,7 @@
 //! its clock, randomness, configuration and HTTP transport. Compiled only for
 //! wasm32; everything here is glue with no decisions of its own.
 
+mod allocator;
 mod component;
 mod keyvalue;
 mod platform;
@@ -10,7 +11,7 @@ mod transport;
 
 /// The component's allocator (no std, so none comes by default).
 #[global_allocator]
-static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+static ALLOCATOR: allocator::GuestAllocator = allocator::GuestAllocator::new();
 
 /// A panic is a bug (inputs are validated, not unwrapped): it traps the instance, and the
 /// host replaces it. No message is printed, so nothing can leak through one.

@@ -81,6 +81,7 @@ pub fn serve_figures(plan: &Plan, config: &BTreeMap<String, String>, env: &str, 
         for k in 0..sides.len() {
             // A different side first in each round, so a noisy moment does not always hit one.
             let i = (round + k) % sides.len();
+            if std::env::var("PROFILE_SIDE").is_ok_and(|v| v != i.to_string()) { continue; }
             let (addr, target) = sides[i];
             let result = load::run(&rt, &load_of(addr, target, plan.serve_ops()))?;
             ensure!(result.failed == 0, "{} of {} GETs of {target} on {addr} failed", result.failed, result.ok + result.failed);
@@ -91,6 +92,7 @@ pub fn serve_figures(plan: &Plan, config: &BTreeMap<String, String>, env: &str, 
             p50[i].push(result.quantile(0.5).as_nanos() as f64);
         }
     }
+    if let Ok(side) = std::env::var("PROFILE_SIDE") { let i: usize = side.parse().unwrap(); println!("side {i}: {:.0}/s ±{:.0}%", rates[i].median(), rates[i].spread()*100.0); return Ok(()); }
     let served = fresh.instances_created() - created;
     ensure!(served >= fresh_requests, "the fresh server reused instances ({served} for {fresh_requests} requests)");
     fresh.shutdown();

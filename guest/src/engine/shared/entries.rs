@@ -26,8 +26,9 @@ impl Provider {
     /// epoch: it is inside the record, so that a fresh instance can read the
     /// epoch and the entry at once.
     pub(in crate::engine) fn cache_ids(&self, env: usize, key: &CacheKey) -> Option<(String, Vec<u8>)> {
-        let spec = &self.envs[env].env.spec;
-        let backend = format!("{:?}|{:?}", spec.primary().backend, spec.primary().url);
+        let state = &self.envs[env];
+        let spec = &state.env.spec;
+        let backend = state.backend_identity.get_or_init(|| format!("{:?}|{:?}", spec.primary().backend, spec.primary().url));
         let version = version_text(&key.version);
         let parts: [&[u8]; 5] = [spec.name.as_bytes(), backend.as_bytes(), key.name.as_bytes(), version.as_bytes(), key.field.as_bytes()];
         let ready = self.shared.usable()?;
