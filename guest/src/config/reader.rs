@@ -95,8 +95,12 @@ impl<'a> Obj<'a> {
 
     /// An optional nested object.
     pub fn object(&mut self, key: &'static str) -> Result<Option<Obj<'a>>, String> {
-        let path = self.path_of(key);
-        self.take(key).map(|v| Obj::new(v, &path)).transpose()
+        // The path is formatted only for an object that is there: most optional ones are not,
+        // and every instance reads the policy once.
+        match self.take(key) {
+            None => Ok(None),
+            Some(value) => Obj::new(value, &self.path_of(key)).map(Some),
+        }
     }
 
     /// The entries of an object whose keys are names chosen by the user

@@ -21,7 +21,7 @@ use edge_secrets_host::serve::{ServeOptions, Server};
 use edge_secrets_host::{KeyValue, KvOperations, Request, Runtime, RuntimeOptions, Source};
 
 use super::load::{self, Load};
-use super::stats::{ratio, Samples};
+use super::stats::{interleave, ratio, timed, Samples, Side};
 use super::{Plan, Report, SERVE_CONNECTIONS};
 
 const CALLER_TOKEN: &str = "bench-caller-token-0123456789abcdef";
@@ -31,7 +31,7 @@ const ROUND_LIMIT: Duration = Duration::from_secs(10);
 /// A path the app answers itself (404) without calling the provider.
 const NO_OP_TARGET: &str = "/no-such-route";
 /// Fresh instances per store-operation figure.
-const STORE_SAMPLES: u64 = 50;
+const STORE_SAMPLES: u64 = 160;
 
 /// `config` with shared state on (the in-memory store in the bench: a `KeyValue` per figure).
 pub fn with_shared_state(config: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>> {
@@ -81,7 +81,6 @@ pub fn serve_figures(plan: &Plan, config: &BTreeMap<String, String>, env: &str, 
         for k in 0..sides.len() {
             // A different side first in each round, so a noisy moment does not always hit one.
             let i = (round + k) % sides.len();
-            if std::env::var("PROFILE_SIDE").is_ok_and(|v| v != i.to_string()) { continue; }
             let (addr, target) = sides[i];
             let result = load::run(&rt, &load_of(addr, target, plan.serve_ops()))?;
             ensure!(result.failed == 0, "{} of {} GETs of {target} on {addr} failed", result.failed, result.ok + result.failed);
@@ -92,7 +91,6 @@ pub fn serve_figures(plan: &Plan, config: &BTreeMap<String, String>, env: &str, 
             p50[i].push(result.quantile(0.5).as_nanos() as f64);
         }
     }
-    if let Ok(side) = std::env::var("PROFILE_SIDE") { let i: usize = side.parse().unwrap(); println!("side {i}: {:.0}/s ±{:.0}%", rates[i].median(), rates[i].spread()*100.0); return Ok(()); }
     let served = fresh.instances_created() - created;
     ensure!(served >= fresh_requests, "the fresh server reused instances ({served} for {fresh_requests} requests)");
     fresh.shutdown();
@@ -112,44 +110,74 @@ pub fn serve_figures(plan: &Plan, config: &BTreeMap<String, String>, env: &str, 
 }
 
 /// Store operations per shared hit, per miss and per `stats` environment, each in a fresh
-/// instance (the edge's case), counted through the key-value binding.
-pub fn store_figures(config: &BTreeMap<String, String>, hit_env: &str, miss_env: &str, name: &str, cache_dir: PathBuf, report: &mut Report) -> Result<()> {
+/// instance (the edge's case), counted through the key-value binding; and, without HTTP in the
+/// way, what a fresh instance's shared hit costs next to a fresh instance's empty call.
+pub fn store_figures(plan: &Plan, config: &BTreeMap<String, String>, hit_env: &str, miss_env: &str, name: &str, cache_dir: PathBuf, report: &mut Report) -> Result<()> {
     let config = with_shared_state(config)?;
     let kv = KeyValue::memory();
     let runtime = Runtime::new(config, RuntimeOptions::default().cache_dir(Some(cache_dir)).keyvalue(kv.clone()))?;
     let hit = Request::new(hit_env, name);
     ensure!(runtime.client()?.get(&hit)?.source == Source::Backend, "the first read should fetch");
 
-    let per_call = |f: &mut dyn FnMut() -> Result<()>| -> Result<(f64, f64)> {
-        let before = kv.operations();
+    // Each call's own operations: a shared hit's counts are flushed by one call in
+    // `count_sample` (16), so hits are reported as the usual hit plus how often one flushed.
+    let per_call = |f: &mut dyn FnMut() -> Result<()>| -> Result<Vec<KvOperations>> {
+        let mut calls = Vec::new();
         for _ in 0..STORE_SAMPLES {
+            let before = kv.operations();
             f()?;
+            calls.push(kv.operations() - before);
         }
-        let KvOperations { reads, writes } = kv.operations() - before;
-        Ok((reads as f64 / STORE_SAMPLES as f64, writes as f64 / STORE_SAMPLES as f64))
+        Ok(calls)
     };
-    let shared_hit = per_call(&mut || {
+    let mean = |calls: &[KvOperations]| {
+        let n = calls.len().max(1) as f64;
+        (calls.iter().map(|c| c.reads).sum::<u64>() as f64 / n, calls.iter().map(|c| c.writes).sum::<u64>() as f64 / n)
+    };
+    let hits = per_call(&mut || {
         let secret = runtime.client()?.get(&hit)?;
         ensure!(secret.source == Source::Cache, "a fresh instance missed the shared cache");
         Ok(())
     })?;
+    let (flushing, plain): (Vec<KvOperations>, Vec<KvOperations>) = hits.iter().partition(|c| c.writes > 0);
+    ensure!(!plain.is_empty(), "every shared hit wrote to the store");
+    let most = |f: fn(&KvOperations) -> u64| plain.iter().map(f).max().unwrap_or(0) as f64;
     let miss = Request::new(miss_env, name);
-    let missed = per_call(&mut || {
+    let missed = mean(&per_call(&mut || {
         let secret = runtime.client()?.get(&miss)?;
         ensure!(secret.source == Source::Backend, "a ttl-0 read was served from a cache");
         Ok(())
-    })?;
+    })?);
     let mut environments = 0;
-    let stats = per_call(&mut || {
+    let stats = mean(&per_call(&mut || {
         let stats = runtime.client()?.stats()?;
         ensure!(stats.iter().all(|s| s.counters_shared), "stats did not read the shared totals");
         environments = stats.len().max(1);
         Ok(())
-    })?;
+    })?);
     let per_env = |(r, w): (f64, f64)| (r / environments as f64, w / environments as f64);
     let stats = per_env(stats);
-    report.count("store ops per shared hit (fresh instance): reads", shared_hit.0, Some(1.0));
-    report.count("store ops per shared hit (fresh instance): writes", shared_hit.1, Some(0.0));
+
+    // A fresh instance per operation, as under Spin: its first call is a shared hit (policy
+    // load, one store read, unsealing) or an empty export call (neither).
+    let mut fresh_get = |n| {
+        timed(n, || {
+            let secret = runtime.client()?.get(&hit)?;
+            ensure!(secret.source == Source::Cache, "a fresh instance missed the shared cache");
+            Ok(())
+        })
+    };
+    let mut fresh_ping = |n| timed(n, || Ok(runtime.client()?.ping()?));
+    let ops = plan.instance_ops();
+    let [get, ping]: [Samples; 2] =
+        interleave(plan.batches, true, &mut [Side::new(ops, &mut fresh_get), Side::new(ops, &mut fresh_ping)])?.try_into().expect("two sides");
+    report.time("fresh instance + shared-hit get (Runtime, no HTTP)", &get, None);
+    report.time("fresh instance + empty call (Runtime, no HTTP)", &ping, None);
+    report.ratio("fresh instance: shared-hit get / empty call", ratio(&get, &ping), None);
+
+    report.count("store ops per unsampled shared hit (fresh): reads", most(|c| c.reads), Some(1.0));
+    report.count("store ops per unsampled shared hit (fresh): writes", most(|c| c.writes), Some(0.0));
+    report.count("  shared hits that flushed sampled counts (~1/16)", flushing.len() as f64 / hits.len() as f64, None);
     report.count("store ops per miss (fresh instance): reads", missed.0, None);
     report.count("store ops per miss (fresh instance): writes", missed.1, None);
     report.count("store ops per stats, per environment: reads", stats.0, None);

@@ -257,7 +257,7 @@ impl Bench {
     /// Figure 8: fresh and reused instances under `serve`, and store operations per read.
     pub fn edge(&self, report: &mut Report) -> Result<()> {
         super::edge::serve_figures(&self.plan, &self.config, HIT_ENV, NAME, self.scratch.warm_cache(), report)?;
-        super::edge::store_figures(&self.config, HIT_ENV, MISS_ENV, NAME, self.scratch.warm_cache(), report)
+        super::edge::store_figures(&self.plan, &self.config, HIT_ENV, MISS_ENV, NAME, self.scratch.warm_cache(), report)
     }
 }
 

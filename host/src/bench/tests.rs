@@ -9,7 +9,7 @@ fn bench_runs_end_to_end_with_minimal_iterations() {
     let report = measure(plan, GUEST_WASM).unwrap_or_else(|e| panic!("{e:#}"));
     assert!(report.all_finite_positive(), "{}", report.render(&plan));
     let table = report.render(&plan);
-    for row in ["cache-hit get, component", "fresh instance", "artifact load", "cache-miss get", "guest .wasm size", "ratio  hit get / empty call", "edge: fresh instance, cached secret", "ratio  fresh: secret / no-op route", "store ops per shared hit (fresh instance): writes"] {
+    for row in ["cache-hit get, component", "fresh instance", "artifact load", "cache-miss get", "guest .wasm size", "ratio  hit get / empty call", "edge: fresh instance, cached secret", "ratio  fresh: secret / no-op route", "store ops per unsampled shared hit (fresh): writes", "fresh instance + shared-hit get"] {
         assert!(table.contains(row), "missing {row:?} in\n{table}");
     }
     assert!(!table.contains(figures::VALUE), "the table must never show the secret value");

@@ -208,7 +208,6 @@ fn engine(runtime: &RuntimeOptions, options: &ServeOptions) -> wasmtime::Result<
     config.wasm_component_model_async(true).epoch_interruption(true);
     let slots = u32::try_from(options.max_in_flight.max(1)).unwrap_or(u32::MAX).saturating_add(IDLE_SLOTS);
     runtime::pooled(&mut config, slots, 2, runtime.memory_limit_bytes);
-    if std::env::var("EXP_PERFMAP").is_ok() { config.profiler(wasmtime::ProfilingStrategy::PerfMap); }
     Engine::new(&config)
 }
 
