@@ -89,6 +89,9 @@ pub(in crate::engine) struct Layer {
     epochs: Vec<Option<Epoch>>,
     /// Values read ahead in this call's first `get-many`, taken by the lookups.
     prefetched: Vec<(String, Option<Vec<u8>>)>,
+    /// Entry ids and identities computed during this call (see
+    /// `Provider::cache_ids`): the read-ahead and the lookup need the same ones.
+    pub(in crate::engine) entry_ids: core::cell::RefCell<Vec<(usize, CacheKey, (String, Vec<u8>))>>,
     /// Whether this call used the store at all, and whether it wrote to it
     /// (its counts then go along exactly).
     pub(in crate::engine) touched: bool,
@@ -124,6 +127,7 @@ impl Layer {
             outbox: Vec::new(),
             epochs: Vec::new(),
             prefetched: Vec::new(),
+            entry_ids: core::cell::RefCell::new(Vec::new()),
             touched: false,
             wrote: false,
             calls: 0,
@@ -144,6 +148,7 @@ impl Layer {
         self.suspended = self.retry_at_ms.is_some_and(|at| now_ms < at);
         self.epochs.clear();
         self.prefetched.clear();
+        self.entry_ids.get_mut().clear();
         self.touched = false;
         self.wrote = false;
     }
