@@ -83,7 +83,7 @@ pub fn serve_figures(plan: &Plan, config: &BTreeMap<String, String>, env: &str, 
             let i = (round + k) % sides.len();
             let (addr, target) = sides[i];
             let result = load::run(&rt, &load_of(addr, target, plan.serve_ops()))?;
-            ensure!(result.failed == 0, "{} of {} GETs of {target} on {addr} failed", result.failed, result.ok + result.failed);
+            ensure!(result.failed == 0, "{} of {} GETs of {target} on {addr} failed (first: {})", result.failed, result.ok + result.failed, result.first_failure.as_deref().unwrap_or("?"));
             rates[i].push(result.per_second());
             if addr == fresh.local_addr() {
                 fresh_requests += result.ok;

@@ -43,6 +43,8 @@ pub struct LoadResult {
     pub failed: u64,
     pub elapsed: Duration,
     latencies: Vec<Duration>,
+    /// What the first failed request got (a status, or the client's error), for the message.
+    pub first_failure: Option<String>,
 }
 
 impl LoadResult {
@@ -79,12 +81,13 @@ async fn drive(load: Load) -> anyhow::Result<LoadResult> {
         tokio::spawn(connection);
         workers.push(tokio::spawn(worker(sender, load.clone(), issued.clone(), deadline)));
     }
-    let mut result = LoadResult { ok: 0, failed: 0, elapsed: Duration::ZERO, latencies: Vec::new() };
+    let mut result = LoadResult { ok: 0, failed: 0, elapsed: Duration::ZERO, latencies: Vec::new(), first_failure: None };
     for worker in workers {
-        let (ok, failed, latencies) = worker.await?;
+        let (ok, failed, latencies, failure) = worker.await?;
         result.ok += ok;
         result.failed += failed;
         result.latencies.extend(latencies);
+        result.first_failure = result.first_failure.or(failure);
     }
     result.elapsed = started.elapsed();
     result.latencies.sort_unstable();
@@ -96,8 +99,8 @@ async fn worker(
     load: Load,
     issued: Arc<AtomicU64>,
     deadline: Instant,
-) -> (u64, u64, Vec<Duration>) {
-    let (mut ok, mut failed, mut latencies) = (0, 0, Vec::new());
+) -> (u64, u64, Vec<Duration>, Option<String>) {
+    let (mut ok, mut failed, mut latencies, mut failure) = (0, 0, Vec::new(), None);
     while issued.fetch_add(1, Ordering::Relaxed) < load.requests && Instant::now() < deadline {
         let mut request = Request::get(&load.target).header("host", load.addr.to_string());
         if let Some(auth) = &load.authorization {
@@ -110,8 +113,23 @@ async fn worker(
         let start = Instant::now();
         let answered = match sender.send_request(request).await {
             // The body is read to the end: a keep-alive connection is reusable only then.
-            Ok(response) => response.status() == load.expect_status && response.into_body().collect().await.is_ok(),
-            Err(_) => false,
+            Ok(response) => {
+                let status = response.status();
+                match response.into_body().collect().await {
+                    Ok(_) if status == load.expect_status => Ok(()),
+                    // The status only: a body could hold a secret.
+                    Ok(_) => Err(format!("HTTP {status}")),
+                    Err(e) => Err(format!("HTTP {status}, body: {e}")),
+                }
+            }
+            Err(e) => Err(format!("{e}")),
+        };
+        let answered = match answered {
+            Ok(()) => true,
+            Err(why) => {
+                failure.get_or_insert(why);
+                false
+            }
         };
         if answered {
             ok += 1;
@@ -123,7 +141,7 @@ async fn worker(
             }
         }
     }
-    (ok, failed, latencies)
+    (ok, failed, latencies, failure)
 }
 
 #[cfg(test)]
@@ -133,10 +151,10 @@ mod tests {
     #[test]
     fn quantiles_use_the_nearest_rank() {
         let latencies = (1..=100).map(Duration::from_millis).collect();
-        let r = LoadResult { ok: 100, failed: 0, elapsed: Duration::from_secs(2), latencies };
+        let r = LoadResult { ok: 100, failed: 0, elapsed: Duration::from_secs(2), latencies, first_failure: None };
         assert_eq!((r.quantile(0.5), r.quantile(0.99), r.quantile(1.0)), (Duration::from_millis(50), Duration::from_millis(99), Duration::from_millis(100)));
         assert_eq!(r.per_second(), 50.0);
-        let empty = LoadResult { ok: 0, failed: 0, elapsed: Duration::from_secs(1), latencies: vec![] };
+        let empty = LoadResult { ok: 0, failed: 0, elapsed: Duration::from_secs(1), latencies: vec![], first_failure: None };
         assert_eq!(empty.quantile(0.5), Duration::ZERO);
     }
 

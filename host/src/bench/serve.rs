@@ -66,7 +66,7 @@ pub fn figures(plan: &Plan, config: &BTreeMap<String, String>, env: &str, name: 
         for through_serve in order {
             let (addr, side) = if through_serve { (server.local_addr(), &mut wasm) } else { (native, &mut plain) };
             let result = load::run(&rt, &load_of(addr, plan.serve_ops()))?;
-            ensure!(result.failed == 0, "{} of {} GETs to {addr} failed", result.failed, result.ok + result.failed);
+            ensure!(result.failed == 0, "{} of {} GETs to {addr} failed (first: {})", result.failed, result.ok + result.failed, result.first_failure.as_deref().unwrap_or("?"));
             side.push(&result);
         }
     }
