@@ -72,6 +72,9 @@ pub struct SharedSpec {
 }
 
 /// Shared state as configured and resolved at load time.
+// Built once per instance and moved into the provider: the prepared key's
+// size (its HMAC states) is no reason to box it.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum SharedSetup {
     /// No `shared` object in the policy: in-memory state only.

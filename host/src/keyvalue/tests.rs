@@ -73,3 +73,26 @@ fn get_many_answers_each_key_in_order_absent_ones_included() {
     let pairs = view.get_many(Resource::new_borrow(bucket.rep()), keys).unwrap().unwrap();
     assert_eq!(pairs, vec![("absent".to_string(), None), ("x".to_string(), Some(b"1".to_vec()))]);
 }
+
+#[test]
+fn the_binding_counts_reads_and_writes_per_call_whatever_the_key_count() {
+    let kv = KeyValue::memory();
+    let mut table = ResourceTable::new();
+    let mut view = WasiKeyValue::new(&kv, &mut table);
+    let bucket = open(&mut view);
+    let b = || Resource::new_borrow(bucket.rep());
+    assert_eq!(kv.operations(), KvOperations::default(), "opening a bucket is no store operation");
+    view.set(b(), "k".into(), b"v".to_vec()).unwrap().unwrap();
+    view.get(b(), "k".into()).unwrap().unwrap();
+    view.get_many(b(), vec!["k".into(), "x".into(), "y".into()]).unwrap().unwrap();
+    assert_eq!(kv.operations(), KvOperations { reads: 2, writes: 1 }, "one get-many is one read");
+    // Adding zero is still a write for Redis (INCRBY); a compare-and-swap is a read, then a write.
+    view.increment(b(), "n".into(), 0).unwrap().unwrap();
+    let cas = view.new(b(), "k".into()).unwrap().unwrap();
+    view.swap(cas, b"w".to_vec()).unwrap().unwrap();
+    view.set_many(b(), vec![("a".into(), b"1".to_vec()), ("c".into(), b"2".to_vec())]).unwrap().unwrap();
+    view.delete(b(), "a".into()).unwrap().unwrap();
+    let before = KvOperations { reads: 2, writes: 1 };
+    assert_eq!(kv.operations() - before, KvOperations { reads: 1, writes: 4 });
+    assert_eq!(kv.clone().operations().total(), 8, "clones share the counts");
+}

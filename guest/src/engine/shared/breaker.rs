@@ -23,6 +23,9 @@ enum Round<R> {
     Unusable,
 }
 
+/// A breaker's environment, tier, bucket key and identity.
+pub(in crate::engine) type BreakerIds = (usize, usize, String, Vec<u8>);
+
 impl Provider {
     /// Brings every environment's breaker copy up to date with shared state
     /// (before `health`, so a fresh instance reports what all see): one
@@ -40,7 +43,7 @@ impl Provider {
     }
 
     /// Every tier's breaker as (environment, tier, bucket key, identity).
-    pub(in crate::engine) fn breaker_ids_all(&self) -> Option<Vec<(usize, usize, String, Vec<u8>)>> {
+    pub(in crate::engine) fn breaker_ids_all(&self) -> Option<Vec<BreakerIds>> {
         let mut out = Vec::new();
         for env in 0..self.envs.len() {
             for tier in 0..self.envs[env].tiers.len() {

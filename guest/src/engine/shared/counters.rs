@@ -82,7 +82,7 @@ impl Provider {
         let scale = match hand {
             Hand::Later => return,
             Hand::Exact => 1,
-            Hand::Sampled if io.random.next_u64() % sample == 0 => sample,
+            Hand::Sampled if io.random.next_u64().is_multiple_of(sample) => sample,
             Hand::Sampled => 0,
         };
         // Whatever happens below, the next attempt waits for its turn: a failing store must

@@ -74,6 +74,9 @@ pub const LEASE_POLL_MS: u64 = 20;
 /// After a store failure, how long the store is left alone (monotonic ms).
 pub const STORE_BACKOFF_MS: u64 = 1_000;
 
+/// An entry's environment and key, with its bucket key and identity.
+pub(in crate::engine) type EntryIds = (usize, CacheKey, (String, Vec<u8>));
+
 /// The shared-state layer of a provider.
 pub(in crate::engine) struct Layer {
     pub(in crate::engine) ready: Option<Ready>,
@@ -91,7 +94,7 @@ pub(in crate::engine) struct Layer {
     prefetched: Vec<(String, Option<Vec<u8>>)>,
     /// Entry ids and identities computed during this call (see
     /// `Provider::cache_ids`): the read-ahead and the lookup need the same ones.
-    pub(in crate::engine) entry_ids: core::cell::RefCell<Vec<(usize, CacheKey, (String, Vec<u8>))>>,
+    pub(in crate::engine) entry_ids: core::cell::RefCell<Vec<EntryIds>>,
     /// Whether this call used the store at all, and whether it wrote to it
     /// (its counts then go along exactly).
     pub(in crate::engine) touched: bool,
