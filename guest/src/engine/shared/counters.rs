@@ -102,6 +102,11 @@ impl Provider {
         self.shared.counts.owed.resize(envs, Vec::new());
         for env in 0..envs {
             let current = self.flat_counters(env);
+            if scale == 0 {
+                // Dropped (an unsampled call): nothing is owed, the baseline moves on.
+                self.shared.counts.seen[env] = current;
+                continue;
+            }
             let ledger = &mut self.shared.counts;
             ledger.seen[env].resize(current.len(), 0);
             ledger.owed[env].resize(current.len(), 0);
