@@ -294,6 +294,10 @@ pub(crate) fn pooled(config: &mut Config, instances: u32, components: u32, memor
         .total_core_instances(per(8))
         .total_memories(per(2))
         .total_tables(per(4))
+        // P3 (`serve`) runs guest tasks on fiber stacks from the pool: two per component
+        // instance, so a full pool of instances never waits on stacks (the default, 1000, was
+        // below `serve`'s 1088 slots). Address space only until used.
+        .total_stacks(per(2))
         .max_memory_size(memory_limit_bytes);
     // Resetting a slot for its next instance: with `PAGEMAP_SCAN` (Linux 6.7+; `Auto` falls
     // back elsewhere) only the pages an instance dirtied are restored with `memset`, up to these

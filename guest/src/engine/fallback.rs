@@ -24,7 +24,7 @@ impl Read {
     pub(super) fn of(job: &Job) -> Read {
         Read {
             env: job.env,
-            key: CacheKey { name: job.name.clone(), version: job.version.clone(), field: job.field.clone() },
+            key: job.cache_key(),
             trace: job.trace,
         }
     }

@@ -38,11 +38,13 @@ unsafe impl Send for InitialMemoryFirst {}
 // once (`donated`), grown pages are new memory.
 unsafe impl Allocator for InitialMemoryFirst {
     fn alloc(&self, size: usize) -> (*mut u8, usize, u32) {
-        if !self.donated.replace(true) {
+        if !self.donated.get() {
             // Only the addresses of the linker's symbols are taken (no read).
             let (base, end) = (ptr::addr_of!(__heap_base) as usize, ptr::addr_of!(__heap_end) as usize);
             let base = base.next_multiple_of(16);
+            // Too small for this request: keep it for a later, smaller one.
             if end > base && end - base >= size {
+                self.donated.set(true);
                 return (base as *mut u8, end - base, 0);
             }
         }

@@ -14,20 +14,16 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{ensure, Context as _, Result};
 use edge_secrets_host::serve::{ServeOptions, Server};
 use edge_secrets_host::{KeyValue, KvOperations, Request, Runtime, RuntimeOptions, Source};
 
-use super::load::{self, Load};
+use super::load;
 use super::stats::{interleave, ratio, timed, Samples, Side};
 use super::{Plan, Report, SERVE_CONNECTIONS};
 
-const CALLER_TOKEN: &str = "bench-caller-token-0123456789abcdef";
 const STATE_KEY: &str = "bench_state_key";
-/// Each round stops early after this long, whatever its request count.
-const ROUND_LIMIT: Duration = Duration::from_secs(10);
 /// A path the app answers itself (404) without calling the provider.
 const NO_OP_TARGET: &str = "/no-such-route";
 /// Fresh instances per store-operation figure.
@@ -47,8 +43,7 @@ pub fn with_shared_state(config: &BTreeMap<String, String>) -> Result<BTreeMap<S
 
 /// The four serve figures and their ratios.
 pub fn serve_figures(plan: &Plan, config: &BTreeMap<String, String>, env: &str, name: &str, cache_dir: PathBuf, report: &mut Report) -> Result<()> {
-    let mut config = with_shared_state(config)?;
-    config.insert("caller_tokens".into(), serde_json::json!({ env: [CALLER_TOKEN] }).to_string());
+    let config = super::serve::with_caller_token(&with_shared_state(config)?, env);
     let kv = KeyValue::memory();
     let start = |fresh: bool| {
         let options = ServeOptions { listen: SocketAddr::from(([127, 0, 0, 1], 0)), fresh_instance_per_request: fresh, ..ServeOptions::default() };
@@ -58,20 +53,13 @@ pub fn serve_figures(plan: &Plan, config: &BTreeMap<String, String>, env: &str, 
     let (fresh, reused) = (start(true)?, start(false)?);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let secret = format!("/v1/secrets/{env}/{name}");
-    let load_of = |addr: SocketAddr, target: &str, requests: u64| Load {
-        addr,
-        target: target.to_string(),
-        authorization: Some(format!("Bearer {CALLER_TOKEN}")),
-        expect_status: if target == NO_OP_TARGET { 404 } else { 200 },
-        connections: SERVE_CONNECTIONS,
-        requests,
-        time_limit: ROUND_LIMIT,
+    let load_of = |addr: SocketAddr, target: &str, requests: u64| {
+        super::serve::load_round(addr, target, if target == NO_OP_TARGET { 404 } else { 200 }, requests)
     };
     let sides = [(fresh.local_addr(), NO_OP_TARGET), (fresh.local_addr(), secret.as_str()), (reused.local_addr(), NO_OP_TARGET), (reused.local_addr(), secret.as_str())];
     // Warm-up: the first secret read fetches and publishes it; every side must answer as expected.
     for (addr, target) in sides {
-        let warm = load::run(&rt, &load_of(addr, target, (SERVE_CONNECTIONS * 4) as u64))?;
-        ensure!(warm.failed == 0 && warm.ok > 0, "warm-up GETs of {target} on {addr} failed ({} of {})", warm.failed, warm.ok + warm.failed);
+        load::run(&rt, &load_of(addr, target, (SERVE_CONNECTIONS * 4) as u64))?.all_answered(&format!("{target} on {addr} (warm-up)"))?;
     }
     let created = fresh.instances_created();
     let mut rates: [Samples; 4] = Default::default();
@@ -83,7 +71,7 @@ pub fn serve_figures(plan: &Plan, config: &BTreeMap<String, String>, env: &str, 
             let i = (round + k) % sides.len();
             let (addr, target) = sides[i];
             let result = load::run(&rt, &load_of(addr, target, plan.serve_ops()))?;
-            ensure!(result.failed == 0, "{} of {} GETs of {target} on {addr} failed (first: {})", result.failed, result.ok + result.failed, result.first_failure.as_deref().unwrap_or("?"));
+            result.all_answered(&format!("{target} on {addr}"))?;
             rates[i].push(result.per_second());
             if addr == fresh.local_addr() {
                 fresh_requests += result.ok;

@@ -53,6 +53,19 @@ impl LoadResult {
         self.ok as f64 / self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
     }
 
+    /// Fails unless at least one request was sent and every one got its expected answer; the
+    /// error names `what`, how many failed and what the first failure got.
+    pub fn all_answered(&self, what: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.failed == 0 && self.ok > 0,
+            "{} of {} GETs of {what} failed (first: {})",
+            self.failed,
+            self.ok + self.failed,
+            self.first_failure.as_deref().unwrap_or("none answered")
+        );
+        Ok(())
+    }
+
     /// The `q` quantile (0..=1) of request latency (nearest rank).
     pub fn quantile(&self, q: f64) -> Duration {
         if self.latencies.is_empty() {

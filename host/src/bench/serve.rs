@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{ensure, Context as _, Result};
+use anyhow::{Context as _, Result};
 use edge_secrets_host::serve::{ServeOptions, Server};
 use edge_secrets_host::RuntimeOptions;
 
@@ -20,6 +20,27 @@ use super::{native_app, Plan, Report, SERVE_CONNECTIONS};
 const CALLER_TOKEN: &str = "bench-caller-token-0123456789";
 /// Each round stops early after this long, whatever its request count.
 const ROUND_LIMIT: Duration = Duration::from_secs(10);
+
+/// `config` with the app's setting that lets [`load_round`]'s token read `env`.
+pub(super) fn with_caller_token(config: &BTreeMap<String, String>, env: &str) -> BTreeMap<String, String> {
+    let mut config = config.clone();
+    config.insert("caller_tokens".into(), serde_json::json!({ env: [CALLER_TOKEN] }).to_string());
+    config
+}
+
+/// One round of load on `addr`: `requests` authorised GETs of `target` on the bench's
+/// connections, each expected to answer `expect_status`.
+pub(super) fn load_round(addr: SocketAddr, target: &str, expect_status: u16, requests: u64) -> Load {
+    Load {
+        addr,
+        target: target.to_string(),
+        authorization: Some(format!("Bearer {CALLER_TOKEN}")),
+        expect_status,
+        connections: SERVE_CONNECTIONS,
+        requests,
+        time_limit: ROUND_LIMIT,
+    }
+}
 
 /// What one side measured over the rounds.
 #[derive(Default)]
@@ -38,26 +59,15 @@ impl Side {
 }
 
 pub fn figures(plan: &Plan, config: &BTreeMap<String, String>, env: &str, name: &str, cache_dir: PathBuf, report: &mut Report) -> Result<()> {
-    let mut config = config.clone();
-    config.insert("caller_tokens".into(), serde_json::json!({ env: [CALLER_TOKEN] }).to_string());
+    let config = with_caller_token(config, env);
     let options = ServeOptions { listen: SocketAddr::from(([127, 0, 0, 1], 0)), ..ServeOptions::default() };
     let server = Server::start(config.clone(), RuntimeOptions::default().cache_dir(Some(cache_dir)), options).context("start serve")?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let native = native_app::start(&rt, config, env, name)?;
-
-    let load_of = |addr: SocketAddr, requests: u64| Load {
-        addr,
-        target: format!("/v1/secrets/{env}/{name}"),
-        authorization: Some(format!("Bearer {CALLER_TOKEN}")),
-        expect_status: 200,
-        connections: SERVE_CONNECTIONS,
-        requests,
-        time_limit: ROUND_LIMIT,
-    };
+    let target = format!("/v1/secrets/{env}/{name}");
     // Warm-up: fills both caches (and the server's instances), and checks both answer 200.
     for addr in [server.local_addr(), native] {
-        let warm = load::run(&rt, &load_of(addr, (SERVE_CONNECTIONS * 4) as u64))?;
-        ensure!(warm.failed == 0 && warm.ok > 0, "warm-up GETs to {addr} failed ({} of {})", warm.failed, warm.ok + warm.failed);
+        load::run(&rt, &load_round(addr, &target, 200, (SERVE_CONNECTIONS * 4) as u64))?.all_answered(&format!("{target} on {addr} (warm-up)"))?;
     }
 
     let (mut wasm, mut plain) = (Side::default(), Side::default());
@@ -65,8 +75,8 @@ pub fn figures(plan: &Plan, config: &BTreeMap<String, String>, env: &str, name: 
         let order = if round % 2 == 0 { [true, false] } else { [false, true] };
         for through_serve in order {
             let (addr, side) = if through_serve { (server.local_addr(), &mut wasm) } else { (native, &mut plain) };
-            let result = load::run(&rt, &load_of(addr, plan.serve_ops()))?;
-            ensure!(result.failed == 0, "{} of {} GETs to {addr} failed (first: {})", result.failed, result.ok + result.failed, result.first_failure.as_deref().unwrap_or("?"));
+            let result = load::run(&rt, &load_round(addr, &target, 200, plan.serve_ops()))?;
+            result.all_answered(&format!("{target} on {addr}"))?;
             side.push(&result);
         }
     }

@@ -86,7 +86,7 @@ impl Provider {
     /// A fresh shared answer for `job` (a value, or a cached not-found),
     /// copied into memory.
     pub(in crate::engine) fn shared_lookup(&mut self, job: &Job, io: &mut Io<'_>) -> Option<Result<Secret, Error>> {
-        let key = CacheKey { name: job.name.clone(), version: job.version.clone(), field: job.field.clone() };
+        let key = job.cache_key();
         let record = self.shared_record(job.env, &key, io)?;
         let state = &mut self.envs[job.env];
         let policy = state.env.spec.policy;
