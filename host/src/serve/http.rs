@@ -1,55 +1,90 @@
-//! The HTTP/1.1 front: accepts connections, hands each request to the `ProxyHandler`, and on
-//! shutdown stops accepting and lets in-flight requests finish (hyper's graceful shutdown: the
-//! current request on each connection completes, keep-alive ends).
+//! The HTTP/1.1 front: accepts connections (at most `max_connections` open), optionally runs
+//! TLS, hands each request to the `ProxyHandler`, and on shutdown stops accepting and lets
+//! in-flight requests finish (hyper's graceful shutdown: the current request on each connection
+//! completes, keep-alive ends).
+//!
+//! Hostile callers are held to: a deadline for each request head (hyper's timer, which also
+//! closes connections idle between requests), the connection cap, a request limit per
+//! connection, the `Host` check on loopback listeners and the authentication throttle.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use hyper::rt::{Read, Write};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::{oneshot, Semaphore};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
 use wasmtime_wasi_http::handler::{ExpirationError, InstantiationError, ProxyHandler};
 use wasmtime_wasi_http::{Error as HttpError, WasiBody};
 
+use super::host_header;
 use super::instances::Instances;
+use super::limits::{suppressed_note, RateLimitedLog, LOG_INTERVAL};
+use super::reply::{self, error};
+use super::throttle::AuthThrottle;
+
+/// What every connection shares.
+pub(crate) struct Front {
+    pub handler: ProxyHandler<Instances>,
+    /// Bounds host-side work: `ProxyHandler` queues without limit (its docs ask for this).
+    pub in_flight: Semaphore,
+    pub local: SocketAddr,
+    pub tls: Option<TlsAcceptor>,
+    pub header_read_timeout: Duration,
+    pub max_requests_per_connection: u32,
+    pub throttle: AuthThrottle,
+}
+
+/// One connection's counters.
+struct Connection {
+    peer: SocketAddr,
+    requests: AtomicU32,
+    auth_failures: AtomicU32,
+}
 
 /// Accepts until `stop` fires (or its sender is dropped), then drains within `grace`.
-pub(crate) async fn run(listener: TcpListener, handler: ProxyHandler<Instances>, in_flight: Arc<Semaphore>, stop: oneshot::Receiver<()>, grace: Duration) {
-    let local = listener.local_addr().ok();
+pub(crate) async fn run(listener: TcpListener, front: Arc<Front>, max_connections: usize, stop: oneshot::Receiver<()>, grace: Duration) {
     let graceful = GracefulShutdown::new();
+    let open = Arc::new(Semaphore::new(max_connections));
+    let (cap_log, accept_log) = (RateLimitedLog::new(LOG_INTERVAL), RateLimitedLog::new(LOG_INTERVAL));
     let mut stop = std::pin::pin!(stop);
     loop {
-        let stream = tokio::select! {
+        // The slot is taken before `accept`: at the cap, new connections wait in the kernel's
+        // listen backlog instead of each holding a descriptor here.
+        let permit = match open.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                cap_log.log(|n| {
+                    format!("edge-secrets serve: {max_connections} connections open (max_connections); new ones wait until one closes{}", suppressed_note(n))
+                });
+                tokio::select! {
+                    _ = &mut stop => break,
+                    permit = open.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+                }
+            }
+        };
+        let (stream, peer) = tokio::select! {
             _ = &mut stop => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
-                    eprintln!("edge-secrets serve: accept failed: {e}");
+                    accept_log.log(|n| format!("edge-secrets serve: accept failed: {e}{}", suppressed_note(n)));
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
         };
-        let _ = stream.set_nodelay(true);
-        let (handler, in_flight) = (handler.clone(), in_flight.clone());
-        let service = service_fn(move |request| {
-            let (handler, in_flight) = (handler.clone(), in_flight.clone());
-            async move { Ok::<_, Infallible>(respond(&handler, &in_flight, request, local).await) }
-        });
-        let connection = graceful.watch(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            // Client resets and the like end the connection; nothing to report.
-            let _ = connection.await;
-        });
+        tokio::spawn(connection(front.clone(), stream, peer, permit, graceful.watcher()));
     }
     drop(listener); // refuse new connections from here on
     if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
@@ -57,16 +92,62 @@ pub(crate) async fn run(listener: TcpListener, handler: ProxyHandler<Instances>,
     }
 }
 
-async fn respond(handler: &ProxyHandler<Instances>, in_flight: &Semaphore, request: hyper::Request<Incoming>, local: Option<SocketAddr>) -> hyper::Response<WasiBody> {
-    // Bounds host-side work: `ProxyHandler` queues without limit (its docs ask for this).
-    let Ok(_permit) = in_flight.acquire().await else {
+/// Serves one connection; `_slot` is its place under the connection cap.
+async fn connection(front: Arc<Front>, stream: TcpStream, peer: SocketAddr, _slot: OwnedSemaphorePermit, watcher: Watcher) {
+    let _ = stream.set_nodelay(true);
+    match &front.tls {
+        None => serve(front, TokioIo::new(stream), peer, watcher).await,
+        Some(tls) => {
+            // The handshake gets the same deadline as a request head: a silent client must not
+            // hold its slot.
+            let Ok(Ok(stream)) = tokio::time::timeout(front.header_read_timeout, tls.accept(stream)).await else { return };
+            serve(front, TokioIo::new(stream), peer, watcher).await
+        }
+    }
+}
+
+async fn serve<I: Read + Write + Unpin + Send + 'static>(front: Arc<Front>, io: I, peer: SocketAddr, watcher: Watcher) {
+    let mut builder = http1::Builder::new();
+    // Without a timer hyper's header-read timeout does nothing.
+    builder.timer(TokioTimer::new()).header_read_timeout(front.header_read_timeout);
+    let connection = Arc::new(Connection { peer, requests: AtomicU32::new(0), auth_failures: AtomicU32::new(0) });
+    let service = service_fn(move |request| {
+        let (front, connection) = (front.clone(), connection.clone());
+        async move { Ok::<_, Infallible>(answer(&front, &connection, request).await) }
+    });
+    // Client resets, timeouts and the like end the connection; nothing to report.
+    let _ = watcher.watch(builder.serve_connection(io, service)).await;
+}
+
+/// The connection's limits and the `Host` check, then the app.
+async fn answer(front: &Front, connection: &Connection, request: hyper::Request<Incoming>) -> hyper::Response<WasiBody> {
+    let nth = connection.requests.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+    let peer = connection.peer.ip();
+    let mut response = if let Some(refusal) = front.throttle.refusal(&connection.auth_failures, peer) {
+        refusal
+    } else if front.local.ip().is_loopback() && !host_header::allowed_on_loopback(request.headers()) {
+        error(421, "misdirected-request", "this server answers only loopback names (localhost, 127.0.0.1, [::1]) in Host")
+    } else {
+        let response = respond(front, request).await;
+        front.throttle.after_answer(&connection.auth_failures, peer, response.status()).await;
+        response
+    };
+    if nth >= front.max_requests_per_connection {
+        reply::close_after(&mut response);
+    }
+    response
+}
+
+async fn respond(front: &Front, request: hyper::Request<Incoming>) -> hyper::Response<WasiBody> {
+    let Ok(_permit) = front.in_flight.acquire().await else {
         return error(503, "unavailable", "the server is not taking requests");
     };
-    let request = match to_wasi(request, local) {
+    let scheme = if front.tls.is_some() { "https" } else { "http" };
+    let request = match to_wasi(request, scheme, front.local) {
         Ok(request) => request,
         Err(message) => return error(400, "invalid-request", message),
     };
-    match handler.handle((), request).await {
+    match front.handler.handle((), request).await {
         Ok(response) => response,
         Err(e) if e.is::<InstantiationError<()>>() => {
             eprintln!("edge-secrets serve: {e:#}");
@@ -80,29 +161,18 @@ async fn respond(handler: &ProxyHandler<Instances>, in_flight: &Semaphore, reque
     }
 }
 
-/// The request as wasi:http sees it: an absolute URI (`http://<Host>/path?query`), as Spin and
-/// `wasmtime serve` give the handler.
-fn to_wasi(request: hyper::Request<Incoming>, local: Option<SocketAddr>) -> Result<http::Request<WasiBody>, &'static str> {
+/// The request as wasi:http sees it: an absolute URI (`<scheme>://<Host>/path?query`), as Spin
+/// and `wasmtime serve` give the handler.
+fn to_wasi(request: hyper::Request<Incoming>, scheme: &str, local: SocketAddr) -> Result<http::Request<WasiBody>, &'static str> {
     let (mut parts, body) = request.into_parts();
     let authority = parts
         .headers
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
         .and_then(|h| h.parse::<http::uri::Authority>().ok())
-        .or_else(|| local.and_then(|a| a.to_string().parse().ok()))
+        .or_else(|| local.to_string().parse().ok())
         .ok_or("the request has no usable Host")?;
     let path = parts.uri.path_and_query().cloned().unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
-    parts.uri = http::Uri::builder().scheme("http").authority(authority).path_and_query(path).build().map_err(|_| "the request target is not a valid URI")?;
+    parts.uri = http::Uri::builder().scheme(scheme).authority(authority).path_and_query(path).build().map_err(|_| "the request target is not a valid URI")?;
     Ok(http::Request::from_parts(parts, body.map_err(HttpError::Hyper).boxed_unsync()))
-}
-
-/// A host-side failure, in the app's JSON error shape.
-fn error(status: u16, kind: &str, message: &str) -> hyper::Response<WasiBody> {
-    let body = serde_json::json!({ "error": kind, "message": message }).to_string();
-    let mut response = hyper::Response::new(Full::new(Bytes::from(body)).map_err(|never: Infallible| match never {}).boxed_unsync());
-    *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    let headers = response.headers_mut();
-    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
-    headers.insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
-    response
 }

@@ -16,9 +16,15 @@
 //!
 //! [`COMPOSED_APP_WASM`]: crate::COMPOSED_APP_WASM
 
+mod host_header;
 mod http;
 mod instances;
+mod limits;
+mod options;
+mod reply;
 mod state;
+mod throttle;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,6 +38,7 @@ use wasmtime_wasi_http::handler::ProxyHandler;
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 
 pub use instances::ReusePolicy;
+pub use options::{ServeOptions, TlsFiles};
 
 use crate::compile_cache;
 use crate::keyvalue::KeyValue;
@@ -41,36 +48,18 @@ use crate::wasi_config::WasiConfigVariables;
 use instances::Instances;
 use state::StoreSetup;
 
-/// Server knobs. Secret-free, so it derives `Debug`.
-#[derive(Debug, Clone)]
-pub struct ServeOptions {
-    /// Where to listen; port 0 picks a free port (see [`Server::local_addr`]).
-    pub listen: SocketAddr,
-    /// Every request gets a fresh instance (empty cache, closed breakers) instead of Spin's
-    /// reuse; the answers must be the same.
-    pub fresh_instance_per_request: bool,
-    /// Requests handled by the server at once; more wait for a slot.
-    pub max_in_flight: usize,
-    /// How long shutdown waits for in-flight requests.
-    pub shutdown_grace: Duration,
-}
-
-impl Default for ServeOptions {
-    fn default() -> Self {
-        ServeOptions {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            fresh_instance_per_request: false,
-            max_in_flight: 1024,
-            shutdown_grace: Duration::from_secs(30),
-        }
-    }
-}
-
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    /// A listen address that is not loopback, without TLS and without `allow_plaintext`.
+    #[error(
+        "refusing to serve plain HTTP on {addr}: it is not a loopback address, so bearer tokens and secret values \
+         would cross the network unencrypted; serve HTTPS (a TLS certificate and key) or allow plain HTTP explicitly \
+         (e.g. behind a TLS-terminating proxy)"
+    )]
+    Plaintext { addr: SocketAddr },
     #[error("{0}")]
     Setup(String),
 }
@@ -93,6 +82,11 @@ impl Server {
     /// `wasi:keyvalue` store (`keyvalue`: shared state, e.g. Redis) and a test clock.
     pub fn start(config: impl Into<WasiConfigVariables>, runtime: RuntimeOptions, options: ServeOptions) -> Result<Server, ServeError> {
         let config = config.into();
+        let (max_connections, note) = options.check()?;
+        if let Some(note) = note {
+            eprintln!("edge-secrets serve: {note}");
+        }
+        let tls = options.tls.as_ref().map(tls::acceptor).transpose()?;
         runtime::check_call_timeout(&config, runtime.call_timeout).map_err(|e| ServeError::Setup(e.to_string()))?;
         let engine = engine(&runtime, &options).map_err(|e| ServeError::Setup(format!("cannot create the engine: {e:#}")))?;
         let loaded = compile_cache::load(&engine, crate::COMPOSED_APP_WASM, runtime.cache_dir.as_deref())
@@ -147,12 +141,20 @@ impl Server {
             stopping: stopping.clone(),
         };
         let (stop, stopped) = oneshot::channel();
-        let in_flight = Arc::new(Semaphore::new(options.max_in_flight.max(1)));
+        let front = Arc::new(http::Front {
+            handler: ProxyHandler::new(instances),
+            in_flight: Semaphore::new(options.max_in_flight),
+            local: addr,
+            tls,
+            header_read_timeout: options.header_read_timeout,
+            max_requests_per_connection: options.max_requests_per_connection,
+            throttle: throttle::AuthThrottle::new(options.max_auth_failures_per_connection),
+        });
         let grace = options.shutdown_grace;
         let thread = std::thread::Builder::new()
             .name("edge-secrets-serve".into())
             .spawn(move || {
-                rt.block_on(http::run(listener, ProxyHandler::new(instances), in_flight, stopped, grace));
+                rt.block_on(http::run(listener, front, max_connections, stopped, grace));
                 // Drops idle instances and the pool's connections.
                 rt.shutdown_timeout(Duration::from_secs(1));
             })

@@ -32,12 +32,18 @@ impl App {
 
     /// `configure` adjusts the policy (after `dev` and `prod` are added).
     pub fn start_with(fresh_instance_per_request: bool, configure: impl FnOnce(PolicyBuilder) -> PolicyBuilder) -> App {
+        App::start_serving(ServeOptions { fresh_instance_per_request, ..options() }, configure)
+    }
+
+    #[allow(dead_code)] // each test file compiles its own copy; only some use this
+    /// Like [`App::start_with`] with the server's options given (start from [`options`]).
+    pub fn start_serving(options: ServeOptions, configure: impl FnOnce(PolicyBuilder) -> PolicyBuilder) -> App {
         let backend = FakeBackend::start();
         backend.expect_vault_token("t-vault");
         backend.put_vault("app/db", 1, &[("value", DB_PASSWORD), ("user", "admin")]);
         backend.put_vault("team/a/key", 4, &[("value", "k-4")]);
         let policy = configure(quick_defaults().vault("dev", &backend.url(), "t-vault").vault("prod", &backend.url(), "t-vault"));
-        let server = start_server(policy.config(), fresh_instance_per_request);
+        let server = start_server_with(policy.config(), options);
         let client = HttpClient::new(server.local_addr());
         App { backend, server, client }
     }
@@ -48,15 +54,18 @@ impl App {
     }
 }
 
-pub fn start_server(mut config: BTreeMap<String, String>, fresh_instance_per_request: bool) -> Server {
+pub fn start_server(config: BTreeMap<String, String>, fresh_instance_per_request: bool) -> Server {
+    start_server_with(config, ServeOptions { fresh_instance_per_request, ..options() })
+}
+
+/// The tests' server options: loopback, port 0, a shorter shutdown grace.
+pub fn options() -> ServeOptions {
+    ServeOptions { listen: SocketAddr::from(([127, 0, 0, 1], 0)), shutdown_grace: Duration::from_secs(10), ..ServeOptions::default() }
+}
+
+pub fn start_server_with(mut config: BTreeMap<String, String>, options: ServeOptions) -> Server {
     let tokens = serde_json::json!({ "dev": [DEV_TOKEN], "prod": PROD_TOKEN });
     config.insert("caller_tokens".into(), tokens.to_string());
-    let options = ServeOptions {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        fresh_instance_per_request,
-        shutdown_grace: Duration::from_secs(10),
-        ..ServeOptions::default()
-    };
     Server::start(config, test_options(), options).expect("start the server")
 }
 
