@@ -7,6 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use edge_secrets_host::serve::ServeOptions;
 use edge_secrets_tests::Fault;
 use support::{App, Reply, DB_PASSWORD, DEV_TOKEN, PROD_TOKEN};
 
@@ -66,7 +67,10 @@ fn stateless_answers_are_the_same_with_reuse_and_with_a_fresh_instance_per_reque
 }
 
 fn refusals(fresh: bool) {
-    let app = App::start(fresh);
+    // Eleven refusals on one keep-alive connection: above the default throttle (tested in
+    // serve_limits.rs), which would answer 429 from the sixth on.
+    let options = ServeOptions { fresh_instance_per_request: fresh, max_auth_failures_per_connection: 100, ..support::options() };
+    let app = App::start_serving(options, |p| p);
     // 401: no header, or not a Bearer header.
     for auth in [None, Some("Basic ZGV2OmRldg=="), Some("Bearer"), Some("Bearer two words")] {
         let r = app.client.get("/v1/secrets/dev/app/db", auth);

@@ -13,6 +13,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use edge_secrets_host::serve::ServeOptions;
+use edge_secrets_tests::Fault;
 use support::{options, App, DB_PASSWORD, DEV_TOKEN};
 
 /// Generous: every deadline under test is well below it.
@@ -39,9 +40,10 @@ fn request(path: &str, host: &str, token: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\r\n")
 }
 
-/// The status lines of the responses in `raw`, in order.
+/// The statuses of the responses in `raw`, in order. A status line can follow a body on the
+/// same line (bodies end without a newline); no body here contains "HTTP/1.1 ".
 fn statuses(raw: &str) -> Vec<u16> {
-    raw.lines().filter_map(|l| l.strip_prefix("HTTP/1.1 ")).map(|l| l[..3].parse().unwrap()).collect()
+    raw.match_indices("HTTP/1.1 ").map(|(at, _)| raw[at + 9..at + 12].parse().unwrap()).collect()
 }
 
 #[test]
@@ -131,6 +133,23 @@ fn failed_authentications_close_the_connection_with_429_and_others_still_read() 
 }
 
 #[test]
+fn a_backend_refusing_a_valid_caller_is_not_counted_as_a_failed_authentication() {
+    let app = App::start_serving(ServeOptions { header_read_timeout: Duration::from_secs(60), ..options() }, |p| p.set("dev", "retry.attempts", 1));
+    app.backend.set_fault_always(Some(Fault::vault_error(403, "permission denied")));
+    let mut stream = connect(addr_of(&app));
+    let mut reads = request("/v1/secrets/dev/app/db", "localhost", DEV_TOKEN).repeat(7);
+    reads.push_str("GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(reads.as_bytes()).unwrap();
+    let raw = read_until_closed(&mut stream).unwrap();
+    assert_eq!(statuses(&raw), [403, 403, 403, 403, 403, 403, 403, 200], "seven permission-denied answers, no 429");
+    assert_eq!(raw.matches("permission-denied").count(), 7, "the app's bodies pass through unchanged");
+}
+
+fn addr_of(app: &App) -> SocketAddr {
+    app.server.local_addr()
+}
+
+#[test]
 fn an_address_with_many_failures_gets_its_failing_answers_late() {
     let app = App::start_serving(options(), |p| p);
     let addr = app.server.local_addr();
@@ -166,7 +185,7 @@ fn a_loopback_listener_refuses_other_host_names() {
         assert_eq!(statuses(&raw), [421], "{host}");
         assert!(raw.contains(r#""error":"misdirected-request""#), "{host}: the JSON error shape");
         let mut stream = connect(addr);
-        stream.write_all(format!("{}Connection: close\r\n\r\n", request("/v1/secrets/dev/app/db", host, DEV_TOKEN).trim_end()).as_bytes()).unwrap();
+        stream.write_all(format!("{}\r\nConnection: close\r\n\r\n", request("/v1/secrets/dev/app/db", host, DEV_TOKEN).trim_end()).as_bytes()).unwrap();
         assert_eq!(statuses(&read_until_closed(&mut stream).unwrap()), [421], "{host}: secret reads too");
     }
     assert_eq!(app.backend.request_count(), 0, "refused before the app ran");

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use base64::Engine as _;
 use clap::Args;
-use edge_secrets_host::{Client, ConfigFile, KeyValue, Request, Runtime, Secret};
+use edge_secrets_host::{Client, ConfigFile, Request, Runtime, Secret};
 
 use super::exit;
 
@@ -22,11 +22,8 @@ pub struct GetArgs {
     pub name: String,
     #[command(flatten)]
     pub read: ReadArgs,
-    /// The `wasi:keyvalue` store for the component's shared state (when the policy has a
-    /// `shared` object): `memory` (this process only) or `redis://HOST:PORT[/DB]`, which every
-    /// host pointed at the same Redis shares.
-    #[arg(long, value_name = "URL", default_value = "memory")]
-    pub kv: String,
+    #[command(flatten)]
+    pub kv: super::kv::KvArgs,
 }
 
 /// Which version/field to read and how to print it (shared with `dev --get`).
@@ -63,10 +60,10 @@ pub fn run(args: GetArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    let config = match KeyValue::from_url(&args.kv) {
+    let config = match args.kv.open() {
         Ok(kv) => config.with_keyvalue(kv),
         Err(e) => {
-            eprintln!("edge-secrets: --kv {}: {e}", redact_url(&args.kv));
+            eprintln!("edge-secrets: {e}");
             return exit::USAGE;
         }
     };

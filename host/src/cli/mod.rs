@@ -4,6 +4,7 @@
 mod dev;
 pub mod exit;
 mod get;
+mod kv;
 mod serve;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};

@@ -2,9 +2,10 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
-use edge_secrets_host::serve::{ServeOptions, Server};
+use edge_secrets_host::serve::{ServeError, ServeOptions, Server, TlsFiles};
 use edge_secrets_host::ConfigFile;
 
 use super::exit;
@@ -27,11 +28,27 @@ pub struct ServeArgs {
     /// breakers then never outlive a request.
     #[arg(long)]
     pub fresh_instance_per_request: bool,
-    /// The `wasi:keyvalue` store for the component's shared state (policy `shared` object):
-    /// `memory` (this process) or `redis://HOST:PORT[/DB]`, so several hosts share one cache,
-    /// one breaker state and one set of counters.
-    #[arg(long, value_name = "URL", default_value = "memory")]
-    pub kv: String,
+    #[command(flatten)]
+    pub kv: super::kv::KvArgs,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Allow plain HTTP on a --listen address that is not loopback (e.g. behind a proxy that
+    /// terminates TLS). Without it such an address needs --tls-cert and --tls-key, since tokens
+    /// and secret values would cross the network unencrypted.
+    #[arg(long)]
+    pub allow_plaintext: bool,
+    /// Seconds a client has to send a request's headers (and finish a TLS handshake); also how
+    /// long a keep-alive connection may stay idle between requests.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout: u64,
+    /// Connections open at once; more wait in the listen backlog until one closes (lowered to
+    /// fit the open-file limit).
+    #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
 }
 
 pub fn run(args: ServeArgs) -> u8 {
@@ -54,23 +71,40 @@ pub fn run(args: ServeArgs) -> u8 {
     let mut runtime = config.options.clone();
     // The component's JSON log lines (secret-free by construction) go to our stderr.
     runtime.guest_stderr = true;
-    match edge_secrets_host::KeyValue::from_url(&args.kv) {
+    match args.kv.open() {
         Ok(kv) => runtime.keyvalue = Some(kv),
         Err(e) => {
-            eprintln!("edge-secrets: --kv {}: {e}", super::get::redact_url(&args.kv));
+            eprintln!("edge-secrets: {e}");
             return exit::USAGE;
         }
     }
-    let options = ServeOptions { listen: args.listen, fresh_instance_per_request: args.fresh_instance_per_request, ..ServeOptions::default() };
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert_chain), Some(private_key)) => Some(TlsFiles { cert_chain, private_key }),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let options = ServeOptions {
+        listen: args.listen,
+        fresh_instance_per_request: args.fresh_instance_per_request,
+        header_read_timeout: Duration::from_secs(args.header_timeout),
+        max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        tls,
+        allow_plaintext: args.allow_plaintext,
+        ..ServeOptions::default()
+    };
     let server = match Server::start(config.wasi_config.clone(), runtime, options) {
         Ok(server) => server,
+        Err(e @ ServeError::Plaintext { .. }) => {
+            eprintln!("edge-secrets: {e} (--tls-cert and --tls-key, or --allow-plaintext)");
+            return exit::USAGE;
+        }
         Err(e) => {
             eprintln!("edge-secrets: cannot start the server: {e}");
             return exit::code(edge_secrets_host::ErrorKind::Host);
         }
     };
     let mode = if args.fresh_instance_per_request { "a fresh instance per request" } else { "instances reused as by Spin" };
-    eprintln!("edge-secrets serve: listening on http://{} ({mode}); Ctrl-C or SIGTERM stops", server.local_addr());
+    eprintln!("edge-secrets serve: listening on {scheme}://{} ({mode}); Ctrl-C or SIGTERM stops", server.local_addr());
     if let Err(e) = wait_for_signal() {
         eprintln!("edge-secrets: cannot wait for signals: {e}");
     }

@@ -129,8 +129,7 @@ async fn answer(front: &Front, connection: &Connection, request: hyper::Request<
         error(421, "misdirected-request", "this server answers only loopback names (localhost, 127.0.0.1, [::1]) in Host")
     } else {
         let response = respond(front, request).await;
-        front.throttle.after_answer(&connection.auth_failures, peer, response.status()).await;
-        response
+        front.throttle.after_answer(&connection.auth_failures, peer, response).await
     };
     if nth >= front.max_requests_per_connection {
         reply::close_after(&mut response);

@@ -1,4 +1,4 @@
-//! Failed authentications (the app's 401 and 403 answers) cost the caller: a connection that
+//! Failed authentications (the app's 401 and `forbidden` 403 answers) cost the caller: a connection that
 //! collected `max_auth_failures_per_connection` is answered 429 and closed, and an address with
 //! many recent failures gets each further failing answer only after a growing delay. Answers
 //! that succeed are never delayed, so token holders behind the same address (NAT, loopback) are
@@ -6,11 +6,13 @@
 //! the count, never a token or header.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use http_body_util::{BodyExt, Full, Limited};
 use wasmtime_wasi_http::WasiBody;
 
 use super::limits::{RateLimitedLog, LOG_INTERVAL};
@@ -60,11 +62,12 @@ impl AuthThrottle {
         Some(response)
     }
 
-    /// Counts a failing answer (401/403) against the connection and the address, and waits
-    /// out the address's delay before the answer goes out.
-    pub(crate) async fn after_answer(&self, connection_failures: &AtomicU32, peer: IpAddr, status: http::StatusCode) {
-        if status != http::StatusCode::UNAUTHORIZED && status != http::StatusCode::FORBIDDEN {
-            return;
+    /// Counts an authentication failure against the connection and the address, and waits
+    /// out the address's delay before the answer goes out; passes other answers through.
+    pub(crate) async fn after_answer(&self, connection_failures: &AtomicU32, peer: IpAddr, response: hyper::Response<WasiBody>) -> hyper::Response<WasiBody> {
+        let (response, failed) = authentication_failed(response).await;
+        if !failed {
+            return response;
         }
         connection_failures.fetch_add(1, Ordering::Relaxed);
         let (failures, delay) = self.count_peer(peer, Instant::now());
@@ -72,6 +75,7 @@ impl AuthThrottle {
             self.event(peer, failures, "answer-delayed", Some(delay));
             tokio::time::sleep(delay).await;
         }
+        response
     }
 
     /// The address's failures including this one, and the delay its answer gets.
@@ -105,6 +109,30 @@ impl AuthThrottle {
         });
     }
 }
+
+/// Every 401 is a refused credential. A 403 is one only with the app's `forbidden` body: the
+/// app also answers 403 `permission-denied` when a backend refuses a valid caller, which must
+/// not count against that caller. 403 bodies are small JSON errors (never secret values), so
+/// they are read here (up to `MAX_403_BODY`) and passed on unchanged.
+async fn authentication_failed(response: hyper::Response<WasiBody>) -> (hyper::Response<WasiBody>, bool) {
+    match response.status() {
+        http::StatusCode::UNAUTHORIZED => (response, true),
+        http::StatusCode::FORBIDDEN => {
+            let (parts, body) = response.into_parts();
+            let collected = match Limited::new(body, MAX_403_BODY).collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(_) => return (reply::error(500, "internal", "the app's answer could not be read"), false),
+            };
+            let forbidden = serde_json::from_slice::<serde_json::Value>(&collected).is_ok_and(|v| v["error"] == "forbidden");
+            let body = Full::new(collected).map_err(|never: Infallible| match never {}).boxed_unsync();
+            (hyper::Response::from_parts(parts, body), forbidden)
+        }
+        _ => (response, false),
+    }
+}
+
+/// Larger 403 bodies are not the app's error shape.
+const MAX_403_BODY: usize = 64 * 1024;
 
 fn peer_delay(failures: u32) -> Option<Duration> {
     let excess = failures.checked_sub(PEER_FREE_FAILURES).filter(|e| *e > 0)?;

@@ -37,7 +37,7 @@ pub fn start(args: &[&str], envs: &[(&str, &str)]) -> Started {
         let mut line = String::new();
         assert!(stderr.read_line(&mut line).unwrap() > 0, "serve exited early: {seen}");
         seen.push_str(&line);
-        if let Some(rest) = line.split("listening on http://").nth(1) {
+        if let Some(rest) = line.split("listening on http://").nth(1).or_else(|| line.split("listening on https://").nth(1)) {
             break rest.split_whitespace().next().unwrap().parse().unwrap();
         }
     };

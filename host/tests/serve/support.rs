@@ -26,6 +26,7 @@ pub struct App {
 }
 
 impl App {
+    #[allow(dead_code)] // each test file compiles its own copy; only some use this
     pub fn start(fresh_instance_per_request: bool) -> App {
         App::start_with(fresh_instance_per_request, |p| p)
     }
@@ -54,6 +55,7 @@ impl App {
     }
 }
 
+#[allow(dead_code)] // each test file compiles its own copy; only some use this
 pub fn start_server(config: BTreeMap<String, String>, fresh_instance_per_request: bool) -> Server {
     start_server_with(config, ServeOptions { fresh_instance_per_request, ..options() })
 }
