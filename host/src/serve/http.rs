@@ -5,7 +5,8 @@
 //!
 //! Hostile callers are held to: a deadline for each request head (hyper's timer, which also
 //! closes connections idle between requests), the connection cap, a request limit per
-//! connection, the `Host` check on loopback listeners and the authentication throttle.
+//! connection, the `Host` check on loopback listeners, the authentication throttle, and one
+//! admin request (`/healthz`, `/metrics`) at a time.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -26,6 +27,7 @@ use tokio_rustls::TlsAcceptor;
 use wasmtime_wasi_http::handler::{ExpirationError, InstantiationError, ProxyHandler};
 use wasmtime_wasi_http::{Error as HttpError, WasiBody};
 
+use super::admin::AdminGate;
 use super::host_header;
 use super::instances::Instances;
 use super::limits::{suppressed_note, RateLimitedLog, LOG_INTERVAL};
@@ -42,6 +44,7 @@ pub(crate) struct Front {
     pub header_read_timeout: Duration,
     pub max_requests_per_connection: u32,
     pub throttle: AuthThrottle,
+    pub admin: AdminGate,
 }
 
 /// One connection's counters.
@@ -128,8 +131,13 @@ async fn answer(front: &Front, connection: &Connection, request: hyper::Request<
     } else if front.local.ip().is_loopback() && !host_header::allowed_on_loopback(request.headers()) {
         error(421, "misdirected-request", "this server answers only loopback names (localhost, 127.0.0.1, [::1]) in Host")
     } else {
-        let response = respond(front, request).await;
-        front.throttle.after_answer(&connection.auth_failures, peer, response).await
+        match front.admin.enter(request.uri().path()).await {
+            Err(busy) => busy,
+            Ok(_turn) => {
+                let response = respond(front, request).await;
+                front.throttle.after_answer(&connection.auth_failures, peer, response).await
+            }
+        }
     };
     if nth >= front.max_requests_per_connection {
         reply::close_after(&mut response);

@@ -16,6 +16,7 @@
 //!
 //! [`COMPOSED_APP_WASM`]: crate::COMPOSED_APP_WASM
 
+mod admin;
 mod host_header;
 mod http;
 mod instances;
@@ -149,6 +150,7 @@ impl Server {
             header_read_timeout: options.header_read_timeout,
             max_requests_per_connection: options.max_requests_per_connection,
             throttle: throttle::AuthThrottle::new(options.max_auth_failures_per_connection),
+            admin: admin::AdminGate::new(),
         });
         let grace = options.shutdown_grace;
         let thread = std::thread::Builder::new()

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use edge_secrets_host::serve::{ServeOptions, Server};
+use edge_secrets_host::RuntimeOptions;
 use edge_secrets_tests::harness::{quick_defaults, test_options};
 use edge_secrets_tests::{FakeBackend, PolicyBuilder};
 use http_body_util::{BodyExt, Empty};
@@ -39,12 +40,18 @@ impl App {
     #[allow(dead_code)] // each test file compiles its own copy; only some use this
     /// Like [`App::start_with`] with the server's options given (start from [`options`]).
     pub fn start_serving(options: ServeOptions, configure: impl FnOnce(PolicyBuilder) -> PolicyBuilder) -> App {
+        App::start_full(options, test_options(), configure)
+    }
+
+    #[allow(dead_code)] // each test file compiles its own copy; only some use this
+    /// Like [`App::start_serving`] with the runtime options given too (start from `test_options()`).
+    pub fn start_full(options: ServeOptions, runtime: RuntimeOptions, configure: impl FnOnce(PolicyBuilder) -> PolicyBuilder) -> App {
         let backend = FakeBackend::start();
         backend.expect_vault_token("t-vault");
         backend.put_vault("app/db", 1, &[("value", DB_PASSWORD), ("user", "admin")]);
         backend.put_vault("team/a/key", 4, &[("value", "k-4")]);
         let policy = configure(quick_defaults().vault("dev", &backend.url(), "t-vault").vault("prod", &backend.url(), "t-vault"));
-        let server = start_server_with(policy.config(), options);
+        let server = start_server_full(policy.config(), runtime, options);
         let client = HttpClient::new(server.local_addr());
         App { backend, server, client }
     }
@@ -65,10 +72,15 @@ pub fn options() -> ServeOptions {
     ServeOptions { listen: SocketAddr::from(([127, 0, 0, 1], 0)), shutdown_grace: Duration::from_secs(10), ..ServeOptions::default() }
 }
 
-pub fn start_server_with(mut config: BTreeMap<String, String>, options: ServeOptions) -> Server {
+#[allow(dead_code)] // each test file compiles its own copy; only some use this
+pub fn start_server_with(config: BTreeMap<String, String>, options: ServeOptions) -> Server {
+    start_server_full(config, test_options(), options)
+}
+
+pub fn start_server_full(mut config: BTreeMap<String, String>, runtime: RuntimeOptions, options: ServeOptions) -> Server {
     let tokens = serde_json::json!({ "dev": [DEV_TOKEN], "prod": PROD_TOKEN });
     config.insert("caller_tokens".into(), tokens.to_string());
-    Server::start(config, test_options(), options).expect("start the server")
+    Server::start(config, runtime, options).expect("start the server")
 }
 
 /// A response. No `Debug`: the body may be a secret.
