@@ -122,7 +122,7 @@ async fn serve<I: Read + Write + Unpin + Send + 'static>(front: Arc<Front>, io: 
     let _ = watcher.watch(builder.serve_connection(io, service)).await;
 }
 
-/// The connection's limits and the `Host` check, then the app.
+/// The connection's limits, the `Host` check and the admin gate, then the app.
 async fn answer(front: &Front, connection: &Connection, request: hyper::Request<Incoming>) -> hyper::Response<WasiBody> {
     let nth = connection.requests.fetch_add(1, Ordering::Relaxed).saturating_add(1);
     let peer = connection.peer.ip();
@@ -133,8 +133,9 @@ async fn answer(front: &Front, connection: &Connection, request: hyper::Request<
     } else {
         match front.admin.enter(request.uri().path()).await {
             Err(busy) => busy,
-            Ok(_turn) => {
+            Ok(turn) => {
                 let response = respond(front, request).await;
+                drop(turn); // not held through a throttle delay
                 front.throttle.after_answer(&connection.auth_failures, peer, response).await
             }
         }
