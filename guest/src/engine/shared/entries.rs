@@ -158,6 +158,14 @@ impl Provider {
         let mut published = Vec::new();
         for (env, key, answer, ttl) in core::mem::take(&mut self.shared.outbox) {
             let (Some(epoch), Some((id, identity))) = (self.known_epoch(env), self.cache_ids(env, &key)) else { continue };
+            // A not-found is shared only where the store held a record for the read (the
+            // secret was deleted, or an old not-found is renewed). Otherwise a caller asking
+            // for ever new names would add a record per name: the store is shared by every
+            // environment and host, and it would grow without bound. Instances asking for
+            // such a name again each ask the backend (a reused one still caches it in memory).
+            if matches!(answer, Outgoing::NotFound(_)) && !self.held_in_store(&id) {
+                continue;
+            }
             let wall = io.clock.wall_ms();
             let (expires_at_ms, fetched_at_ms) = (wall.saturating_add(ttl), wall);
             let record = match answer {

@@ -66,8 +66,23 @@ impl Provider {
 
     /// The sealed entry under `id` (of environment `env`) and the epoch it must
     /// carry: read ahead, or read now (with the epoch when this call does not
-    /// know it yet, still one operation). `None`: the store failed.
+    /// know it yet, still one operation). `None`: the store failed. An id found
+    /// holding anything is remembered for the call (see [`Self::held_in_store`]).
     pub(in crate::engine) fn read_entry(&mut self, env: usize, id: &str, io: &mut Io<'_>) -> Option<(Option<Vec<u8>>, Epoch)> {
+        let found = self.read_entry_value(env, id, io)?;
+        if found.0.is_some() && !self.held_in_store(id) {
+            self.shared.present.push(id.to_string());
+        }
+        Some(found)
+    }
+
+    /// Whether this call found a record under the entry `id`: the store held
+    /// that key before (a value, an old not-found, or anything unusable).
+    pub(in crate::engine) fn held_in_store(&self, id: &str) -> bool {
+        self.shared.present.iter().any(|held| held == id)
+    }
+
+    fn read_entry_value(&mut self, env: usize, id: &str, io: &mut Io<'_>) -> Option<(Option<Vec<u8>>, Epoch)> {
         if let Some(value) = self.shared.take_prefetched(id) {
             return Some((value, self.known_epoch(env)?));
         }

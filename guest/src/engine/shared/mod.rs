@@ -15,8 +15,8 @@
 //! | kind | identity | value | written by |
 //! |---|---|---|---|
 //! | `epoch` | environment | 16 random bytes, plain (absent: the initial epoch; any other length: an epoch of its own) | `invalidate` (`set`) |
-//! | `entry` | environment, its backend and URL, name, version, field | [`CacheRecord`](crate::shared::record::CacheRecord), carrying the epoch it was published under | the instance that fetched it (`set-many`) |
-//! | `lease` | environment, name, version | [`LeaseRecord`](crate::shared::record::LeaseRecord) | [`lease`] (watch + swap) |
+//! | `entry` | environment, its backend and URL, name, version, field | [`CacheRecord`](crate::shared::record::CacheRecord), carrying the epoch it was published under | the instance that fetched it (`set-many`); a not-found only over a key the store held |
+//! | `lease` | environment, name, version | [`LeaseRecord`](crate::shared::record::LeaseRecord) | [`lease`] (watch + swap; deleted when released) |
 //! | `breaker` | environment, tier's kind, tier | [`BreakerRecord`](crate::shared::record::BreakerRecord) | [`breaker`] (watch + swap, retried) |
 //! | `count` | environment, shard 0..[`counters::SHARDS`] | [`CountsRecord`](crate::shared::record::CountsRecord) | [`counters`] (watch + swap) |
 //! | `budget` | environment, calls/retries/last, slot | plain integer | [`budget`] (`increment`) |
@@ -37,7 +37,7 @@
 //! - **miss**: `get-many` (epoch + entry), lease watch + swap, budget
 //!   `increment`, breaker watch for the permit and for the outcome (a swap
 //!   only when the state changes), `set-many` of the fetched entries, count
-//!   watch + swap: 9. A lease is released (watch + swap) only when nothing was
+//!   watch + swap: 9. A lease is released (watch + delete) only when nothing was
 //!   published for it: waiters poll the entry, not the lease. The first
 //!   deposit in a budget slot also sweeps old slots ([`budget`]).
 //! - **stats**: one `get-many` of every environment's count shards and every
@@ -95,6 +95,9 @@ pub(in crate::engine) struct Layer {
     /// Entry ids and identities computed during this call (see
     /// `Provider::cache_ids`): the read-ahead and the lookup need the same ones.
     pub(in crate::engine) entry_ids: core::cell::RefCell<Vec<EntryIds>>,
+    /// Entry ids this call found holding a record (not-founds are shared only
+    /// over those: see `Provider::publish`).
+    present: Vec<String>,
     /// Whether this call used the store at all, and whether it wrote to it
     /// (its counts then go along exactly).
     pub(in crate::engine) touched: bool,
@@ -131,6 +134,7 @@ impl Layer {
             epochs: Vec::new(),
             prefetched: Vec::new(),
             entry_ids: core::cell::RefCell::new(Vec::new()),
+            present: Vec::new(),
             touched: false,
             wrote: false,
             calls: 0,
@@ -152,6 +156,7 @@ impl Layer {
         self.epochs.clear();
         self.prefetched.clear();
         self.entry_ids.get_mut().clear();
+        self.present.clear();
         self.touched = false;
         self.wrote = false;
     }
