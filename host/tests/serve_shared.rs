@@ -96,7 +96,7 @@ fn the_breaker_opens_across_fresh_instances() {
     assert_eq!(refused.error(), (503, "unavailable".to_string()));
     assert!(refused.header("retry-after").is_some());
     assert_eq!(app.backend.request_count(), 3, "the fourth instance sent nothing");
-    let health = app.get("/healthz", None).json();
+    let health = app.get("/healthz", Some(ADMIN_TOKEN)).json();
     let dev = health["environments"].as_array().unwrap().iter().find(|e| e["environment"] == "dev").unwrap();
     assert_eq!(dev["breaker"], "open");
     assert_eq!(health["shared"]["status"], "ok");
