@@ -10,7 +10,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
@@ -18,10 +18,13 @@ use wasmtime::Result;
 
 mod limits;
 mod memory;
+mod operations;
 mod redis;
 
 pub use limits::{Bounded, ValueLimits};
 pub use memory::MemoryBackend;
+pub use operations::KvOperations;
+use operations::Counts;
 pub use redis::RedisBackend;
 
 mod generated {
@@ -82,46 +85,6 @@ pub struct KeyValue {
     counts: Arc<Counts>,
     limits: ValueLimits,
     oversize: Arc<limits::OversizeLog>,
-}
-
-/// Store operations the guests made through the binding, by kind: what each one costs with a
-/// networked store (Redis: a round trip; Spin's SQLite: a query, a write for the writes). One
-/// `get-many` is one read, whatever its key count (Redis: one `MGET`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct KvOperations {
-    /// `get`, `exists`, `list-keys`, `get-many`, and the read that starts a compare-and-swap.
-    pub reads: u64,
-    /// `set`, `delete`, `increment` (even by zero: Redis `INCRBY` is a write), `swap`,
-    /// `set-many`, `delete-many`.
-    pub writes: u64,
-}
-
-impl KvOperations {
-    pub fn total(&self) -> u64 {
-        self.reads + self.writes
-    }
-}
-
-impl std::ops::Sub for KvOperations {
-    type Output = KvOperations;
-    fn sub(self, earlier: KvOperations) -> KvOperations {
-        KvOperations { reads: self.reads.saturating_sub(earlier.reads), writes: self.writes.saturating_sub(earlier.writes) }
-    }
-}
-
-#[derive(Default)]
-struct Counts {
-    reads: AtomicU64,
-    writes: AtomicU64,
-}
-
-impl Counts {
-    fn read(&self) {
-        self.reads.fetch_add(1, Ordering::Relaxed);
-    }
-    fn write(&self) {
-        self.writes.fetch_add(1, Ordering::Relaxed);
-    }
 }
 
 impl fmt::Debug for KeyValue {
