@@ -10,16 +10,21 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 use wasmtime::Result;
 
+mod limits;
 mod memory;
+mod operations;
 mod redis;
 
+pub use limits::{Bounded, ValueLimits};
 pub use memory::MemoryBackend;
+pub use operations::KvOperations;
+use operations::Counts;
 pub use redis::RedisBackend;
 
 mod generated {
@@ -57,12 +62,17 @@ pub trait KvBackend: Send + Sync {
     /// Every key of the bucket (for `list-keys`; buckets here are small).
     fn keys(&self, bucket: &str) -> Result<Vec<String>, KvError>;
     fn increment(&self, bucket: &str, key: &str, delta: i64) -> Result<i64, KvError>;
-    /// Writes `value` if the key still holds `expected` (`None`: absent). `Ok(false)` if not.
-    fn compare_and_swap(&self, bucket: &str, key: &str, expected: Option<&[u8]>, value: &[u8]) -> Result<bool, KvError>;
-    /// Reads several keys (`batch.get-many`), one value per key in order. The default reads
-    /// them one by one; a backend with a batch read (Redis `MGET`) makes it one round trip.
-    fn get_many(&self, bucket: &str, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, KvError> {
-        keys.iter().map(|key| self.get(bucket, key)).collect()
+    /// Writes `value` if the key still holds `expected`. `None` expects what a bounded read
+    /// answers as absent: no value, a value above `absent_above` bytes, or one that is not a
+    /// byte string (so a planted oversized record can be replaced). `Ok(false)` if not.
+    fn compare_and_swap(&self, bucket: &str, key: &str, expected: Option<&[u8]>, value: &[u8], absent_above: usize) -> Result<bool, KvError>;
+    /// Reads one or more keys for a guest (`get`, `get-many`, a compare-and-swap's read), one
+    /// answer per key in order, within `limits` (see [`ValueLimits`]). The default reads whole
+    /// values and then applies the limits; Redis and the memory store check lengths first and
+    /// read all keys in one round trip.
+    fn read_bounded(&self, bucket: &str, keys: &[String], limits: ValueLimits) -> Result<Vec<Bounded>, KvError> {
+        let values = keys.iter().map(|key| self.get(bucket, key)).collect::<Result<Vec<_>, _>>()?;
+        Ok(limits.apply(values))
     }
 }
 
@@ -73,46 +83,8 @@ pub struct KeyValue {
     backend: Arc<dyn KvBackend>,
     buckets: Arc<BTreeSet<String>>,
     counts: Arc<Counts>,
-}
-
-/// Store operations the guests made through the binding, by kind: what each one costs with a
-/// networked store (Redis: a round trip; Spin's SQLite: a query, a write for the writes). One
-/// `get-many` is one read, whatever its key count (Redis: one `MGET`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct KvOperations {
-    /// `get`, `exists`, `list-keys`, `get-many`, and the read that starts a compare-and-swap.
-    pub reads: u64,
-    /// `set`, `delete`, `increment` (even by zero: Redis `INCRBY` is a write), `swap`,
-    /// `set-many`, `delete-many`.
-    pub writes: u64,
-}
-
-impl KvOperations {
-    pub fn total(&self) -> u64 {
-        self.reads + self.writes
-    }
-}
-
-impl std::ops::Sub for KvOperations {
-    type Output = KvOperations;
-    fn sub(self, earlier: KvOperations) -> KvOperations {
-        KvOperations { reads: self.reads.saturating_sub(earlier.reads), writes: self.writes.saturating_sub(earlier.writes) }
-    }
-}
-
-#[derive(Default)]
-struct Counts {
-    reads: AtomicU64,
-    writes: AtomicU64,
-}
-
-impl Counts {
-    fn read(&self) {
-        self.reads.fetch_add(1, Ordering::Relaxed);
-    }
-    fn write(&self) {
-        self.writes.fetch_add(1, Ordering::Relaxed);
-    }
+    limits: ValueLimits,
+    oversize: Arc<limits::OversizeLog>,
 }
 
 impl fmt::Debug for KeyValue {
@@ -140,7 +112,53 @@ impl KeyValue {
 
     /// A store over `backend` that opens only the named buckets (others: `no-such-store`).
     pub fn new<'a>(backend: Arc<dyn KvBackend>, buckets: impl IntoIterator<Item = &'a str>) -> KeyValue {
-        KeyValue { backend, buckets: Arc::new(buckets.into_iter().map(str::to_string).collect()), counts: Arc::default() }
+        KeyValue {
+            backend,
+            buckets: Arc::new(buckets.into_iter().map(str::to_string).collect()),
+            counts: Arc::default(),
+            limits: ValueLimits::default(),
+            oversize: Arc::default(),
+        }
+    }
+
+    /// The same store with other bounds on what a guest reads and writes (default:
+    /// [`ValueLimits::default`]). Keep `per_value` at or above the largest record the policy
+    /// can publish (its `max_body_bytes` plus ~1 KiB): larger publications are refused.
+    pub fn with_limits(mut self, limits: ValueLimits) -> KeyValue {
+        self.limits = limits;
+        self
+    }
+
+    /// Reads `keys` for a guest: values within the limits, the rest absent (and logged).
+    fn read_for_guest(&self, bucket: &str, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        let answers = self.backend.read_bounded(bucket, keys, self.limits)?;
+        if answers.len() != keys.len() {
+            return Err(KvError("the store answered for other keys".into()));
+        }
+        Ok(keys
+            .iter()
+            .zip(answers)
+            .map(|(key, answer)| match answer {
+                Bounded::Value(v) => Some(v),
+                Bounded::Absent => None,
+                Bounded::TooLarge(len) => {
+                    self.oversize.note(key, len, self.limits);
+                    None
+                }
+            })
+            .collect())
+    }
+
+    fn read_one(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        Ok(self.read_for_guest(bucket, &[key.to_string()])?.pop().flatten())
+    }
+
+    /// Refuses a write the limits would then hide from every reader.
+    fn check_write(&self, value: &[u8]) -> Result<(), KvError> {
+        if value.len() > self.limits.per_value {
+            return Err(KvError(format!("a value of {} bytes is above the {}-byte limit", value.len(), self.limits.per_value)));
+        }
+        Ok(())
     }
 
     /// The operations every guest made through this store (and its clones) so far.
@@ -199,13 +217,13 @@ impl store::HostBucket for WasiKeyValue<'_> {
     fn get(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<Result<Option<Vec<u8>>, store::Error>> {
         let name = self.bucket(&bucket)?;
         self.kv.counts.read();
-        Ok(self.kv.backend.get(&name, &key).map_err(other))
+        Ok(self.kv.read_one(&name, &key).map_err(other))
     }
 
     fn set(&mut self, bucket: Resource<BucketHandle>, key: String, value: Vec<u8>) -> Result<Result<(), store::Error>> {
         let name = self.bucket(&bucket)?;
         self.kv.counts.write();
-        Ok(self.kv.backend.set(&name, &key, &value).map_err(other))
+        Ok(self.kv.check_write(&value).and_then(|()| self.kv.backend.set(&name, &key, &value)).map_err(other))
     }
 
     fn delete(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<Result<(), store::Error>> {
@@ -217,7 +235,7 @@ impl store::HostBucket for WasiKeyValue<'_> {
     fn exists(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<Result<bool, store::Error>> {
         let name = self.bucket(&bucket)?;
         self.kv.counts.read();
-        Ok(self.kv.backend.get(&name, &key).map(|v| v.is_some()).map_err(other))
+        Ok(self.kv.read_one(&name, &key).map(|v| v.is_some()).map_err(other))
     }
 
     fn list_keys(&mut self, bucket: Resource<BucketHandle>, cursor: Option<String>) -> Result<Result<store::KeyResponse, store::Error>> {
@@ -250,11 +268,14 @@ impl atomics::Host for WasiKeyValue<'_> {
     fn swap(&mut self, cas: Resource<CasHandle>, value: Vec<u8>) -> Result<Result<(), atomics::CasError>> {
         let handle = self.table.delete(cas)?;
         self.kv.counts.write();
-        match self.kv.backend.compare_and_swap(&handle.bucket, &handle.key, handle.seen.as_deref(), &value) {
+        if let Err(e) = self.kv.check_write(&value) {
+            return Ok(Err(atomics::CasError::StoreError(other(e))));
+        }
+        match self.kv.backend.compare_and_swap(&handle.bucket, &handle.key, handle.seen.as_deref(), &value, self.kv.limits.per_value) {
             Ok(true) => Ok(Ok(())),
             Ok(false) => {
                 // The guest gets a fresh handle on the current value, to retry with.
-                let current = self.kv.backend.get(&handle.bucket, &handle.key);
+                let current = self.kv.read_one(&handle.bucket, &handle.key);
                 let current = match current {
                     Ok(current) => current,
                     Err(e) => return Ok(Err(atomics::CasError::StoreError(other(e)))),
@@ -271,7 +292,7 @@ impl atomics::HostCas for WasiKeyValue<'_> {
     fn new(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<Result<Resource<CasHandle>, store::Error>> {
         let name = self.bucket(&bucket)?;
         self.kv.counts.read();
-        let seen = match self.kv.backend.get(&name, &key) {
+        let seen = match self.kv.read_one(&name, &key) {
             Ok(seen) => seen,
             Err(e) => return Ok(Err(other(e))),
         };
@@ -296,9 +317,8 @@ impl batch::Host for WasiKeyValue<'_> {
     ) -> Result<Result<Vec<(String, Option<Vec<u8>>)>, store::Error>> {
         let name = self.bucket(&bucket)?;
         self.kv.counts.read();
-        match self.kv.backend.get_many(&name, &keys) {
-            Ok(values) if values.len() == keys.len() => Ok(Ok(keys.into_iter().zip(values).collect())),
-            Ok(_) => Ok(Err(store::Error::Other("get-many: the store answered for other keys".into()))),
+        match self.kv.read_for_guest(&name, &keys) {
+            Ok(values) => Ok(Ok(keys.into_iter().zip(values).collect())),
             Err(e) => Ok(Err(other(e))),
         }
     }
@@ -306,6 +326,9 @@ impl batch::Host for WasiKeyValue<'_> {
     fn set_many(&mut self, bucket: Resource<BucketHandle>, key_values: Vec<(String, Vec<u8>)>) -> Result<Result<(), store::Error>> {
         let name = self.bucket(&bucket)?;
         self.kv.counts.write();
+        if let Some(e) = key_values.iter().find_map(|(_, value)| self.kv.check_write(value).err()) {
+            return Ok(Err(other(e)));
+        }
         for (key, value) in key_values {
             if let Err(e) = self.kv.backend.set(&name, &key, &value) {
                 return Ok(Err(other(e)));

@@ -27,7 +27,7 @@ use edge_secrets_tests::fake_backend::SplitMix64;
 use edge_secrets_tests::harness::quick_defaults;
 use edge_secrets_tests::{FakeBackend, Fault};
 use serde_json::{json, Value};
-use support::{start_server, HttpClient, Reply, DEV_TOKEN, PROD_TOKEN};
+use support::{start_server, HttpClient, Reply, ADMIN_TOKEN, DEV_TOKEN, PROD_TOKEN};
 
 const KEY: &str = "c4a05c4a05c4a05c4a05c4a05c4a05c4a05c4a05c4a05c4a05c4a05c4a05c4a0";
 const CALLERS: u64 = 16;
@@ -282,7 +282,7 @@ fn phase(label: &str, fresh_instance_per_request: bool, seed: u64) {
     for caller in callers {
         t.merge(caller.join().expect("a caller thread"));
     }
-    let metrics = HttpClient::new(addr).get("/metrics", None).text();
+    let metrics = HttpClient::new(addr).get("/metrics", Some(&format!("Bearer {ADMIN_TOKEN}"))).text();
     let elapsed = started.elapsed();
     let m = |name: &str, labels: &str| metric(&metrics, name, labels);
     let dev = r#"environment="dev""#;

@@ -12,7 +12,7 @@ use std::process::Command;
 use edge_secrets_host::dev_store::{DevStore, DevStoreOptions, Seed};
 
 const VALUE: &str = "pw-SENTINEL-7781";
-const CALLER: &str = "caller-SENTINEL-4410";
+const CALLER: &str = "caller-SENTINEL-4410-q8Zx";
 
 #[cfg(unix)]
 #[test]

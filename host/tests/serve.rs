@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use edge_secrets_host::serve::ServeOptions;
 use edge_secrets_tests::Fault;
-use support::{App, Reply, DB_PASSWORD, DEV_TOKEN, PROD_TOKEN};
+use support::{App, Reply, ADMIN_TOKEN, DB_PASSWORD, DEV_TOKEN, PROD_TOKEN};
 
 /// Status, sorted headers (without `date`) and body of one response.
 type Answer = (u16, Vec<(String, String)>, Vec<u8>);
@@ -148,7 +148,7 @@ fn rate_limits_and_open_breakers_carry_retry_after() {
     assert!((1..=3).contains(&seconds), "Retry-After {seconds} for a 2.5 s breaker");
     assert_eq!(app.backend.request_count(), 1, "an open breaker sends nothing");
 
-    let health = app.get("/healthz", None);
+    let health = app.get("/healthz", Some(ADMIN_TOKEN));
     assert_eq!(health.status, 200);
     let prod = health.json()["environments"].as_array().unwrap().iter().find(|e| e["environment"] == "prod").cloned().unwrap();
     assert_eq!(prod["breaker"], "open");
@@ -175,14 +175,16 @@ fn health_and_metrics_report_counters_without_secret_bytes() {
     assert_eq!(app.get("/v1/secrets/dev/app/db", Some(DEV_TOKEN)).status, 200);
     assert_eq!(app.get("/v1/secrets/dev/app/missing", Some(DEV_TOKEN)).status, 404);
 
-    let health = app.get("/healthz", None);
+    let health = app.get("/healthz", Some(ADMIN_TOKEN));
     assert_eq!((health.status, health.header("content-type")), (200, Some("application/json")));
     let body = health.json();
     assert_eq!(body["ok"], true);
     let envs: Vec<_> = body["environments"].as_array().unwrap().iter().map(|e| (e["environment"].as_str().unwrap().to_string(), e["breaker"].clone())).collect();
     assert_eq!(envs, [("dev".to_string(), "closed".into()), ("prod".to_string(), "closed".into())]);
 
-    let metrics = app.get("/metrics", None);
+    assert_eq!(app.get("/metrics", None).status, 401, "details need the admin token");
+    assert_eq!(app.get("/metrics", Some(DEV_TOKEN)).status, 403, "a caller token is not one");
+    let metrics = app.get("/metrics", Some(ADMIN_TOKEN));
     assert_eq!(metrics.status, 200);
     assert!(metrics.header("content-type").is_some_and(|c| c.starts_with("text/plain; version=0.0.4")));
     let text = metrics.text();

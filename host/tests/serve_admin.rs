@@ -11,10 +11,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use edge_secrets_host::keyvalue::{KvBackend, KvError, MemoryBackend, DEFAULT_BUCKET};
+use edge_secrets_host::keyvalue::{Bounded, KvBackend, KvError, MemoryBackend, ValueLimits, DEFAULT_BUCKET};
 use edge_secrets_host::KeyValue;
 use edge_secrets_tests::harness::test_options;
-use support::{options, App, HttpClient, DB_PASSWORD, DEV_TOKEN};
+use support::{options, App, HttpClient, ADMIN_TOKEN, DB_PASSWORD, DEV_TOKEN};
 
 const KEY: &str = "c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ff";
 
@@ -53,8 +53,11 @@ impl KvBackend for SlowStore {
     fn increment(&self, bucket: &str, key: &str, delta: i64) -> Result<i64, KvError> {
         self.call(|s| s.increment(bucket, key, delta))
     }
-    fn compare_and_swap(&self, bucket: &str, key: &str, expected: Option<&[u8]>, value: &[u8]) -> Result<bool, KvError> {
-        self.call(|s| s.compare_and_swap(bucket, key, expected, value))
+    fn compare_and_swap(&self, bucket: &str, key: &str, expected: Option<&[u8]>, value: &[u8], absent_above: usize) -> Result<bool, KvError> {
+        self.call(|s| s.compare_and_swap(bucket, key, expected, value, absent_above))
+    }
+    fn read_bounded(&self, bucket: &str, keys: &[String], limits: ValueLimits) -> Result<Vec<Bounded>, KvError> {
+        self.call(|s| s.read_bounded(bucket, keys, limits))
     }
 }
 
@@ -73,7 +76,7 @@ fn admin_requests_run_one_at_a_time_and_the_rest_wait_or_get_503() {
         .map(|i| {
             std::thread::spawn(move || {
                 let path = if i % 2 == 0 { "/metrics" } else { "/healthz" };
-                let reply = HttpClient::new(addr).get(path, None);
+                let reply = HttpClient::new(addr).get(path, Some(&format!("Bearer {ADMIN_TOKEN}")));
                 (reply.status, reply.header("retry-after").map(str::to_string))
             })
         })

@@ -12,7 +12,7 @@ use edge_secrets_tests::harness::quick_defaults;
 use edge_secrets_tests::moto::{SecretValue, REGION};
 use edge_secrets_tests::Moto;
 use serde_json::json;
-use support::{start_server, App, HttpClient, DB_PASSWORD, DEV_TOKEN, PROD_TOKEN};
+use support::{start_server, App, HttpClient, ADMIN_TOKEN, DB_PASSWORD, DEV_TOKEN, PROD_TOKEN};
 
 const KEY: &str = "c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ff";
 const ROLE_ID: &str = "role-serve";
@@ -33,7 +33,7 @@ fn fresh_instances_log_in_once_with_approle_and_serve_every_request() {
     assert!(app.server.instances_created() >= 5);
     assert_eq!(app.backend.login_count(), 1, "one login for five fresh instances");
     // The issued token and the ids appear in no answer the app gives.
-    let metrics = app.get("/metrics", None).text();
+    let metrics = app.get("/metrics", Some(ADMIN_TOKEN)).text();
     let health = app.get("/health", Some(DEV_TOKEN)).text();
     for text in [&metrics, &health] {
         assert!(!text.contains("hvs.fake") && !text.contains(SECRET_ID) && !text.contains(ROLE_ID));
@@ -75,6 +75,6 @@ fn an_aws_environment_serves_signed_reads_through_the_app() {
     assert_eq!(r.header("x-secret-version"), Some(version.as_str()));
     let r = client.get("/v1/secrets/prod/serve/api?version=AWSPREVIOUS", Some(&auth));
     assert_eq!(r.error(), (404, "not-found".to_string()), "one version: no AWSPREVIOUS yet");
-    let metrics = client.get("/metrics", None).text();
+    let metrics = client.get("/metrics", Some(&format!("Bearer {ADMIN_TOKEN}"))).text();
     assert!(!metrics.contains(&keys.secret_access_key) && !metrics.contains("k-aws-1"));
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use edge_secrets_host::keyvalue::DEFAULT_BUCKET;
 use edge_secrets_tests::Fault;
-use support::{App, DB_PASSWORD, DEV_TOKEN};
+use support::{App, ADMIN_TOKEN, DB_PASSWORD, DEV_TOKEN};
 
 const KEY: &str = "f00dfeedf00dfeedf00dfeedf00dfeedf00dfeedf00dfeedf00dfeedf00dfeed";
 
@@ -33,7 +33,7 @@ fn a_hundred_requests_on_fresh_instances_make_one_backend_request() {
     assert_eq!(app.backend.request_count(), 1);
     assert!(app.server.instances_created() >= 100);
     // Metrics from yet another fresh instance are the totals over all of them.
-    let metrics = app.get("/metrics", None).text();
+    let metrics = app.get("/metrics", Some(ADMIN_TOKEN)).text();
     assert_eq!(metric(&metrics, r#"edge_secrets_shared_hits_total{environment="dev""#), 99);
     assert_eq!(metric(&metrics, r#"edge_secrets_cache_misses_total{environment="dev""#), 100);
     assert_eq!(metric(&metrics, r#"edge_secrets_backend_calls_total{environment="dev""#), 1);
@@ -52,7 +52,7 @@ fn sampled_counts_on_fresh_instances_stay_consistent() {
         assert_eq!(app.get("/v1/secrets/dev/app/db", Some(DEV_TOKEN)).status, 200);
     }
     assert_eq!(app.backend.request_count(), 1);
-    let metrics = app.get("/metrics", None).text();
+    let metrics = app.get("/metrics", Some(ADMIN_TOKEN)).text();
     let shared_hits = metric(&metrics, r#"edge_secrets_shared_hits_total{environment="dev""#);
     let misses = metric(&metrics, r#"edge_secrets_cache_misses_total{environment="dev""#);
     assert_eq!(misses - shared_hits, 1, "the one backend read, counted exactly");
@@ -96,7 +96,7 @@ fn the_breaker_opens_across_fresh_instances() {
     assert_eq!(refused.error(), (503, "unavailable".to_string()));
     assert!(refused.header("retry-after").is_some());
     assert_eq!(app.backend.request_count(), 3, "the fourth instance sent nothing");
-    let health = app.get("/healthz", None).json();
+    let health = app.get("/healthz", Some(ADMIN_TOKEN)).json();
     let dev = health["environments"].as_array().unwrap().iter().find(|e| e["environment"] == "dev").unwrap();
     assert_eq!(dev["breaker"], "open");
     assert_eq!(health["shared"]["status"], "ok");
@@ -117,6 +117,6 @@ fn a_tampered_shared_entry_is_rejected_and_the_value_refetched() {
     let r = app.get("/v1/secrets/dev/app/db", Some(DEV_TOKEN));
     assert_eq!((r.status, &r.body[..], r.header("x-secret-source")), (200, DB_PASSWORD.as_bytes(), Some("backend")));
     assert_eq!(app.backend.request_count(), 2);
-    let metrics = app.get("/metrics", None).text();
+    let metrics = app.get("/metrics", Some(ADMIN_TOKEN)).text();
     assert!(metric(&metrics, r#"edge_secrets_shared_rejected_total{environment="dev""#) >= 1);
 }

@@ -9,7 +9,7 @@ mod process;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use edge_secrets_host::keyvalue::{KvBackend, RedisBackend};
+use edge_secrets_host::keyvalue::{Bounded, KvBackend, RedisBackend, ValueLimits};
 use edge_secrets_tests::{FakeBackend, Fault, RedisServer};
 
 const VALUE: &str = "redis-shared-SENTINEL-5521";
@@ -140,19 +140,45 @@ fn two_serve_processes_share_the_cache_through_redis() {
 fn redis_compare_and_swap_and_buckets() {
     let redis = RedisServer::start();
     let kv = RedisBackend::connect(&redis.url()).unwrap();
-    assert!(kv.compare_and_swap("b1", "k", None, b"one").unwrap(), "absent as expected: written");
-    assert!(!kv.compare_and_swap("b1", "k", None, b"two").unwrap(), "present now: refused");
-    assert!(!kv.compare_and_swap("b1", "k", Some(b"zzz"), b"two").unwrap());
-    assert!(kv.compare_and_swap("b1", "k", Some(b"one"), b"\x00binary\xff").unwrap());
+    let limit = 1 << 20;
+    assert!(kv.compare_and_swap("b1", "k", None, b"one", limit).unwrap(), "absent as expected: written");
+    assert!(!kv.compare_and_swap("b1", "k", None, b"two", limit).unwrap(), "present now: refused");
+    assert!(!kv.compare_and_swap("b1", "k", Some(b"zzz"), b"two", limit).unwrap());
+    assert!(kv.compare_and_swap("b1", "k", Some(b"one"), b"\x00binary\xff", limit).unwrap());
     assert_eq!(kv.get("b1", "k").unwrap().as_deref(), Some(&b"\x00binary\xff"[..]));
     assert_eq!(kv.get("b2", "k").unwrap(), None, "buckets do not share keys");
     assert_eq!(kv.increment("b1", "n", 3).unwrap(), 3);
-    // One MGET: a value (or none) per key, in the order asked, within the bucket.
+    // One round trip: an answer per key, in the order asked, within the bucket.
     let keys = ["k", "absent", "k"].map(String::from);
-    assert_eq!(kv.get_many("b1", &keys).unwrap(), vec![Some(b"\x00binary\xff".to_vec()), None, Some(b"\x00binary\xff".to_vec())]);
-    assert_eq!(kv.get_many("b2", &keys[..1]).unwrap(), vec![None]);
-    assert_eq!(kv.get_many("b1", &[]).unwrap(), Vec::<Option<Vec<u8>>>::new());
+    let value = Bounded::Value(b"\x00binary\xff".to_vec());
+    let limits = ValueLimits::default();
+    assert_eq!(kv.read_bounded("b1", &keys, limits).unwrap(), vec![value.clone(), Bounded::Absent, value]);
+    assert_eq!(kv.read_bounded("b2", &keys[..1], limits).unwrap(), vec![Bounded::Absent]);
+    assert_eq!(kv.read_bounded("b1", &[], limits).unwrap(), Vec::<Bounded>::new());
     kv.delete("b1", "k").unwrap();
     assert_eq!(kv.keys("b1").unwrap(), vec!["n".to_string()]);
     assert!(RedisBackend::connect("redis://127.0.0.1:1").is_err(), "nothing listens on port 1");
+}
+
+/// Someone with write access to Redis plants a value far larger than any record (issue 12: a
+/// 150 MB value trapped every read of its secret). Redis reports its length and never sends it;
+/// a key of another type reads as absent; both can be replaced by a compare-and-swap expecting
+/// absence, as the component does when it overwrites an unusable record.
+#[test]
+fn redis_reads_report_oversized_values_without_sending_them() {
+    let redis = RedisServer::start();
+    let kv = RedisBackend::connect(&redis.url()).unwrap();
+    let limits = ValueLimits::new(4096, 8192).unwrap();
+    let planted = 64 << 20;
+    let mut raw = redis::Client::open(redis.url()).unwrap().get_connection().unwrap();
+    redis::cmd("SETRANGE").arg("edge-secrets:b:big").arg(planted - 1).arg("x").exec(&mut raw).unwrap();
+    redis::cmd("RPUSH").arg("edge-secrets:b:list").arg("x").exec(&mut raw).unwrap();
+    kv.set("b", "small", b"ok").unwrap();
+    let keys = ["big", "list", "small"].map(String::from);
+    let read = kv.read_bounded("b", &keys, limits).unwrap();
+    assert_eq!(read, vec![Bounded::TooLarge(planted as u64), Bounded::Absent, Bounded::Value(b"ok".to_vec())]);
+    assert!(kv.compare_and_swap("b", "big", None, b"fresh", limits.per_value).unwrap(), "oversized counts as absent");
+    assert!(kv.compare_and_swap("b", "list", None, b"fresh", limits.per_value).unwrap(), "another type counts as absent");
+    assert!(!kv.compare_and_swap("b", "small", None, b"fresh", limits.per_value).unwrap(), "a usable value does not");
+    assert_eq!(kv.get("b", "big").unwrap().as_deref(), Some(&b"fresh"[..]));
 }

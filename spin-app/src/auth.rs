@@ -14,6 +14,17 @@
 //! inputs whatever the token lengths, and no early exit on the first differing byte. An
 //! environment with no tokens is compared against a dummy digest, so the timing of a
 //! refusal does not tell configured environments from others either.
+//!
+//! Tokens are checked for strength when the setting is read: one under 128 bits of entropy
+//! (shorter than 22 characters, or 32 when all are hex digits, or with fewer than 8 distinct
+//! characters) is refused with a `config` error naming the environment and position. A token
+//! that can be guessed makes the constant-time comparison pointless. Make them with e.g.
+//! `openssl rand -base64 32` or `openssl rand -hex 32`.
+//!
+//! `/metrics` and the detailed `/healthz` need a token of their own, from [`ADMIN_TOKENS_KEY`]
+//! (`admin_tokens`: one token, or a JSON list of tokens), so that callers who can read secrets
+//! cannot read operational details, and nobody without a token can make the app read every
+//! counter from the store.
 
 use std::collections::BTreeMap;
 
@@ -24,8 +35,18 @@ use subtle::{Choice, ConstantTimeEq};
 /// The setting holding the caller tokens.
 pub const CALLER_TOKENS_KEY: &str = "caller_tokens";
 
+/// The setting holding the admin tokens.
+pub const ADMIN_TOKENS_KEY: &str = "admin_tokens";
+
 /// Longest accepted token, in bytes (header lines have practical limits anyway).
 const MAX_TOKEN_LEN: usize = 4096;
+
+/// Shortest token, in characters, when all are hex digits (4 bits each) or not (~6 bits each
+/// for base64url; more for other visible ASCII): 128 bits either way.
+const MIN_HEX_LEN: usize = 32;
+const MIN_LEN: usize = 22;
+/// A random token of 22 or more characters has far more distinct ones; fewer means a pattern.
+const MIN_DISTINCT: usize = 8;
 
 type TokenDigest = [u8; 32];
 
@@ -58,22 +79,7 @@ impl CallerTokens {
             if !is_environment_name(&env) {
                 return Err(format!("{CALLER_TOKENS_KEY}: environment names must match [a-z0-9][a-z0-9_-]{{0,62}}"));
             }
-            let tokens: Vec<&Value> = match &value {
-                Value::String(_) => vec![&value],
-                Value::Array(list) if !list.is_empty() => list.iter().collect(),
-                _ => return Err(format!("{CALLER_TOKENS_KEY}.{env}: must be a token or a non-empty list of tokens")),
-            };
-            let mut digests = Vec::with_capacity(tokens.len());
-            for (i, token) in tokens.into_iter().enumerate() {
-                match token.as_str() {
-                    Some(t) if is_token(t.as_bytes()) => digests.push(digest(t.as_bytes())),
-                    _ => {
-                        return Err(format!(
-                            "{CALLER_TOKENS_KEY}.{env}[{i}]: tokens must be 1 to {MAX_TOKEN_LEN} visible ASCII characters (no spaces)"
-                        ))
-                    }
-                }
-            }
+            let digests = digests_of(&value, &format!("{CALLER_TOKENS_KEY}.{env}"))?;
             by_environment.insert(env, digests);
         }
         Ok(CallerTokens { by_environment })
@@ -95,6 +101,63 @@ impl CallerTokens {
     /// The environments with tokens (for diagnostics; names only).
     pub fn environments(&self) -> impl Iterator<Item = &str> {
         self.by_environment.keys().map(String::as_str)
+    }
+}
+
+/// The digests of a token or non-empty list of tokens at `place` (e.g. `caller_tokens.dev`), each
+/// checked for form and strength. Errors name the place and position, never a token.
+fn digests_of(value: &Value, place: &str) -> Result<Vec<TokenDigest>, String> {
+    let tokens: Vec<&Value> = match value {
+        Value::String(_) => vec![value],
+        Value::Array(list) if !list.is_empty() => list.iter().collect(),
+        _ => return Err(format!("{place}: must be a token or a non-empty list of tokens")),
+    };
+    let mut digests = Vec::with_capacity(tokens.len());
+    for (i, token) in tokens.into_iter().enumerate() {
+        let Some(token) = token.as_str().filter(|t| is_token(t.as_bytes())) else {
+            return Err(format!("{place}[{i}]: tokens must be 1 to {MAX_TOKEN_LEN} visible ASCII characters (no spaces)"));
+        };
+        if !is_strong(token.as_bytes()) {
+            return Err(format!(
+                "{place}[{i}]: the token is too weak: tokens need 128 bits of entropy, e.g. {MIN_LEN} or more random \
+                 base64url characters or {MIN_HEX_LEN} hex digits (`openssl rand -base64 32`)"
+            ));
+        }
+        digests.push(digest(token.as_bytes()));
+    }
+    Ok(digests)
+}
+
+/// Whether a token can hold 128 bits of entropy (see the module docs).
+fn is_strong(token: &[u8]) -> bool {
+    let hex = token.iter().all(u8::is_ascii_hexdigit);
+    let mut seen = [false; 128];
+    token.iter().for_each(|b| seen[usize::from(*b & 0x7f)] = true);
+    let distinct = seen.iter().filter(|s| **s).count();
+    token.len() >= if hex { MIN_HEX_LEN } else { MIN_LEN } && distinct >= MIN_DISTINCT
+}
+
+/// The parsed `admin_tokens` setting: digests only. No `Debug`.
+pub struct AdminTokens {
+    digests: Vec<TokenDigest>,
+}
+
+impl AdminTokens {
+    /// One bare token (the easy form for a Spin variable), a JSON string, or a JSON list.
+    pub fn parse(setting: &str) -> Result<AdminTokens, String> {
+        let trimmed = setting.trim();
+        let value = if trimmed.starts_with('[') || trimmed.starts_with('"') {
+            serde_json::from_str(trimmed).map_err(|e| format!("{ADMIN_TOKENS_KEY}: invalid JSON at line {} column {}", e.line(), e.column()))?
+        } else {
+            Value::String(trimmed.to_string())
+        };
+        Ok(AdminTokens { digests: digests_of(&value, ADMIN_TOKENS_KEY)? })
+    }
+
+    /// Whether `token` is an admin token, in constant time over the digests.
+    pub fn grants(&self, token: &[u8]) -> bool {
+        let presented = digest(token);
+        bool::from(self.digests.iter().fold(Choice::from(0), |acc, d| acc | d.ct_eq(&presented)))
     }
 }
 
@@ -163,19 +226,24 @@ fn digest(bytes: &[u8]) -> TokenDigest {
 mod tests {
     use super::*;
 
+    // Strong enough to load: 22+ characters, 8+ distinct.
+    const DEV1: &str = "dev-1-Xq7vK2pL9mN4rT8wY3";
+    const DEV2: &str = "dev-2-Xq7vK2pL9mN4rT8wY3";
+    const PROD: &str = "prod-Hc5jW1sD6fG0aE2uJ7";
+
     fn tokens() -> CallerTokens {
-        CallerTokens::parse(r#"{"dev": ["dev-1", "dev-2"], "prod": "prod-token"}"#).unwrap()
+        CallerTokens::parse(&format!(r#"{{"dev": ["{DEV1}", "{DEV2}"], "prod": "{PROD}"}}"#)).unwrap()
     }
 
     #[test]
     fn a_token_grants_only_its_own_environment() {
         let t = tokens();
-        assert!(t.grants("dev", b"dev-1") && t.grants("dev", b"dev-2") && t.grants("prod", b"prod-token"));
-        assert!(!t.grants("prod", b"dev-1"), "a dev token must not read prod");
-        assert!(!t.grants("dev", b"prod-token"));
-        assert!(!t.grants("dev", b"dev-"), "prefix");
-        assert!(!t.grants("dev", b"dev-10"), "extension");
-        assert!(!t.grants("qa", b"dev-1"), "unconfigured environment");
+        assert!(t.grants("dev", DEV1.as_bytes()) && t.grants("dev", DEV2.as_bytes()) && t.grants("prod", PROD.as_bytes()));
+        assert!(!t.grants("prod", DEV1.as_bytes()), "a dev token must not read prod");
+        assert!(!t.grants("dev", PROD.as_bytes()));
+        assert!(!t.grants("dev", &DEV1.as_bytes()[..DEV1.len() - 1]), "prefix");
+        assert!(!t.grants("dev", format!("{DEV1}0").as_bytes()), "extension");
+        assert!(!t.grants("qa", DEV1.as_bytes()), "unconfigured environment");
         assert!(!t.grants("qa", &[0u8; 0]));
         assert_eq!(t.environments().collect::<Vec<_>>(), ["dev", "prod"]);
     }
@@ -198,15 +266,17 @@ mod tests {
         let broken = || Err::<CallerTokens, &str>("unreadable");
         assert_eq!(check(&[], "dev", broken), Ok(Err(Refusal::Unauthenticated { malformed: false })));
         assert_eq!(check(&[b"Bearer x"], "dev", broken).err(), Some("unreadable"));
-        assert_eq!(check(&[b"Bearer dev-1"], "dev", || Ok::<_, ()>(tokens())), Ok(Ok(())));
-        assert_eq!(check(&[b"Bearer dev-1"], "prod", || Ok::<_, ()>(tokens())), Ok(Err(Refusal::Forbidden)));
+        let header = format!("Bearer {DEV1}");
+        assert_eq!(check(&[header.as_bytes()], "dev", || Ok::<_, ()>(tokens())), Ok(Ok(())));
+        assert_eq!(check(&[header.as_bytes()], "prod", || Ok::<_, ()>(tokens())), Ok(Err(Refusal::Forbidden)));
     }
 
     #[test]
     fn bad_settings_name_the_place_never_the_token() {
         let secret = "s3cr3t-token-value";
         let cases = [
-            (format!(r#"{{"dev": ["ok", "{secret} x"]}}"#), "caller_tokens.dev[1]: tokens must be"),
+            (format!(r#"{{"dev": ["{DEV1}", "{secret} x"]}}"#), "caller_tokens.dev[1]: tokens must be"),
+            (format!(r#"{{"dev": ["{DEV1}", "{secret}"]}}"#), "caller_tokens.dev[1]: the token is too weak"),
             (format!(r#"{{"dev": {{"t": "{secret}"}}}}"#), "caller_tokens.dev: must be a token or a non-empty list"),
             (r#"{"dev": []}"#.to_string(), "caller_tokens.dev: must be a token or a non-empty list"),
             (format!(r#"{{"Dev": "{secret}"}}"#), "caller_tokens: environment names must match"),
@@ -229,5 +299,30 @@ mod tests {
         for bad in ["", "Dev", "-dev", "d/e", "d%20", &"a".repeat(64)] {
             assert!(!is_environment_name(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn tokens_under_128_bits_are_refused_at_load_naming_the_place_never_the_token() {
+        for weak in ["t1", "let-me-in", "s3cr3t-token-value-21", &"ab".repeat(20), &"0123456789abcdef".repeat(2)[..31], "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"] {
+            let err = CallerTokens::parse(&format!(r#"{{"prod": ["{PROD}", "{weak}"]}}"#)).err().unwrap_or_else(|| panic!("accepted {weak}"));
+            assert!(err.starts_with("caller_tokens.prod[1]: the token is too weak"), "{err}");
+            assert!(!err.contains(weak), "{err}");
+            assert!(AdminTokens::parse(weak).is_err(), "admin {weak}");
+        }
+        for strong in [PROD, "0123456789abcdef0123456789abcdef", "Zm9vYmFyYmF6cXV4MTIzNDU2"] {
+            assert!(CallerTokens::parse(&format!(r#"{{"prod": "{strong}"}}"#)).is_ok(), "{strong}");
+        }
+    }
+
+    #[test]
+    fn admin_tokens_are_one_bare_token_or_json_and_grant_only_themselves() {
+        let bare = AdminTokens::parse(&format!(" {PROD}\n")).unwrap();
+        assert!(bare.grants(PROD.as_bytes()) && !bare.grants(DEV1.as_bytes()));
+        let list = AdminTokens::parse(&format!(r#"["{DEV1}", "{PROD}"]"#)).unwrap();
+        assert!(list.grants(DEV1.as_bytes()) && list.grants(PROD.as_bytes()) && !list.grants(DEV2.as_bytes()));
+        assert!(AdminTokens::parse(&format!(r#""{DEV2}""#)).unwrap().grants(DEV2.as_bytes()));
+        let err = AdminTokens::parse(r#"["s3cr3t"#).err().unwrap();
+        assert!(err.starts_with("admin_tokens: invalid JSON") && !err.contains("s3cr3t"), "{err}");
+        assert!(AdminTokens::parse("[]").err().unwrap().starts_with("admin_tokens: must be a token or a non-empty list"));
     }
 }

@@ -38,6 +38,12 @@ pub fn health(report: &HealthReport) -> Reply {
     Reply::json(if report.config_error.is_some() { 503 } else { 200 }, &body)
 }
 
+/// `/healthz` without credentials: the app runs. Reads nothing (no store operation, no
+/// configuration): a flood of it costs no more than the 404 route.
+pub fn liveness() -> Reply {
+    Reply::json(200, &json!({ "ok": true }))
+}
+
 /// The Prometheus exposition of `stats` and `health`.
 pub fn metrics(stats: &[EnvironmentStats], health: &HealthReport) -> Reply {
     let mut out = String::new();

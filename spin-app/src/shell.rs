@@ -39,7 +39,11 @@ async fn serve(request: Request) -> http::Response<FullBody<Bytes>> {
     let traceparent = request.headers().get_all("traceparent").iter().map(|v| v.as_bytes()).collect();
     let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
     let incoming = Incoming { method: request.method().as_str(), target, authorization, traceparent };
-    into_response(handler::handle(&incoming, &WasiConfig, &mut Provider))
+    let reply = handler::handle(&incoming, &WasiConfig, &mut Provider);
+    if let Some(event) = handler::refusal_event(&incoming, &reply) {
+        eprintln!("{event}");
+    }
+    into_response(reply)
 }
 
 fn into_response(reply: Reply) -> http::Response<FullBody<Bytes>> {

@@ -180,7 +180,7 @@ impl KvBackend for Down {
     fn increment(&self, _: &str, _: &str, _: i64) -> Result<i64, KvError> {
         Err(KvError("connection refused".into()))
     }
-    fn compare_and_swap(&self, _: &str, _: &str, _: Option<&[u8]>, _: &[u8]) -> Result<bool, KvError> {
+    fn compare_and_swap(&self, _: &str, _: &str, _: Option<&[u8]>, _: &[u8], _: usize) -> Result<bool, KvError> {
         Err(KvError("connection refused".into()))
     }
 }

@@ -44,6 +44,15 @@ impl Epoch {
         }
     }
 
+    /// When `invalidate` made it (wall ms, its last 8 bytes): how instances
+    /// order the epochs they have seen. Meaningful only for an epoch that came
+    /// out of a sealed record (an authentic one).
+    pub fn issued_at_ms(&self) -> u64 {
+        let mut at = [0u8; 8];
+        at.copy_from_slice(&self.0[8..]);
+        u64::from_be_bytes(at)
+    }
+
     /// A new epoch from 16 random bytes: never the initial one, so that an
     /// invalidation always hides the entries of a bucket never invalidated.
     pub fn fresh(mut bytes: [u8; 16]) -> Epoch {

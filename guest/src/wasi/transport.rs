@@ -146,6 +146,14 @@ fn build(outbound: &Outbound) -> Result<(OutgoingRequest, RequestOptions), Trans
     let r = &outbound.request;
     let invalid = |what: &str| TransportError::Rejected(format!("invalid request {what}"));
     let headers = super::wasi::http::types::Fields::from_list(&r.headers).map_err(|_| invalid("headers"))?;
+    // Every body we send is whole in memory: say its length, so the host frames it with
+    // `Content-Length` instead of chunking it (many proxies and simple servers refuse chunked
+    // requests; AWS SDKs always send a length). A POST without a body says 0.
+    if !r.body.is_empty() || matches!(r.method, http::Method::Post) {
+        headers
+            .append("content-length", r.body.len().to_string().as_bytes())
+            .map_err(|_| invalid("content-length"))?;
+    }
     let request = OutgoingRequest::new(headers);
     request.set_method(&match r.method {
         http::Method::Get => Method::Get,

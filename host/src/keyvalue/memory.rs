@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::{KvBackend, KvError};
+use super::{Bounded, KvBackend, KvError, ValueLimits};
 
 /// (bucket, key) → value, behind one lock: every operation, compare-and-swap included, is atomic.
 #[derive(Default)]
@@ -55,13 +55,31 @@ impl KvBackend for MemoryBackend {
         Ok(next)
     }
 
-    fn compare_and_swap(&self, bucket: &str, key: &str, expected: Option<&[u8]>, value: &[u8]) -> Result<bool, KvError> {
+    fn compare_and_swap(&self, bucket: &str, key: &str, expected: Option<&[u8]>, value: &[u8], absent_above: usize) -> Result<bool, KvError> {
         let mut data = self.lock();
         let key = id(bucket, key);
-        if data.get(&key).map(Vec::as_slice) != expected {
+        let current = data.get(&key).map(Vec::as_slice).filter(|v| v.len() <= absent_above);
+        if current != expected {
             return Ok(false);
         }
         data.insert(key, value.to_vec());
         Ok(true)
+    }
+
+    fn read_bounded(&self, bucket: &str, keys: &[String], limits: ValueLimits) -> Result<Vec<Bounded>, KvError> {
+        let data = self.lock();
+        let mut budget = limits.per_read;
+        // Lengths first: an oversized value is never copied.
+        Ok(keys
+            .iter()
+            .map(|key| match data.get(&id(bucket, key)) {
+                None => Bounded::Absent,
+                Some(v) if v.len() > limits.per_value || v.len() > budget => Bounded::TooLarge(v.len() as u64),
+                Some(v) => {
+                    budget -= v.len();
+                    Bounded::Value(v.clone())
+                }
+            })
+            .collect())
     }
 }

@@ -11,27 +11,51 @@ use std::time::Duration;
 
 use redis::{Client, Connection, Script};
 
-use super::{KvBackend, KvError};
+use super::{Bounded, KvBackend, KvError, ValueLimits};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 
 /// KEYS[1]: the key. ARGV[1]: "1" if a value is expected, else "0". ARGV[2]: the expected value.
-/// ARGV[3]: the new value. Returns 1 when written.
+/// ARGV[3]: the new value. ARGV[4]: the length above which a value counts as absent (as reads
+/// answer it; a value of another type too). Returns 1 when written.
 const CAS_SCRIPT: &str = r"
-local current = redis.call('GET', KEYS[1])
+local present = redis.call('TYPE', KEYS[1])['ok'] == 'string'
+  and redis.call('STRLEN', KEYS[1]) <= tonumber(ARGV[4])
 if ARGV[1] == '0' then
-  if current then return 0 end
-elseif current ~= ARGV[2] then
+  if present then return 0 end
+elseif not present or redis.call('GET', KEYS[1]) ~= ARGV[2] then
   return 0
 end
 redis.call('SET', KEYS[1], ARGV[3])
 return 1
 ";
 
+/// KEYS: the keys. ARGV[1]: the most bytes per value, ARGV[2]: in all. One answer per key: the
+/// value, nil (absent, or not a string), or the length of a value above the bounds, which is
+/// never sent (`STRLEN` first): a planted 150 MB value costs a few bytes on the wire.
+const READ_SCRIPT: &str = r"
+local out, budget = {}, tonumber(ARGV[2])
+for i, key in ipairs(KEYS) do
+  if redis.call('TYPE', key)['ok'] ~= 'string' then
+    out[i] = false
+  else
+    local n = redis.call('STRLEN', key)
+    if n > tonumber(ARGV[1]) or n > budget then
+      out[i] = n
+    else
+      budget = budget - n
+      out[i] = redis.call('GET', key)
+    end
+  end
+end
+return out
+";
+
 pub struct RedisBackend {
     client: Client,
     idle: Mutex<Vec<Connection>>,
     cas: Script,
+    read: Script,
 }
 
 fn error(e: redis::RedisError) -> KvError {
@@ -43,7 +67,7 @@ impl RedisBackend {
     /// Connects to `url` (`redis://host:port[/db]`) and checks the server answers.
     pub fn connect(url: &str) -> Result<RedisBackend, KvError> {
         let client = Client::open(url).map_err(|e| KvError(format!("invalid Redis URL: {e}")))?;
-        let backend = RedisBackend { client, idle: Mutex::new(Vec::new()), cas: Script::new(CAS_SCRIPT) };
+        let backend = RedisBackend { client, idle: Mutex::new(Vec::new()), cas: Script::new(CAS_SCRIPT), read: Script::new(READ_SCRIPT) };
         backend.with(|c| redis::cmd("PING").query::<String>(c))?;
         Ok(backend)
     }
@@ -94,27 +118,42 @@ impl KvBackend for RedisBackend {
         Ok(full.into_iter().filter_map(|k| k.strip_prefix(&prefix).map(str::to_string)).collect())
     }
 
-    fn get_many(&self, bucket: &str, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+    fn read_bounded(&self, bucket: &str, keys: &[String], limits: ValueLimits) -> Result<Vec<Bounded>, KvError> {
         if keys.is_empty() {
-            return Ok(Vec::new()); // MGET needs at least one key
+            return Ok(Vec::new());
         }
         // One round trip: a shared hit's epoch and entry, or every count shard and breaker for
-        // `stats`. Redis answers one value (or nil) per key, in order.
-        let full: Vec<String> = keys.iter().map(|key| key_of(bucket, key)).collect();
-        self.with(|c| redis::cmd("MGET").arg(&full).query(c))
+        // `stats`, lengths checked on the server before any value is sent.
+        let answers: Vec<redis::Value> = self.with(|c| {
+            let mut invocation = self.read.prepare_invoke();
+            for key in keys {
+                invocation.key(key_of(bucket, key));
+            }
+            invocation.arg(limits.per_value).arg(limits.per_read).invoke(c)
+        })?;
+        answers
+            .into_iter()
+            .map(|answer| match answer {
+                redis::Value::Nil => Ok(Bounded::Absent),
+                redis::Value::BulkString(bytes) => Ok(Bounded::Value(bytes)),
+                redis::Value::Int(len) => Ok(Bounded::TooLarge(len.max(0) as u64)),
+                _ => Err(KvError("redis: the read script answered an unexpected type".into())),
+            })
+            .collect()
     }
 
     fn increment(&self, bucket: &str, key: &str, delta: i64) -> Result<i64, KvError> {
         self.with(|c| redis::cmd("INCRBY").arg(key_of(bucket, key)).arg(delta).query(c))
     }
 
-    fn compare_and_swap(&self, bucket: &str, key: &str, expected: Option<&[u8]>, value: &[u8]) -> Result<bool, KvError> {
+    fn compare_and_swap(&self, bucket: &str, key: &str, expected: Option<&[u8]>, value: &[u8], absent_above: usize) -> Result<bool, KvError> {
         let written: i64 = self.with(|c| {
             self.cas
                 .key(key_of(bucket, key))
                 .arg(if expected.is_some() { "1" } else { "0" })
                 .arg(expected.unwrap_or_default())
                 .arg(value)
+                .arg(absent_above)
                 .invoke(c)
         })?;
         Ok(written == 1)

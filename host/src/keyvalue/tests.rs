@@ -58,8 +58,8 @@ fn buckets_do_not_share_keys() {
     backend.set("a", "k", b"1").unwrap();
     assert_eq!(backend.get("b", "k").unwrap(), None);
     assert_eq!(backend.keys("a").unwrap(), vec!["k".to_string()]);
-    assert!(backend.compare_and_swap("a", "k", None, b"2").map(|w| !w).unwrap(), "k exists: expecting absent fails");
-    assert!(backend.compare_and_swap("a", "k", Some(b"1"), b"2").unwrap());
+    assert!(backend.compare_and_swap("a", "k", None, b"2", 1 << 20).map(|w| !w).unwrap(), "k exists: expecting absent fails");
+    assert!(backend.compare_and_swap("a", "k", Some(b"1"), b"2", 1 << 20).unwrap());
 }
 
 #[test]
@@ -95,4 +95,30 @@ fn the_binding_counts_reads_and_writes_per_call_whatever_the_key_count() {
     let before = KvOperations { reads: 2, writes: 1 };
     assert_eq!(kv.operations() - before, KvOperations { reads: 1, writes: 4 });
     assert_eq!(kv.clone().operations().total(), 8, "clones share the counts");
+}
+
+#[test]
+fn values_above_the_limit_read_as_absent_can_be_replaced_and_are_never_written() {
+    let kv = KeyValue::memory().with_limits(ValueLimits::new(4096, 8192).unwrap());
+    let mut table = ResourceTable::new();
+    let mut view = WasiKeyValue::new(&kv, &mut table);
+    let bucket = open(&mut view);
+    let b = || Resource::new_borrow(bucket.rep());
+    // Planted behind the binding's back, as a store writer would.
+    kv.backend().set(DEFAULT_BUCKET, "big", &vec![7u8; 4097]).unwrap();
+    kv.backend().set(DEFAULT_BUCKET, "ok", b"v").unwrap();
+    assert_eq!(view.get(b(), "big".into()).unwrap().unwrap(), None);
+    assert!(!view.exists(b(), "big".into()).unwrap().unwrap());
+    let pairs = view.get_many(b(), vec!["big".into(), "ok".into()]).unwrap().unwrap();
+    assert_eq!(pairs, vec![("big".to_string(), None), ("ok".to_string(), Some(b"v".to_vec()))]);
+    // A compare-and-swap that saw it as absent replaces it.
+    let cas = view.new(b(), "big".into()).unwrap().unwrap();
+    assert_eq!(view.current(Resource::new_borrow(cas.rep())).unwrap().unwrap(), None);
+    view.swap(cas, b"fresh".to_vec()).unwrap().unwrap();
+    assert_eq!(kv.backend().get(DEFAULT_BUCKET, "big").unwrap(), Some(b"fresh".to_vec()));
+    // A guest cannot write what no guest could read.
+    assert!(view.set(b(), "k".into(), vec![0u8; 4097]).unwrap().is_err());
+    assert!(view.set_many(b(), vec![("a".into(), b"1".to_vec()), ("k".into(), vec![0u8; 4097])]).unwrap().is_err());
+    assert_eq!(kv.backend().get(DEFAULT_BUCKET, "a").unwrap(), None, "a refused batch writes nothing");
+    view.set(b(), "k".into(), vec![0u8; 4096]).unwrap().unwrap();
 }

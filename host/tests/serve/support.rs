@@ -14,7 +14,9 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 
-pub const DEV_TOKEN: &str = "caller-dev-0123456789";
+pub const DEV_TOKEN: &str = "caller-dev-0123456789abcdef";
+/// The `admin_tokens` setting: `/metrics` and the detailed `/healthz` need it.
+pub const ADMIN_TOKEN: &str = "admin-Lm3nB8vC1xZ6qW0eR5tY";
 pub const PROD_TOKEN: &str = "caller-prod-0123456789";
 pub const DB_PASSWORD: &str = "pw-one-s3cr3t";
 
@@ -80,6 +82,7 @@ pub fn start_server_with(config: BTreeMap<String, String>, options: ServeOptions
 pub fn start_server_full(mut config: BTreeMap<String, String>, runtime: RuntimeOptions, options: ServeOptions) -> Server {
     let tokens = serde_json::json!({ "dev": [DEV_TOKEN], "prod": PROD_TOKEN });
     config.insert("caller_tokens".into(), tokens.to_string());
+    config.insert("admin_tokens".into(), ADMIN_TOKEN.to_string());
     Server::start(config, runtime, options).expect("start the server")
 }
 

@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use super::*;
 use crate::model::{BreakerState, EnvironmentHealth, EnvironmentStats, ErrorCounts, HealthReport, Secret, SecretRead, Histogram, TierStats};
 
-const TOKENS: &str = r#"{"dev": ["dev-token"], "prod": "prod-token"}"#;
+const TOKENS: &str = r#"{"dev": ["dev-Xq7vK2pL9mN4rT8wY3zB"], "prod": "prod-Hc5jW1sD6fG0aE2uJ7"}"#;
 
 struct FakeSettings(BTreeMap<String, String>);
 
@@ -18,8 +18,14 @@ fn histogram(counts: &[u64], sum_us: u64) -> Histogram {
     Histogram { bounds_us: vec![1, 2_500], counts: counts.to_vec(), sum_us }
 }
 
+/// The admin token `settings` configures.
+const ADMIN: &str = "admin-Lm3nB8vC1xZ6qW0eR5tY";
+const AS_ADMIN: &[&str] = &["Bearer admin-Lm3nB8vC1xZ6qW0eR5tY"];
+
 fn settings(tokens: Option<&str>) -> FakeSettings {
-    FakeSettings(tokens.map(|t| (CALLER_TOKENS_KEY.to_string(), t.to_string())).into_iter().collect())
+    let mut all: BTreeMap<String, String> = tokens.map(|t| (CALLER_TOKENS_KEY.to_string(), t.to_string())).into_iter().collect();
+    all.insert(crate::auth::ADMIN_TOKENS_KEY.to_string(), ADMIN.to_string());
+    FakeSettings(all)
 }
 
 /// Answers `dev/app/db` with `pw` (and `dev/old` with a stale value from tier 1); records
@@ -115,7 +121,7 @@ fn get_traced(target: &str, authorization: &[&str], traceparent: &[&str], secret
 #[test]
 fn an_authorized_read_returns_the_value() {
     let mut secrets = FakeSecrets::default();
-    let reply = get("/v1/secrets/dev/app%2Fdb?field=password&version=2", &["Bearer dev-token"], &mut secrets);
+    let reply = get("/v1/secrets/dev/app%2Fdb?field=password&version=2", &["Bearer dev-Xq7vK2pL9mN4rT8wY3zB"], &mut secrets);
     assert_eq!((reply.status, reply.body.as_slice()), (200, &b"pw"[..]));
     let expected = SecretRead {
         environment: "dev".into(),
@@ -137,9 +143,9 @@ fn refusals_happen_before_the_secrets_interface_is_touched() {
         ("/v1/secrets/dev/app/db", &["Basic ZGV2"], 401),
         ("/v1/secrets/dev/app/db", &["Bearer"], 401),
         ("/v1/secrets/dev/app/db", &["Bearer wrong"], 403),
-        ("/v1/secrets/prod/app/db", &["Bearer dev-token"], 403),
-        ("/v1/secrets/qa/app/db", &["Bearer dev-token"], 403),
-        ("/v1/secrets/d%65v/app/db", &["Bearer dev-token"], 403),
+        ("/v1/secrets/prod/app/db", &["Bearer dev-Xq7vK2pL9mN4rT8wY3zB"], 403),
+        ("/v1/secrets/qa/app/db", &["Bearer dev-Xq7vK2pL9mN4rT8wY3zB"], 403),
+        ("/v1/secrets/d%65v/app/db", &["Bearer dev-Xq7vK2pL9mN4rT8wY3zB"], 403),
         ("/v1/secrets/dev/%zz", &[], 401),
     ];
     for (target, auth, status) in cases {
@@ -151,7 +157,7 @@ fn refusals_happen_before_the_secrets_interface_is_touched() {
 #[test]
 fn refusal_bodies_do_not_depend_on_what_exists() {
     let mut secrets = FakeSecrets::default();
-    for auth in [&[][..], &["Bearer wrong"][..], &["Bearer dev-token"][..]] {
+    for auth in [&[][..], &["Bearer wrong"][..], &["Bearer dev-Xq7vK2pL9mN4rT8wY3zB"][..]] {
         let answers: Vec<(u16, Vec<u8>)> = ["/v1/secrets/prod/app/db", "/v1/secrets/prod/nope", "/v1/secrets/nowhere/app/db"]
             .iter()
             .map(|t| {
@@ -167,9 +173,9 @@ fn refusal_bodies_do_not_depend_on_what_exists() {
 #[test]
 fn a_malformed_name_or_query_is_a_400_after_authentication() {
     let mut secrets = FakeSecrets::default();
-    let reply = get("/v1/secrets/dev/a%zz", &["Bearer dev-token"], &mut secrets);
+    let reply = get("/v1/secrets/dev/a%zz", &["Bearer dev-Xq7vK2pL9mN4rT8wY3zB"], &mut secrets);
     assert_eq!(reply.status, 400);
-    let reply = get("/v1/secrets/dev/a?color=red", &["Bearer dev-token"], &mut secrets);
+    let reply = get("/v1/secrets/dev/a?color=red", &["Bearer dev-Xq7vK2pL9mN4rT8wY3zB"], &mut secrets);
     assert_eq!(reply.status, 400);
     assert!(secrets.reads.is_empty());
 }
@@ -177,9 +183,9 @@ fn a_malformed_name_or_query_is_a_400_after_authentication() {
 #[test]
 fn component_errors_are_mapped() {
     let mut secrets = FakeSecrets::default();
-    assert_eq!(get("/v1/secrets/dev/missing", &["Bearer dev-token"], &mut secrets).status, 404);
+    assert_eq!(get("/v1/secrets/dev/missing", &["Bearer dev-Xq7vK2pL9mN4rT8wY3zB"], &mut secrets).status, 404);
     secrets.answer = Some(SecretError::Unavailable(2500));
-    let reply = get("/v1/secrets/dev/app/db", &["Bearer dev-token"], &mut secrets);
+    let reply = get("/v1/secrets/dev/app/db", &["Bearer dev-Xq7vK2pL9mN4rT8wY3zB"], &mut secrets);
     assert_eq!((reply.status, reply.header("retry-after")), (503, Some("3")));
 }
 
@@ -187,7 +193,7 @@ fn component_errors_are_mapped() {
 fn a_missing_or_broken_token_setting_is_a_500_config_error() {
     let mut secrets = FakeSecrets::default();
     for broken in [None, Some("{not json"), Some(r#"{"dev": 1}"#)] {
-        let reply = get_with("/v1/secrets/dev/app/db", &["Bearer dev-token"], &mut secrets, &settings(broken));
+        let reply = get_with("/v1/secrets/dev/app/db", &["Bearer dev-Xq7vK2pL9mN4rT8wY3zB"], &mut secrets, &settings(broken));
         assert_eq!(reply.status, 500, "{broken:?}");
         let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
         assert_eq!(body["error"], "config");
@@ -199,15 +205,32 @@ fn a_missing_or_broken_token_setting_is_a_500_config_error() {
 }
 
 #[test]
-fn health_and_metrics_need_no_token_and_unknown_routes_are_404_or_405() {
+fn details_need_the_admin_token_and_unknown_routes_are_404_or_405() {
     let mut secrets = FakeSecrets::default();
-    assert_eq!(get("/healthz", &[], &mut secrets).status, 200);
-    let metrics = get("/metrics", &[], &mut secrets);
+    assert_eq!(get("/healthz", AS_ADMIN, &mut secrets).status, 200);
+    let metrics = get("/metrics", AS_ADMIN, &mut secrets);
     assert_eq!(metrics.status, 200);
     assert!(String::from_utf8(metrics.body).unwrap().contains(r#"edge_secrets_cache_hits_total{environment="dev",backend="vault"} 1"#));
     assert_eq!(secrets.admin_calls, 3);
+    // Without a token: a bare liveness answer that reads nothing, and no metrics.
+    let live = get("/healthz", &[], &mut secrets);
+    assert_eq!((live.status, live.body.as_slice()), (200, &br#"{"ok":true}"#[..]));
+    assert_eq!(get("/metrics", &[], &mut secrets).status, 401);
+    // A caller token is not an admin token; nor is a malformed header.
+    for (auth, status) in [(&["Bearer dev-Xq7vK2pL9mN4rT8wY3zB"][..], 403), (&["Bearer wrong"][..], 403), (&["Basic eA=="][..], 401)] {
+        assert_eq!(get("/metrics", auth, &mut secrets).status, status, "{auth:?}");
+        assert_eq!(get("/healthz", auth, &mut secrets).status, status, "{auth:?}");
+    }
+    assert_eq!(secrets.admin_calls, 3, "no refused or anonymous request reached the store");
+    // Without `admin_tokens` every token is refused; a weak one is a config error naming the key.
+    let unset = FakeSettings(BTreeMap::from([(CALLER_TOKENS_KEY.to_string(), TOKENS.to_string())]));
+    assert_eq!(get_with("/metrics", AS_ADMIN, &mut secrets, &unset).status, 403);
+    let weak = FakeSettings(BTreeMap::from([(crate::auth::ADMIN_TOKENS_KEY.to_string(), "admin".to_string())]));
+    let reply = get_with("/metrics", &["Bearer admin"], &mut secrets, &weak);
+    assert_eq!(reply.status, 500);
+    assert!(String::from_utf8(reply.body).unwrap().contains("admin_tokens[0]: the token is too weak"));
     assert_eq!(get("/v1/other", &[], &mut secrets).status, 404);
-    let request = Incoming { method: "DELETE", target: "/v1/secrets/dev/app/db", authorization: vec![b"Bearer dev-token"], traceparent: vec![] };
+    let request = Incoming { method: "DELETE", target: "/v1/secrets/dev/app/db", authorization: vec![b"Bearer dev-Xq7vK2pL9mN4rT8wY3zB"], traceparent: vec![] };
     let reply = handle(&request, &settings(Some(TOKENS)), &mut secrets);
     assert_eq!((reply.status, reply.header("allow")), (405, Some("GET")));
     assert!(secrets.reads.is_empty());
@@ -217,14 +240,14 @@ fn health_and_metrics_need_no_token_and_unknown_routes_are_404_or_405() {
 fn refresh_true_or_1_is_passed_and_other_values_are_a_400_naming_it() {
     let mut secrets = FakeSecrets::default();
     for query in ["refresh=true", "refresh=1", "field=password&refresh=true"] {
-        let reply = get(&format!("/v1/secrets/dev/app/db?{query}"), &["Bearer dev-token"], &mut secrets);
+        let reply = get(&format!("/v1/secrets/dev/app/db?{query}"), &["Bearer dev-Xq7vK2pL9mN4rT8wY3zB"], &mut secrets);
         assert_eq!(reply.status, 200, "{query}");
         assert!(secrets.reads.pop().unwrap().refresh, "{query}");
     }
-    get("/v1/secrets/dev/app/db", &["Bearer dev-token"], &mut secrets);
+    get("/v1/secrets/dev/app/db", &["Bearer dev-Xq7vK2pL9mN4rT8wY3zB"], &mut secrets);
     assert!(!secrets.reads.pop().unwrap().refresh);
     for query in ["refresh=yes", "refresh=false", "refresh=0", "refresh=True", "refresh", "refresh=1&refresh=1"] {
-        let reply = get(&format!("/v1/secrets/dev/app/db?{query}"), &["Bearer dev-token"], &mut secrets);
+        let reply = get(&format!("/v1/secrets/dev/app/db?{query}"), &["Bearer dev-Xq7vK2pL9mN4rT8wY3zB"], &mut secrets);
         assert_eq!(reply.status, 400, "{query}");
         let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
         assert_eq!(body["error"], "invalid-request");
@@ -241,7 +264,7 @@ fn a_valid_traceparent_is_forwarded_and_a_malformed_one_dropped() {
     let mut secrets = FakeSecrets::default();
     let tokens = settings(Some(TOKENS));
     let mut read_with = |traceparent: &[&str]| {
-        let reply = get_traced("/v1/secrets/dev/app/db", &["Bearer dev-token"], traceparent, &mut secrets, &tokens);
+        let reply = get_traced("/v1/secrets/dev/app/db", &["Bearer dev-Xq7vK2pL9mN4rT8wY3zB"], traceparent, &mut secrets, &tokens);
         assert_eq!(reply.status, 200, "{traceparent:?}: a bad traceparent never fails the read");
         secrets.reads.pop().unwrap().traceparent
     };
@@ -266,7 +289,7 @@ fn a_valid_traceparent_is_forwarded_and_a_malformed_one_dropped() {
 #[test]
 fn a_stale_fallback_answer_carries_stale_tier_and_warning_headers() {
     let mut secrets = FakeSecrets::default();
-    let reply = get("/v1/secrets/dev/old", &["Bearer dev-token"], &mut secrets);
+    let reply = get("/v1/secrets/dev/old", &["Bearer dev-Xq7vK2pL9mN4rT8wY3zB"], &mut secrets);
     assert_eq!((reply.status, reply.body.as_slice()), (200, STALE_VALUE));
     assert_eq!((reply.header("x-secret-stale"), reply.header("x-secret-tier")), (Some("true"), Some("1")));
     assert_eq!(reply.header("warning"), Some(r#"110 - "response is stale""#));
@@ -277,7 +300,7 @@ fn a_stale_fallback_answer_carries_stale_tier_and_warning_headers() {
 #[test]
 fn metrics_have_the_new_environment_counters_and_per_tier_families() {
     let mut secrets = FakeSecrets::default();
-    let text = String::from_utf8(get("/metrics", &[], &mut secrets).body).unwrap();
+    let text = String::from_utf8(get("/metrics", AS_ADMIN, &mut secrets).body).unwrap();
     let env = r#"environment="dev",backend="vault""#;
     let mut expected: Vec<String> = [
         ("stale_served", 11),
@@ -319,7 +342,7 @@ fn metrics_have_the_new_environment_counters_and_per_tier_families() {
 #[test]
 fn healthz_lists_each_tier_breaker() {
     let mut secrets = FakeSecrets::default();
-    let body: serde_json::Value = serde_json::from_slice(&get("/healthz", &[], &mut secrets).body).unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&get("/healthz", AS_ADMIN, &mut secrets).body).unwrap();
     assert_eq!(body["environments"][0]["tiers"], serde_json::json!(["open", "closed"]));
     assert_eq!(body["environments"][0]["breaker"], "closed");
 }
@@ -327,7 +350,7 @@ fn healthz_lists_each_tier_breaker() {
 #[test]
 fn metrics_render_latency_histograms_with_cumulative_buckets_in_seconds() {
     let mut secrets = FakeSecrets::default();
-    let text = String::from_utf8(get("/metrics", &[], &mut secrets).body).unwrap();
+    let text = String::from_utf8(get("/metrics", AS_ADMIN, &mut secrets).body).unwrap();
     assert_eq!(text.matches("# TYPE edge_secrets_hit_latency_seconds histogram").count(), 1);
     for line in [
         r#"edge_secrets_hit_latency_seconds_bucket{environment="dev",backend="vault",le="0.000001"} 5"#,
@@ -342,4 +365,22 @@ fn metrics_render_latency_histograms_with_cumulative_buckets_in_seconds() {
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line}");
     }
+}
+
+#[test]
+fn refused_authentications_are_logged_as_events_without_the_token() {
+    let mut secrets = FakeSecrets::default();
+    let event = |target: &str, auth: &[&str], secrets: &mut FakeSecrets| {
+        let reply = get(target, auth, secrets);
+        let request = Incoming { method: "GET", target, authorization: auth.iter().map(|a| a.as_bytes()).collect(), traceparent: vec![] };
+        refusal_event(&request, &reply)
+    };
+    let guess = event("/v1/secrets/prod/app/db", &["Bearer guess-Zz9yX8wV7uT6sR5qP4oN3"], &mut secrets).expect("an event");
+    assert_eq!(guess, r#"{"environment":"prod","event":"auth-refused","reason":"wrong-token","route":"secret"}"#);
+    assert!(!guess.contains("guess-"));
+    let missing = event("/metrics", &[], &mut secrets).unwrap();
+    assert!(missing.contains(r#""reason":"missing-token""#) && missing.contains(r#""route":"metrics""#), "{missing}");
+    assert!(event("/v1/secrets/dev/app/db", &["Bearer"], &mut secrets).unwrap().contains("malformed-token"));
+    assert_eq!(event("/v1/secrets/dev/app/db", &["Bearer dev-Xq7vK2pL9mN4rT8wY3zB"], &mut secrets), None, "granted");
+    assert_eq!(event("/healthz", &[], &mut secrets), None, "liveness is no refusal");
 }

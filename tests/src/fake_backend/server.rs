@@ -89,6 +89,11 @@ async fn handle(
         }
         fault
     };
+    // Like many gateways and simple servers (and unlike Vault), the fake reads a request body
+    // only by its Content-Length: a body sent chunked, or without a length, is refused.
+    if let Some(refusal) = unframed_body(&req) {
+        return Ok(refusal);
+    }
     let gcp = recorded.path_and_query.starts_with("/v1/projects/");
     let answer = match fault {
         None => normal(&shared, &recorded, &body, false),
@@ -130,6 +135,16 @@ async fn handle(
         response.headers_mut().insert("metadata-flavor", header::HeaderValue::from_static("Google"));
     }
     Ok(response)
+}
+
+/// A 411 for a POST or PUT whose body is not framed by `Content-Length` alone.
+fn unframed_body(req: &hyper::http::request::Parts) -> Option<Response<Body>> {
+    let sends_body = req.method == hyper::Method::POST || req.method == hyper::Method::PUT;
+    let chunked = req.headers.contains_key(header::TRANSFER_ENCODING);
+    if sends_body && (chunked || !req.headers.contains_key(header::CONTENT_LENGTH)) {
+        return Some(response(411, None, Full::new(Bytes::from_static(b"{\"errors\":[\"length required\"]}")).boxed()));
+    }
+    None
 }
 
 /// The answer the fake would give without faults.

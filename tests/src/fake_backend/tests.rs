@@ -373,3 +373,25 @@ fn counts_connections_and_records_requests() {
         (0, 0, 0)
     );
 }
+
+/// Sends one raw POST and returns the status code.
+fn post_status(backend: &FakeBackend, framing: &str, body: &str) -> u16 {
+    let mut stream = TcpStream::connect(backend.addr()).unwrap();
+    let head = format!("POST /v1/auth/approle/login HTTP/1.1\r\nHost: fake\r\nConnection: close\r\n{framing}\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body.as_bytes()).unwrap();
+    let mut reply = String::new();
+    let _ = stream.read_to_string(&mut reply);
+    reply.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn post_bodies_must_be_framed_by_content_length() {
+    let backend = FakeBackend::start();
+    let json = r#"{"role_id":"r","secret_id":"s"}"#;
+    let chunked = format!("{:x}\r\n{json}\r\n0\r\n\r\n", json.len());
+    assert_eq!(post_status(&backend, "Transfer-Encoding: chunked\r\n", &chunked), 411);
+    assert_eq!(post_status(&backend, "", ""), 411, "no length at all");
+    let framed = post_status(&backend, &format!("Content-Length: {}\r\n", json.len()), json);
+    assert_ne!(framed, 411, "a Content-Length body is read");
+}

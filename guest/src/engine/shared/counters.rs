@@ -7,7 +7,10 @@
 //! instances adding at once rarely contend). An instance adds what it owes to
 //! one shard picked at random, with compare-and-swap ([`CAS_ROUNDS`] tries,
 //! a random shard each; then it keeps owing). `stats` reads every shard (and
-//! every breaker) of every environment with one `get-many`.
+//! every breaker) of every environment with one `get-many`, and a reused
+//! instance answers `stats` from that read for [`TOTALS_REUSE_MS`] (plus its
+//! own counts since): a scraper, or a flood of authenticated `/metrics`,
+//! costs at most one store read a second per instance.
 //!
 //! When an exported call ends, what it counted is handed on:
 //!
@@ -36,6 +39,8 @@ use crate::shared::seal;
 
 /// Longest time hit counts wait in memory before they are added to the totals.
 pub const FLUSH_INTERVAL_MS: u64 = 1_000;
+/// How long a reused instance answers `stats` from its last read of the totals.
+pub const TOTALS_REUSE_MS: u64 = 1_000;
 /// Count records per environment.
 pub const SHARDS: u64 = 4;
 /// Compare-and-swap tries, each on a random shard, before a flush gives up
@@ -53,6 +58,10 @@ pub(in crate::engine) struct Ledger {
     owed: Vec<Vec<u64>>,
     /// When counts were last flushed (monotonic ms).
     last_flush_ms: Option<u64>,
+    /// The shards' sums per environment, as last read, and when (monotonic
+    /// ms). Dropped when this instance adds to a shard: its own counts then
+    /// live in the store, no longer in `owed`.
+    totals_read: Option<(u64, Vec<CountsRecord>)>,
 }
 
 /// How a call's counts are handed on (see the module docs).
@@ -145,6 +154,7 @@ impl Provider {
             match self.store_write(io, |store| store.swap(token, &sealed)) {
                 Some(true) => {
                     self.shared.counts.owed[env].iter_mut().for_each(|v| *v = 0);
+                    self.shared.counts.totals_read = None;
                     return true;
                 }
                 // Another instance added to this shard meanwhile: try another.
@@ -172,6 +182,31 @@ impl Provider {
     pub fn shared_totals(&mut self, io: &mut Io<'_>) -> Option<Vec<Totals>> {
         let now = io.clock.now_ms();
         self.shared.begin_call(now);
+        self.shared.usable()?;
+        let recent = self.shared.counts.totals_read.as_ref().filter(|(at, sums)| now.saturating_sub(*at) < TOTALS_REUSE_MS && sums.len() == self.envs.len());
+        let sums = match recent {
+            Some((_, sums)) => sums.clone(),
+            None => {
+                let sums = self.read_totals(io)?;
+                self.shared.counts.totals_read = Some((now, sums.clone()));
+                sums
+            }
+        };
+        // What this instance counted and has not added yet (rejected shards just now included).
+        self.owe(1);
+        let totals = sums
+            .into_iter()
+            .enumerate()
+            .map(|(env, mut sum)| {
+                sum.add(&self.shared.counts.owed.get(env).cloned().unwrap_or_default());
+                unflatten(&sum.values)
+            })
+            .collect();
+        Some(totals)
+    }
+
+    /// Every environment's shards, summed, and every breaker, adopted: one `get-many`.
+    fn read_totals(&mut self, io: &mut Io<'_>) -> Option<Vec<CountsRecord>> {
         let mut ids = Vec::new();
         for env in 0..self.envs.len() {
             for shard in 0..SHARDS {
@@ -181,27 +216,18 @@ impl Provider {
         let breakers = self.breaker_ids_all()?;
         let keys: Vec<&str> = ids.iter().map(|(id, _)| id.as_str()).chain(breakers.iter().map(|(_, _, id, _)| id.as_str())).collect();
         let mut values = self.store_read(io, |store| store.get_many(&keys))?.into_iter();
-        let mut shards = Vec::with_capacity(ids.len());
+        let mut sums: Vec<CountsRecord> = (0..self.envs.len()).map(|_| CountsRecord::default()).collect();
         for (i, (_, identity)) in ids.iter().enumerate() {
             let env = i / SHARDS as usize;
-            shards.push(values.next().flatten().and_then(|sealed| self.open_counts(env, identity, &sealed)));
-        }
-        // What this instance counted and has not added yet (rejected shards just now included).
-        self.owe(1);
-        let mut totals = Vec::with_capacity(self.envs.len());
-        let mut shards = shards.into_iter();
-        for env in 0..self.envs.len() {
-            let mut sum = CountsRecord { values: self.shared.counts.owed.get(env).cloned().unwrap_or_default() };
-            for record in shards.by_ref().take(SHARDS as usize).flatten() {
-                sum.add(&record.values);
+            if let Some(record) = values.next().flatten().and_then(|sealed| self.open_counts(env, identity, &sealed)) {
+                sums[env].add(&record.values);
             }
-            totals.push(unflatten(&sum.values));
         }
         for (env, tier, _, identity) in &breakers {
             let sealed = values.next().flatten();
             self.adopt_breaker(*env, *tier, identity, sealed.as_deref(), io);
         }
-        Some(totals)
+        Some(sums)
     }
 
     /// An environment's counters and histogram, then each tier's, as one list:

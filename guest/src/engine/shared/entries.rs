@@ -12,6 +12,9 @@ use crate::shared::record::CacheRecord;
 use crate::shared::seal;
 use crate::validate::VersionSel;
 
+/// Entry keys whose newest fetch time a reused instance remembers.
+const FETCHED_MARKS: usize = 256;
+
 /// An answer to publish: a value, or a not-found (its message).
 pub(in crate::engine) enum Outgoing {
     Value(Cached),
@@ -78,9 +81,32 @@ impl Provider {
             self.envs[env].counters.shared_rejected += 1;
             return None;
         };
+        // Older than one this instance has seen under the same key: put back by a store
+        // writer (a replay). Refused, so that the backend is asked and the record replaced.
+        if record.epoch == epoch && !self.note_fetched(&id, record.fetched_at_ms) {
+            self.envs[env].counters.shared_rejected += 1;
+            return None;
+        }
         // Written by a configuration with more tiers (a rolling deploy that dropped a
         // fallback): authentic, but its tier means nothing here, so it is not served.
         Some(record).filter(|r| r.epoch == epoch && usize::from(r.tier) < self.envs[env].tiers.len())
+    }
+
+    /// Records that the entry `id` was seen (or published) fetched at
+    /// `fetched_at_ms`; `false` if this instance saw a newer one. Bounded: a
+    /// reused instance remembers its latest [`FETCHED_MARKS`] keys.
+    fn note_fetched(&mut self, id: &str, fetched_at_ms: u64) -> bool {
+        let marks = &mut self.shared.fetched_marks;
+        if let Some(i) = marks.iter().position(|(key, _)| key == id) {
+            let (_, newest) = marks.remove(i);
+            marks.push((id.to_string(), newest.max(fetched_at_ms)));
+            return fetched_at_ms >= newest;
+        }
+        if marks.len() >= FETCHED_MARKS {
+            marks.remove(0);
+        }
+        marks.push((id.to_string(), fetched_at_ms));
+        true
     }
 
     /// A fresh shared answer for `job` (a value, or a cached not-found),
@@ -158,6 +184,14 @@ impl Provider {
         let mut published = Vec::new();
         for (env, key, answer, ttl) in core::mem::take(&mut self.shared.outbox) {
             let (Some(epoch), Some((id, identity))) = (self.known_epoch(env), self.cache_ids(env, &key)) else { continue };
+            // A not-found is shared only where the store held a record for the read (the
+            // secret was deleted, or an old not-found is renewed). Otherwise a caller asking
+            // for ever new names would add a record per name: the store is shared by every
+            // environment and host, and it would grow without bound. Instances asking for
+            // such a name again each ask the backend (a reused one still caches it in memory).
+            if matches!(answer, Outgoing::NotFound(_)) && !self.held_in_store(&id) {
+                continue;
+            }
             let wall = io.clock.wall_ms();
             let (expires_at_ms, fetched_at_ms) = (wall.saturating_add(ttl), wall);
             let record = match answer {
@@ -180,6 +214,7 @@ impl Provider {
                     value: message.into_bytes(),
                 },
             };
+            self.note_fetched(&id, fetched_at_ms);
             let nonce = nonce(io);
             let Some(ready) = self.shared.usable() else { break };
             let mut plain = record.encode();

@@ -1,15 +1,71 @@
 //! Environments' invalidation epochs, and the one read that starts a call's
 //! use of shared state: the epochs it needs and the entries of its first
 //! lookups, in a single `get-many`.
+//!
+//! An epoch is sealed, so a store writer cannot make one up, and it carries
+//! the time `invalidate` made it. A writer can still put back an older sealed
+//! epoch (a replay) and so bring back entries published before an
+//! invalidation, for as long as their own TTLs run: a fresh instance has no
+//! way to tell. An instance that has seen the newer epoch does: it keeps the
+//! newest it saw per environment, refuses an older one (counted in
+//! `shared_rejected`) and writes its own back.
 
 use crate::prelude::*;
 use crate::engine::{Io, Job, Provider};
 use crate::shared::record::Epoch;
+use crate::shared::seal;
 
 impl Provider {
     fn epoch_id(&self, env: usize) -> Option<String> {
         let ready = self.shared.usable()?;
         Some(ready.key.entry_id("epoch", &[self.envs[env].env.spec.name.as_bytes()]))
+    }
+
+    fn epoch_identity(&self, env: usize) -> Vec<u8> {
+        seal::identity("epoch", &[self.envs[env].env.spec.name.as_bytes()])
+    }
+
+    /// The epoch a stored value stands for, checked against this instance's
+    /// high-water mark (see the module docs).
+    fn stored_epoch(&mut self, env: usize, id: &str, value: Option<&[u8]>, io: &mut Io<'_>) -> Epoch {
+        let Some(sealed) = value else { return self.checked_epoch(env, id, Epoch::INITIAL, io) };
+        let identity = self.epoch_identity(env);
+        let opened = self.shared.usable().and_then(|ready| ready.key.open(&identity, sealed).ok());
+        match opened.as_deref().map(<[u8; 16]>::try_from) {
+            Some(Ok(bytes)) => self.checked_epoch(env, id, Epoch(bytes), io),
+            // Edited, made up, or written by a version before epochs were sealed: an epoch of
+            // its own, so it matches no entry published before (an invalidation, at worst).
+            _ => {
+                self.envs[env].counters.shared_rejected += 1;
+                Epoch::from_stored(Some(sealed))
+            }
+        }
+    }
+
+    /// `epoch` (authentic), unless this instance has seen a newer one: then
+    /// the store was rolled back, and the newer one is used and written back.
+    fn checked_epoch(&mut self, env: usize, id: &str, epoch: Epoch, io: &mut Io<'_>) -> Epoch {
+        self.shared.epoch_marks.resize(self.envs.len(), None);
+        match self.shared.epoch_marks[env] {
+            Some(mark) if mark.issued_at_ms() > epoch.issued_at_ms() => {
+                self.envs[env].counters.shared_rejected += 1;
+                self.write_epoch(env, id, mark, io);
+                mark
+            }
+            _ => {
+                self.shared.epoch_marks[env] = Some(epoch);
+                epoch
+            }
+        }
+    }
+
+    /// Seals and sets `epoch` as environment `env`'s. `false` if the store failed.
+    fn write_epoch(&mut self, env: usize, id: &str, epoch: Epoch, io: &mut Io<'_>) -> bool {
+        let identity = self.epoch_identity(env);
+        let nonce = super::nonce(io);
+        let Some(ready) = self.shared.usable() else { return false };
+        let sealed = ready.key.seal(&identity, &epoch.0, nonce);
+        self.store_write(io, |store| store.set(id, &sealed)).is_some()
     }
 
     /// Environment `env`'s epoch, if this call has read it.
@@ -48,7 +104,10 @@ impl Provider {
         for (env, key) in wanted {
             let value = values.next().flatten();
             match env {
-                Some(env) => self.note_epoch(env, Epoch::from_stored(value.as_deref())),
+                Some(env) => {
+                    let epoch = self.stored_epoch(env, &key, value.as_deref(), io);
+                    self.note_epoch(env, epoch);
+                }
                 None => self.shared.prefetched.push((key, value)),
             }
         }
@@ -66,8 +125,23 @@ impl Provider {
 
     /// The sealed entry under `id` (of environment `env`) and the epoch it must
     /// carry: read ahead, or read now (with the epoch when this call does not
-    /// know it yet, still one operation). `None`: the store failed.
+    /// know it yet, still one operation). `None`: the store failed. An id found
+    /// holding anything is remembered for the call (see [`Self::held_in_store`]).
     pub(in crate::engine) fn read_entry(&mut self, env: usize, id: &str, io: &mut Io<'_>) -> Option<(Option<Vec<u8>>, Epoch)> {
+        let found = self.read_entry_value(env, id, io)?;
+        if found.0.is_some() && !self.held_in_store(id) {
+            self.shared.present.push(id.to_string());
+        }
+        Some(found)
+    }
+
+    /// Whether this call found a record under the entry `id`: the store held
+    /// that key before (a value, an old not-found, or anything unusable).
+    pub(in crate::engine) fn held_in_store(&self, id: &str) -> bool {
+        self.shared.present.iter().any(|held| held == id)
+    }
+
+    fn read_entry_value(&mut self, env: usize, id: &str, io: &mut Io<'_>) -> Option<(Option<Vec<u8>>, Epoch)> {
         if let Some(value) = self.shared.take_prefetched(id) {
             return Some((value, self.known_epoch(env)?));
         }
@@ -93,9 +167,11 @@ impl Provider {
         bytes[8..].copy_from_slice(&io.clock.wall_ms().to_be_bytes());
         let epoch = Epoch::fresh(bytes);
         self.shared.epochs.clear();
-        let told = self.store_write(io, |store| store.set(&id, &epoch.0)).is_some();
+        let told = self.write_epoch(env, &id, epoch, io);
         if told {
             self.note_epoch(env, epoch);
+            self.shared.epoch_marks.resize(self.envs.len(), None);
+            self.shared.epoch_marks[env] = Some(epoch);
         }
         told
     }

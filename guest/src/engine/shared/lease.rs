@@ -3,8 +3,11 @@
 //!
 //! A lease that ends with an answer published is not released: the waiters
 //! poll for the entry, not the lease, so a release would only cost two more
-//! operations. A holder that publishes nothing (its fetch failed) releases it,
-//! so that another instance takes over at once instead of when it runs out.
+//! operations, and the expired record tells the next taker to look for that
+//! answer first. There is at most one such record per published entry. A
+//! holder that publishes nothing (its fetch failed, or the name does not
+//! exist) releases it by deleting it, so that another instance takes over at
+//! once, and so that a caller asking for ever new names leaves nothing behind.
 
 use crate::prelude::*;
 use super::nonce;
@@ -76,22 +79,22 @@ impl Provider {
     }
 
     /// Ends a lease, if it is still ours (an expired one may have been taken
-    /// over): the record is swapped, atomically, for one that ran out now
-    /// (the next taker can tell it ended recently: see [`Held::previous_end_ms`]).
+    /// over): the record is deleted, so that leases for names that published
+    /// nothing (a failed fetch, a name no backend holds) do not pile up in the
+    /// store. A delete is not conditional: in the moment between our look and
+    /// the delete another instance can only have taken the lease if ours ran
+    /// out, and deleting that one costs at most a second fetch, never a wrong
+    /// answer. The next taker sees no lease, so it does not look for an answer
+    /// before fetching: a released lease published none.
     pub(in crate::engine) fn release(&mut self, held: &Held, io: &mut Io<'_>) {
-        let Some((current, token)) = self.store_read(io, |store| store.watch(&held.id)) else { return };
+        let Some((current, _token)) = self.store_read(io, |store| store.watch(&held.id)) else { return };
         let Some(ready) = self.shared.usable() else { return };
         let ours = current
             .and_then(|sealed| ready.key.open(&held.identity, &sealed).ok())
             .and_then(|plain| LeaseRecord::decode(&plain))
             .is_some_and(|lease| lease.holder == held.record.holder);
-        if !ours {
-            return;
+        if ours {
+            self.store_write(io, |store| store.delete(&held.id));
         }
-        let ended = LeaseRecord { expires_at_ms: io.clock.wall_ms(), holder: held.record.holder };
-        let nonce = nonce(io);
-        let Some(ready) = self.shared.usable() else { return };
-        let sealed = ready.key.seal(&held.identity, &ended.encode(), nonce);
-        self.store_write(io, |store| store.swap(token, &sealed));
     }
 }

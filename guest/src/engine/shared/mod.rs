@@ -7,16 +7,16 @@
 //!
 //! Every key is `es1-<kind>-<32 hex>`: the kind, then HMAC-SHA256 (id key) of
 //! the record's identity, so the bucket's key list shows no names. Every
-//! value but the epoch and the budget integers is sealed
+//! value but the budget integers is sealed
 //! ([`crate::shared::seal`]) with its identity as associated data: an edited
 //! or moved record fails to open, is counted in `shared_rejected`, and is
 //! replaced, never trusted.
 //!
 //! | kind | identity | value | written by |
 //! |---|---|---|---|
-//! | `epoch` | environment | 16 random bytes, plain (absent: the initial epoch; any other length: an epoch of its own) | `invalidate` (`set`) |
-//! | `entry` | environment, its backend and URL, name, version, field | [`CacheRecord`](crate::shared::record::CacheRecord), carrying the epoch it was published under | the instance that fetched it (`set-many`) |
-//! | `lease` | environment, name, version | [`LeaseRecord`](crate::shared::record::LeaseRecord) | [`lease`] (watch + swap) |
+//! | `epoch` | environment | sealed: 8 random bytes and the wall time it was made (absent: the initial epoch; unopenable: rejected, an epoch of its own) | `invalidate` (`set`) |
+//! | `entry` | environment, its backend and URL, name, version, field | [`CacheRecord`](crate::shared::record::CacheRecord), carrying the epoch it was published under | the instance that fetched it (`set-many`); a not-found only over a key the store held |
+//! | `lease` | environment, name, version | [`LeaseRecord`](crate::shared::record::LeaseRecord) | [`lease`] (watch + swap; deleted when released) |
 //! | `breaker` | environment, tier's kind, tier | [`BreakerRecord`](crate::shared::record::BreakerRecord) | [`breaker`] (watch + swap, retried) |
 //! | `count` | environment, shard 0..[`counters::SHARDS`] | [`CountsRecord`](crate::shared::record::CountsRecord) | [`counters`] (watch + swap) |
 //! | `budget` | environment, calls/retries/last, slot | plain integer | [`budget`] (`increment`) |
@@ -37,7 +37,7 @@
 //! - **miss**: `get-many` (epoch + entry), lease watch + swap, budget
 //!   `increment`, breaker watch for the permit and for the outcome (a swap
 //!   only when the state changes), `set-many` of the fetched entries, count
-//!   watch + swap: 9. A lease is released (watch + swap) only when nothing was
+//!   watch + swap: 9. A lease is released (watch + delete) only when nothing was
 //!   published for it: waiters poll the entry, not the lease. The first
 //!   deposit in a budget slot also sweeps old slots ([`budget`]).
 //! - **stats**: one `get-many` of every environment's count shards and every
@@ -95,6 +95,15 @@ pub(in crate::engine) struct Layer {
     /// Entry ids and identities computed during this call (see
     /// `Provider::cache_ids`): the read-ahead and the lookup need the same ones.
     pub(in crate::engine) entry_ids: core::cell::RefCell<Vec<EntryIds>>,
+    /// Per environment, the newest authentic epoch this instance has seen
+    /// (kept across calls: a reused instance notices a rolled-back epoch).
+    pub(in crate::engine) epoch_marks: Vec<Option<Epoch>>,
+    /// Per entry id, the newest fetch time of a record this instance has seen
+    /// or published (kept across calls, bounded): an older one is a replay.
+    pub(in crate::engine) fetched_marks: Vec<(String, u64)>,
+    /// Entry ids this call found holding a record (not-founds are shared only
+    /// over those: see `Provider::publish`).
+    present: Vec<String>,
     /// Whether this call used the store at all, and whether it wrote to it
     /// (its counts then go along exactly).
     pub(in crate::engine) touched: bool,
@@ -131,6 +140,9 @@ impl Layer {
             epochs: Vec::new(),
             prefetched: Vec::new(),
             entry_ids: core::cell::RefCell::new(Vec::new()),
+            present: Vec::new(),
+            epoch_marks: Vec::new(),
+            fetched_marks: Vec::new(),
             touched: false,
             wrote: false,
             calls: 0,
@@ -152,6 +164,7 @@ impl Layer {
         self.epochs.clear();
         self.prefetched.clear();
         self.entry_ids.get_mut().clear();
+        self.present.clear();
         self.touched = false;
         self.wrote = false;
     }

@@ -249,5 +249,6 @@ mod shared;
 mod shared_degraded;
 mod shared_counts;
 mod shared_ops;
+mod shared_replay;
 mod signals;
 mod tiers;

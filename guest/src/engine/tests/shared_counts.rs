@@ -6,6 +6,7 @@
 use super::shared::{instance, ok, shared_policy, twin};
 use super::shared_ops::{fresh, stats_totals};
 use super::*;
+use crate::engine::shared::counters;
 
 fn totals(h: &mut Harness) -> Vec<stats::Counters> {
     shared_totals(h).into_iter().map(|t| t.counters).collect()
@@ -40,9 +41,32 @@ fn counters_add_up_across_instances() {
     let backend_calls: u64 = shared_totals(&mut reader)[0].tiers.iter().map(|(t, _)| t.backend_calls).sum();
     assert_eq!((a.misses, a.shared_hits, backend_calls, a.hits), (4, 3, 1, 0));
     assert_eq!(totals(&mut reader)[1], stats::Counters::default(), "env b saw nothing");
-    // Errors are totalled too.
+    // Errors are totalled too (seen once the reader's last read of the totals is a second old).
     fresh(&first).get_req(&req("a", "app/db", Some("0"), None)).unwrap_err();
+    assert_eq!(totals(&mut reader)[0].errors.invalid_request, 0, "the totals read just now are reused");
+    reader.clock.time.advance(counters::TOTALS_REUSE_MS);
     assert_eq!(totals(&mut reader)[0].errors.invalid_request, 1);
+}
+
+#[test]
+fn a_reused_instance_reads_the_totals_at_most_once_a_second_and_adds_its_own_counts() {
+    let policy = exact_counts_policy();
+    let mut first = Harness::new(&policy, ok());
+    first.get("a", "app/db").unwrap();
+    let mut reader = twin(&first, ok());
+    reader.provider = Harness::new(&policy, ok()).provider;
+    let before = reader.store.operations();
+    for _ in 0..5 {
+        totals(&mut reader);
+    }
+    assert_eq!(reader.store.ops_since(before), ["get-many"], "five reports, one read");
+    // Its own reads since count at once (they are not in the store yet).
+    reader.get("a", "app/db").unwrap();
+    assert_eq!(totals(&mut reader)[0].misses, 2);
+    reader.clock.time.advance(counters::TOTALS_REUSE_MS);
+    let before = reader.store.operations();
+    totals(&mut reader);
+    assert_eq!(reader.store.ops_since(before), ["get-many"], "a second later: read again");
 }
 
 #[test]

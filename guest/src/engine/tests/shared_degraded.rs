@@ -35,15 +35,39 @@ fn one_instances_refresh_ahead_satisfies_the_others() {
 }
 
 #[test]
-fn a_not_found_is_shared_for_the_negative_ttl() {
-    let mut first = with_policy("", Box::new(|_| status(404)));
-    assert!(matches!(first.get("a", "gone"), Err(Error::NotFound(_))));
+fn a_not_found_for_a_secret_the_store_held_is_shared_for_the_negative_ttl() {
+    let deleted = Rc::new(Cell::new(false));
+    let gone = deleted.clone();
+    let mut first = with_policy("", Box::new(move |_| if gone.get() { status(404) } else { vault_ok(1, "v") }));
+    first.get("a", "db").unwrap();
+    // Deleted in the backend; once the entry expires (default TTL 300 s) the refetch says so.
+    deleted.set(true);
+    first.clock.time.advance(301_000);
+    assert!(matches!(first.get("a", "db"), Err(Error::NotFound(_))));
     let mut second = twin(&first, Box::new(|_| vault_ok(1, "v")));
-    assert!(matches!(second.get("a", "gone"), Err(Error::NotFound(_))), "another instance's not-found answers");
+    assert!(matches!(second.get("a", "db"), Err(Error::NotFound(_))), "another instance's not-found answers");
     assert_eq!(second.sent(), 0);
     assert_eq!(second.stats("a").counters.negative_hits, 1);
     second.clock.time.advance(5_000);
-    assert!(second.get("a", "gone").is_ok(), "after the negative TTL (default 5 s) the backend is asked again");
+    assert!(second.get("a", "db").is_ok(), "after the negative TTL (default 5 s) the backend is asked again");
+}
+
+#[test]
+fn names_the_store_never_held_leave_no_record_behind() {
+    let mut first = with_policy("", Box::new(|_| status(404)));
+    let by_name = |h: &Harness| h.store.dump().keys().filter(|k| k.starts_with("es1-entry-") || k.starts_with("es1-lease-")).count();
+    for i in 0..5 {
+        assert!(matches!(first.get("a", &format!("random-{i}")), Err(Error::NotFound(_))));
+    }
+    let keys_after_five = first.store.dump().len();
+    for i in 5..50 {
+        assert!(matches!(first.get("a", &format!("random-{i}")), Err(Error::NotFound(_))));
+    }
+    assert_eq!(by_name(&first), 0, "no not-found entries, no leases left behind");
+    assert_eq!(first.store.dump().len(), keys_after_five, "counts and budgets are per environment, not per name");
+    let mut second = twin(&first, Box::new(|_| status(404)));
+    assert!(matches!(second.get("a", "random-0"), Err(Error::NotFound(_))));
+    assert_eq!(second.sent(), 1, "not shared: the other instance asks the backend itself");
 }
 
 #[test]

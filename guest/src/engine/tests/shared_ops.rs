@@ -112,15 +112,19 @@ fn invalidate_is_one_write_and_old_entries_are_absent_not_rejected() {
 }
 
 #[test]
-fn a_garbage_epoch_reads_as_the_initial_one_and_nothing_traps() {
+fn a_made_up_epoch_is_rejected_and_read_as_an_epoch_of_its_own_and_nothing_traps() {
     let mut first = instance(ok());
     first.get("a", "app/db").unwrap();
     first.invalidate("a", None).unwrap();
     let epoch_key = first.store.dump().into_keys().find(|k| k.starts_with("es1-epoch-")).unwrap();
-    first.store.poke(&epoch_key, b"\xff not an epoch".to_vec());
-    let mut h = twin(&first, ok());
-    assert_eq!(h.get("a", "app/db").unwrap().source, Source::Backend, "published under another epoch");
-    assert_eq!(twin(&first, ok()).get("a", "app/db").unwrap().source, Source::Cache, "republished under the one read");
+    // Epochs are sealed: neither garbage nor a well-formed plain 16 bytes is taken as one.
+    for made_up in [&b"\xff not an epoch"[..], &[7u8; 16][..]] {
+        first.store.poke(&epoch_key, made_up.to_vec());
+        let mut h = twin(&first, ok());
+        assert_eq!(h.get("a", "app/db").unwrap().source, Source::Backend, "published under another epoch");
+        assert!(h.stats("a").counters.shared_rejected >= 1, "the made-up epoch is counted as rejected");
+        assert_eq!(twin(&first, ok()).get("a", "app/db").unwrap().source, Source::Cache, "republished under the one read");
+    }
 }
 
 #[test]
