@@ -8,28 +8,38 @@
 mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use edge_secrets_host::keyvalue::{Bounded, KvBackend, KvError, MemoryBackend, ValueLimits, DEFAULT_BUCKET};
+use edge_secrets_host::serve::ServeOptions;
 use edge_secrets_host::KeyValue;
 use edge_secrets_tests::harness::test_options;
 use support::{options, App, HttpClient, ADMIN_TOKEN, DB_PASSWORD, DEV_TOKEN};
 
 const KEY: &str = "c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ff";
 
-/// The in-memory store, 2 ms per call, with the most calls seen in progress at once.
+/// The in-memory store, 2 ms per call, with the most calls seen in progress at once; while
+/// `paused`, calls wait (as on a stalled Redis).
 #[derive(Default)]
 struct SlowStore {
     inner: MemoryBackend,
     running: AtomicUsize,
     most: AtomicUsize,
+    paused: Mutex<bool>,
+    resumed: Condvar,
 }
 
 impl SlowStore {
+    fn pause(&self, paused: bool) {
+        *self.paused.lock().unwrap() = paused;
+        self.resumed.notify_all();
+    }
+
     fn call<R>(&self, op: impl FnOnce(&MemoryBackend) -> R) -> R {
         let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.most.fetch_max(now, Ordering::SeqCst);
+        drop(self.resumed.wait_while(self.paused.lock().unwrap(), |paused| *paused).unwrap());
         std::thread::sleep(Duration::from_millis(2));
         let result = op(&self.inner);
         self.running.fetch_sub(1, Ordering::SeqCst);
@@ -85,4 +95,34 @@ fn admin_requests_run_one_at_a_time_and_the_rest_wait_or_get_503() {
     assert!(answers.iter().all(|(s, retry)| *s == 200 || (*s == 503 && retry.as_deref() == Some("1"))), "{answers:?}");
     assert!(answers.iter().any(|(s, _)| *s == 200), "{answers:?}");
     assert_eq!(store.most.load(Ordering::SeqCst), 1, "two admin requests used the store at once");
+}
+
+#[test]
+fn while_an_admin_request_holds_its_turn_the_next_gets_503_and_liveness_answers() {
+    let store = Arc::new(SlowStore::default());
+    let keyvalue = KeyValue::new(store.clone(), [DEFAULT_BUCKET]);
+    // A fresh instance per request: with reuse, requests that overlap can share an instance,
+    // and one stalled in a (synchronous) store call holds the others on it too.
+    let fresh = ServeOptions { fresh_instance_per_request: true, ..options() };
+    let app = App::start_full(fresh, test_options().keyvalue(keyvalue), |p| p.shared(KEY));
+    assert_eq!(app.get("/v1/secrets/dev/app/db", Some(DEV_TOKEN)).status, 200);
+
+    // An authenticated /metrics stalls in the store, holding the admin turn.
+    store.pause(true);
+    let addr = app.server.local_addr();
+    let stalled = std::thread::spawn(move || HttpClient::new(addr).get("/metrics", Some(&format!("Bearer {ADMIN_TOKEN}"))).status);
+    let started = Instant::now();
+    while store.running.load(Ordering::SeqCst) == 0 {
+        assert!(started.elapsed() < Duration::from_secs(20), "the admin request never reached the store");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+
+    let busy = app.get("/healthz", Some(ADMIN_TOKEN));
+    assert_eq!((busy.error(), busy.header("retry-after")), ((503, "unavailable".into()), Some("1")), "a second admin request waits, then 503");
+    let liveness = app.get("/healthz", None);
+    assert_eq!((liveness.status, liveness.json()["ok"].as_bool()), (200, Some(true)), "the bare liveness answer is not gated");
+
+    store.pause(false);
+    assert_eq!(stalled.join().unwrap(), 200);
+    assert_eq!(app.get("/healthz", Some(ADMIN_TOKEN)).status, 200, "the turn is free again");
 }

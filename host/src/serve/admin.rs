@@ -1,7 +1,9 @@
-//! `/healthz` and `/metrics` (the app's routes, spin-app/src/route.rs) need no token and, with
-//! shared state, read every counter from the key-value store: a store call blocks the tokio
-//! worker running the app, and the server has two. One admin request runs at a time, so a
-//! flood of them leaves a worker for secret reads; the others wait briefly, then get 503.
+//! `/metrics` and the detailed `/healthz` (the app's routes, spin-app/src/handler.rs: both need
+//! the admin token) read counters and breaker states from the key-value store, and a store call
+//! blocks the tokio worker running the app; the server has two. One such request runs at a
+//! time, so a flood of them leaves a worker for secret reads; the others wait briefly, then get
+//! 503. Requests to them without `Authorization` read nothing (the app answers a bare liveness
+//! `/healthz` or a 401) and pass ungated, so a liveness probe never waits behind a scrape.
 
 use std::time::Duration;
 
@@ -20,9 +22,11 @@ impl AdminGate {
         AdminGate(Semaphore::new(1))
     }
 
-    /// `Ok(None)` for other paths, `Ok(Some(turn))` to hold while the app answers, or the 503.
-    pub(crate) async fn enter(&self, path: &str) -> Result<Option<SemaphorePermit<'_>>, hyper::Response<WasiBody>> {
-        if path != "/healthz" && path != "/metrics" {
+    /// `Ok(None)` for requests that are not gated, `Ok(Some(turn))` to hold while the app
+    /// answers, or the 503.
+    pub(crate) async fn enter(&self, request: &http::request::Parts) -> Result<Option<SemaphorePermit<'_>>, hyper::Response<WasiBody>> {
+        let path = request.uri.path();
+        if (path != "/healthz" && path != "/metrics") || !request.headers.contains_key(http::header::AUTHORIZATION) {
             return Ok(None);
         }
         match tokio::time::timeout(WAIT, self.0.acquire()).await {

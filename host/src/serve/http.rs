@@ -131,10 +131,11 @@ async fn answer(front: &Front, connection: &Connection, request: hyper::Request<
     } else if front.local.ip().is_loopback() && !host_header::allowed_on_loopback(request.headers()) {
         error(421, "misdirected-request", "this server answers only loopback names (localhost, 127.0.0.1, [::1]) in Host")
     } else {
-        match front.admin.enter(request.uri().path()).await {
+        let (parts, body) = request.into_parts();
+        match front.admin.enter(&parts).await {
             Err(busy) => busy,
             Ok(turn) => {
-                let response = respond(front, request).await;
+                let response = respond(front, hyper::Request::from_parts(parts, body)).await;
                 drop(turn); // not held through a throttle delay
                 front.throttle.after_answer(&connection.auth_failures, peer, response).await
             }
