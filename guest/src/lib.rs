@@ -26,6 +26,7 @@ pub mod backend;
 pub mod breaker;
 pub mod cache;
 pub mod config;
+pub mod config_provider;
 pub mod digest;
 pub mod encoding;
 pub mod engine;

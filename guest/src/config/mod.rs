@@ -8,6 +8,7 @@
 use crate::prelude::*;
 
 pub mod auth;
+pub mod mapping;
 mod policy;
 mod reader;
 
@@ -15,6 +16,7 @@ use core::fmt;
 
 use serde_json::Value;
 
+pub use mapping::{ConfigMapping, ReservedKeys};
 pub use policy::Policy;
 use reader::Obj;
 
@@ -144,16 +146,29 @@ pub fn load(source: &dyn ConfigSource) -> Result<Vec<Environment>, LoadError> {
 /// Reads the whole configuration: the policy, each environment's credential,
 /// and the shared-state key when shared state is configured.
 pub fn load_all(source: &dyn ConfigSource) -> Result<(Vec<Environment>, SharedSetup), LoadError> {
-    load_all_with_log(source).map(|(environments, shared, _)| (environments, shared))
+    load_all_with_log(source).map(|loaded| (loaded.environments, loaded.shared))
 }
 
-/// [`load_all`], and the policy's `log.level`.
-pub fn load_all_with_log(source: &dyn ConfigSource) -> Result<(Vec<Environment>, SharedSetup, Level), LoadError> {
+/// Everything the component keeps from its configuration.
+pub struct Loaded {
+    pub environments: Vec<Environment>,
+    pub shared: SharedSetup,
+    /// `log.level`: the least severe event written.
+    pub log_level: Level,
+    /// The `config` section (used by the config-provider world).
+    pub config: Vec<ConfigMapping>,
+    /// The keys the config-provider world never shows an app.
+    pub reserved: ReservedKeys,
+}
+
+/// [`load_all`], with the rest of the policy.
+pub fn load_all_with_log(source: &dyn ConfigSource) -> Result<Loaded, LoadError> {
     let text = source
         .get(POLICY_KEY)
         .map_err(|e| LoadError::store(POLICY_KEY, POLICY_KEY, &e))?
         .ok_or_else(|| LoadError::invalid(format!("{POLICY_KEY}: is not set")))?;
     let document = parse_document(&text).map_err(LoadError::invalid)?;
+    let reserved = ReservedKeys::new(&document.environments, document.shared.as_ref().map(|s| s.key_key.as_str()));
     let shared = match document.shared {
         None => SharedSetup::Disabled,
         Some(spec) => {
@@ -169,7 +184,7 @@ pub fn load_all_with_log(source: &dyn ConfigSource) -> Result<(Vec<Environment>,
         }
     };
     let environments = load_environments(source, document.environments)?;
-    Ok((environments, shared, document.log_level))
+    Ok(Loaded { environments, shared, log_level: document.log_level, config: document.config, reserved })
 }
 
 fn load_environments(source: &dyn ConfigSource, specs: Vec<EnvironmentSpec>) -> Result<Vec<Environment>, LoadError> {
@@ -202,6 +217,8 @@ pub struct PolicyDocument {
     pub shared: Option<SharedSpec>,
     /// `log.level`: the least severe event written (default `info`).
     pub log_level: Level,
+    /// `config`: config keys answered with secrets (the config-provider world).
+    pub config: Vec<ConfigMapping>,
 }
 
 /// Parses and validates the policy document alone (no credentials needed):
@@ -230,15 +247,21 @@ pub fn parse_document(text: &str) -> Result<PolicyDocument, String> {
         None => Level::Info,
     };
     let entries = root.entries("environments")?;
+    let config_entries = root.optional_entries("config")?;
     root.finish()?;
     if entries.is_empty() {
         return Err("environments: at least one environment is required".into());
     }
-    let environments = entries
+    let environments: Vec<EnvironmentSpec> = entries
         .into_iter()
         .map(|(name, value)| parse_environment(&name, value, &defaults))
         .collect::<Result<_, _>>()?;
-    Ok(PolicyDocument { environments, shared, log_level })
+    let config = mapping::parse(config_entries, &environments)?;
+    let reserved = ReservedKeys::new(&environments, shared.as_ref().map(|s| s.key_key.as_str()));
+    if let Some(mapped) = config.iter().find(|m| reserved.contains(&m.key)) {
+        return Err(format!("config.{}: is a key the policy reads credentials from; it cannot be mapped", mapped.key));
+    }
+    Ok(PolicyDocument { environments, shared, log_level, config })
 }
 
 /// Default lease: long enough for a typical backend read, short enough that a

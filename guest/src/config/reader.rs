@@ -114,6 +114,16 @@ impl<'a> Obj<'a> {
         }
     }
 
+    /// [`Self::entries`] of an optional object: none when it is absent.
+    pub fn optional_entries(&mut self, key: &'static str) -> Result<Vec<(String, &'a Value)>, String> {
+        if self.map.contains_key(key) {
+            self.entries(key)
+        } else {
+            self.known.push(key);
+            Ok(Vec::new())
+        }
+    }
+
     /// Fails on any key that was not read.
     pub fn finish(self) -> Result<(), String> {
         match self.map.keys().find(|k| !self.known.contains(&k.as_str())) {

@@ -191,7 +191,7 @@ fn log_level_is_read_defaulted_and_checked() {
     assert_eq!(parse_document(&with_log(r#"{"lvl":"debug"}"#)).unwrap_err(), "log.lvl: unknown key (expected one of: level)");
     assert_eq!(parse_document(&with_log(r#""debug""#)).unwrap_err(), "log: must be an object");
     let doc = with_log(r#"{"level":"warn"}"#);
-    let (envs, _, level) = load_all_with_log(&source(&doc, &[("t", "s.abc")])).unwrap();
-    assert_eq!((envs.len(), level), (1, Level::Warn));
+    let loaded = load_all_with_log(&source(&doc, &[("t", "s.abc")])).unwrap();
+    assert_eq!((loaded.environments.len(), loaded.log_level), (1, Level::Warn));
     assert_eq!(load_all(&source(&doc, &[("t", "s.abc")])).unwrap().0.len(), 1);
 }

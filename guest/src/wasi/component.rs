@@ -62,7 +62,7 @@ fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
 #[inline(never)]
 fn load() -> Result<State, String> {
     match config::load_all_with_log(&WasiConfig) {
-        Ok((envs, shared, level)) => {
+        Ok(config::Loaded { environments: envs, shared, log_level: level, .. }) => {
             let bucket = match &shared {
                 SharedSetup::Ready { bucket, .. } => Some((bucket.clone(), BucketSlot::default())),
                 SharedSetup::Disabled | SharedSetup::NoKey { .. } => None,

@@ -245,6 +245,7 @@ mod budget;
 mod credentials;
 mod failures;
 mod reads;
+mod config_view;
 mod shared;
 mod shared_degraded;
 mod shared_counts;
