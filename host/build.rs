@@ -5,7 +5,12 @@
 //! nested `cargo build`s for `wasm32-wasip2` with the `guest` profile:
 //!
 //! - `edge-secrets-guest` → `EDGE_SECRETS_GUEST_WASM` (the provider component);
+//! - `edge-secrets-guest --features config-provider` → `EDGE_SECRETS_CONFIG_PROVIDER_WASM` (the
+//!   same core exporting `wasi:config/store`), in a target dir of its own so the two builds do
+//!   not overwrite each other's artifact;
 //! - `edge-secrets-spin-app` → `EDGE_SECRETS_APP_WASM` (the Spin HTTP app, WASI P3);
+//! - `examples/config-app` (its own workspace) → `EDGE_SECRETS_EXAMPLE_APP_WASM`: the example
+//!   app that knows only `wasi:config`, which the tests compose with the config provider;
 //! - the app with the guest plugged into its `edge:secrets/*` imports (what `wac plug` does,
 //!   here with the `wac-graph` crate) → `EDGE_SECRETS_COMPOSED_WASM`, which imports only WASI.
 //!
@@ -41,6 +46,12 @@ struct Wasm {
     override_var: &'static str,
     export_var: &'static str,
     inputs: &'static [&'static str],
+    /// Cargo features of the package.
+    features: &'static [&'static str],
+    /// The nested target dir, under the outer one.
+    target_subdir: &'static str,
+    /// A manifest of its own (a package outside this workspace), relative to the workspace.
+    manifest: Option<&'static str>,
 }
 
 const GUEST: Wasm = Wasm {
@@ -49,6 +60,31 @@ const GUEST: Wasm = Wasm {
     override_var: "EDGE_SECRETS_GUEST_WASM_PATH",
     export_var: "EDGE_SECRETS_GUEST_WASM",
     inputs: &["guest/src", "guest/Cargo.toml", "guest/build.rs"],
+    features: &[],
+    target_subdir: "guest",
+    manifest: None,
+};
+
+const CONFIG_PROVIDER: Wasm = Wasm {
+    package: "edge-secrets-guest",
+    artifact: "edge_secrets_guest.wasm",
+    override_var: "EDGE_SECRETS_CONFIG_PROVIDER_WASM_PATH",
+    export_var: "EDGE_SECRETS_CONFIG_PROVIDER_WASM",
+    inputs: &["guest/src", "guest/Cargo.toml", "guest/build.rs"],
+    features: &["config-provider"],
+    target_subdir: "guest-config",
+    manifest: None,
+};
+
+const EXAMPLE_APP: Wasm = Wasm {
+    package: "config-app",
+    artifact: "config_app.wasm",
+    override_var: "EDGE_SECRETS_EXAMPLE_APP_WASM_PATH",
+    export_var: "EDGE_SECRETS_EXAMPLE_APP_WASM",
+    inputs: &["examples/config-app/src", "examples/config-app/wit", "examples/config-app/Cargo.toml", "examples/config-app/Cargo.lock"],
+    features: &[],
+    target_subdir: "guest",
+    manifest: Some("examples/config-app/Cargo.toml"),
 };
 
 const APP: Wasm = Wasm {
@@ -57,6 +93,9 @@ const APP: Wasm = Wasm {
     override_var: "EDGE_SECRETS_APP_WASM_PATH",
     export_var: "EDGE_SECRETS_APP_WASM",
     inputs: &["spin-app/src", "spin-app/Cargo.toml"],
+    features: &[],
+    target_subdir: "guest",
+    manifest: None,
 };
 
 /// Inputs of both builds.
@@ -101,13 +140,15 @@ const LEAKY_VARS: &[&str] = &[
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let workspace = manifest_dir.parent().expect("host/ lives inside the workspace").to_path_buf();
-    let target_dir = outer_target_dir(&workspace).join("guest");
+    let target_dir = outer_target_dir(&workspace);
     for input in SHARED_INPUTS {
         println!("cargo:rerun-if-changed={}", workspace.join(input).display());
     }
 
     let guest = wasm(&GUEST, &workspace, &target_dir);
+    wasm(&CONFIG_PROVIDER, &workspace, &target_dir);
     let app = wasm(&APP, &workspace, &target_dir);
+    wasm(&EXAMPLE_APP, &workspace, &target_dir);
 
     println!("cargo:rerun-if-changed=build/compose.rs");
     let composed = compose::plug(&read(&guest), &read(&app)).unwrap_or_else(|e| fail(&format!("composing the app with the guest failed: {e:#}")));
@@ -146,12 +187,21 @@ fn wasm(spec: &Wasm, workspace: &Path, target_dir: &Path) -> PathBuf {
 
 fn nested_build(spec: &Wasm, workspace: &Path, target_dir: &Path) -> PathBuf {
     check_wasm_target_installed(spec.override_var);
+    let target_dir = target_dir.join(spec.target_subdir);
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
+    // A package with a manifest of its own is built as its users would: `--release`.
+    let profile = if spec.manifest.is_some() { "release" } else { GUEST_PROFILE };
     cmd.current_dir(workspace)
-        .args(["build", "--locked", "-p", spec.package, "--target", GUEST_TARGET, "--profile", GUEST_PROFILE])
+        .args(["build", "--locked", "-p", spec.package, "--target", GUEST_TARGET, "--profile", profile])
         .arg("--target-dir")
-        .arg(target_dir);
+        .arg(&target_dir);
+    if let Some(manifest) = spec.manifest {
+        cmd.arg("--manifest-path").arg(workspace.join(manifest));
+    }
+    if !spec.features.is_empty() {
+        cmd.arg("--features").arg(spec.features.join(","));
+    }
     for var in LEAKY_VARS {
         cmd.env_remove(var);
     }
@@ -176,7 +226,7 @@ fn nested_build(spec: &Wasm, workspace: &Path, target_dir: &Path) -> PathBuf {
         fail(&format!("building the {} component ({GUEST_TARGET}) failed: see the cargo output above{hint}", spec.package));
     }
 
-    let wasm = target_dir.join(GUEST_TARGET).join(GUEST_PROFILE).join(spec.artifact);
+    let wasm = target_dir.join(GUEST_TARGET).join(profile).join(spec.artifact);
     if !wasm.is_file() {
         fail(&format!("the {} build succeeded but {} is missing", spec.package, wasm.display()));
     }

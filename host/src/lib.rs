@@ -61,12 +61,16 @@
 //! - [`GUEST_WASM`] is the embedded component, built by `build.rs` from `guest/`;
 //!   [`APP_WASM`] the Spin HTTP app (`spin-app/`) and [`COMPOSED_APP_WASM`] the two composed,
 //!   which [`serve::Server`] runs over HTTP with WASI P3 (`edge-secrets serve`).
+//! - [`compose::CONFIG_PROVIDER_WASM`] is the same core exporting `wasi:config/store`;
+//!   [`compose::with_config_provider`] plugs it into an app that reads its settings through
+//!   `wasi:config`, and [`serve::Server::start_app`] serves the result.
 
 mod admin;
 mod bindings;
 mod client;
 mod clock;
 mod compile_cache;
+pub mod compose;
 pub mod keyvalue;
 pub mod config_file;
 pub mod dev_store;

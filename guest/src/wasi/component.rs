@@ -1,123 +1,19 @@
-//! The exported interfaces. The configuration is loaded on the first call and
-//! kept for the instance's life, with the provider's caches and breakers. A
-//! bad configuration is kept as an error that every call returns: the
-//! component never traps on it.
-//!
+//! The provider world's exports (`edge:secrets/secrets`, `edge:secrets/admin`).
 //! This is the one place where core errors become WIT errors.
 
 use crate::prelude::*;
-use core::cell::{Cell, RefCell};
 
 use super::exports::edge::secrets::admin::{self, BreakerState};
 use super::exports::edge::secrets::secrets::{self, BackendFailure};
-use super::keyvalue::{BucketSlot, WasiStore};
-use super::platform::{WasiClock, WasiConfig, WasiRandom};
-use super::stderr;
-use super::transport::WasiTransport;
+use super::platform::WasiClock;
+use super::state::with_provider;
 use crate::breaker::Phase;
-use crate::engine::{stats, Clock, Io, SecretRequest, Source};
-use crate::log::{Event, Level};
-use crate::shared::{NoStore, SharedSetup, SharedStatus};
-use crate::{config, Error, Provider};
+use crate::engine::{stats, Clock, SecretRequest, Source};
+use crate::shared::SharedStatus;
+use crate::Error;
 
 /// The component.
 pub struct Component;
-
-// One per instance, moved once (when loaded): boxing the provider would only add code.
-#[allow(clippy::large_enum_variant)]
-enum State {
-    /// The provider, and its shared-state bucket when one is configured.
-    Ready(Provider, Option<(String, BucketSlot)>),
-    Broken(String),
-}
-
-/// The instance's state, and whether a configuration failure has been
-/// logged. A component instance runs on one thread and is never re-entered
-/// while a call is in progress, which is what makes this `Sync` claim true.
-struct StateCell(RefCell<Option<State>>, Cell<bool>);
-
-// SAFETY: see above; wasm32 components have no threads.
-unsafe impl Sync for StateCell {}
-
-static STATE: StateCell = StateCell(RefCell::new(None), Cell::new(false));
-
-/// Runs `f` on the provider, loading the configuration on first use, then
-/// writes out what the call logged. An invalid configuration is remembered
-/// (it will not fix itself); a config store outage is not, so the next call
-/// tries again.
-fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
-    let mut slot = STATE.0.borrow_mut();
-    if let Some(state) = slot.as_mut() {
-        return run(state, f);
-    }
-    match load() {
-        Ok(state) => run(slot.insert(state), f),
-        Err(store_failure) => f(&mut State::Broken(store_failure)),
-    }
-}
-
-/// Loads the configuration: the state to keep, or `Err` with a config store
-/// failure not to keep. A failure of either kind is logged once per instance.
-/// Not generic, and out of line: `with_state` is instantiated once per export.
-#[inline(never)]
-fn load() -> Result<State, String> {
-    match config::load_all_with_log(&WasiConfig) {
-        Ok(config::Loaded { environments: envs, shared, log_level: level, .. }) => {
-            let bucket = match &shared {
-                SharedSetup::Ready { bucket, .. } => Some((bucket.clone(), BucketSlot::default())),
-                SharedSetup::Disabled | SharedSetup::NoKey { .. } => None,
-            };
-            let mut provider = Provider::with_shared(envs, shared);
-            provider.set_log_level(level);
-            Ok(State::Ready(provider, bucket))
-        }
-        Err(error) => {
-            if !STATE.1.replace(true) {
-                // Level `error` whatever the policy says: the level is in the policy that failed.
-                stderr::write(vec![Event::new(Level::Error, "config_error").message(error.message.clone())]);
-            }
-            if error.store_failure {
-                Err(error.message)
-            } else {
-                Ok(State::Broken(error.message))
-            }
-        }
-    }
-}
-
-/// One place for every export: the call, then its log events.
-fn run<R>(state: &mut State, f: impl FnOnce(&mut State) -> R) -> R {
-    let result = f(state);
-    flush_log(state);
-    result
-}
-
-#[inline(never)]
-fn flush_log(state: &mut State) {
-    if let State::Ready(provider, _) = state {
-        stderr::write(provider.take_log());
-    }
-}
-
-fn with_provider<R>(f: impl FnOnce(&mut Provider, &mut Io<'_>) -> R, broken: impl FnOnce(&str) -> R) -> R {
-    with_state(|state| match state {
-        State::Ready(provider, bucket) => {
-            let mut transport = WasiTransport::default();
-            let mut no_store = NoStore;
-            let mut wasi_store;
-            let store: &mut dyn crate::shared::SharedStore = match bucket {
-                Some((name, slot)) => {
-                    wasi_store = WasiStore::new(name, slot);
-                    &mut wasi_store
-                }
-                None => &mut no_store,
-            };
-            let mut io = Io { clock: &mut WasiClock, random: &mut WasiRandom, transport: &mut transport, store };
-            f(provider, &mut io)
-        }
-        State::Broken(message) => broken(message),
-    })
-}
 
 fn to_core(request: secrets::Request) -> SecretRequest {
     SecretRequest {

@@ -3,9 +3,16 @@
 //! wasm32; everything here is glue with no decisions of its own.
 
 mod allocator;
+// One core, two thin shells: the provider world's exports, or (feature `config-provider`) the
+// same core behind an exported `wasi:config/store`. Each defines `component::Component`.
+#[cfg(not(feature = "config-provider"))]
+mod component;
+#[cfg(feature = "config-provider")]
+#[path = "config_export.rs"]
 mod component;
 mod keyvalue;
 mod platform;
+mod state;
 mod stderr;
 mod transport;
 
@@ -83,9 +90,17 @@ pub unsafe extern "C" fn cabi_realloc(old_ptr: *mut u8, old_len: usize, align: u
     ptr
 }
 
+#[cfg(not(feature = "config-provider"))]
 wit_bindgen::generate!({
     path: "../wit",
     world: "edge:secrets/provider",
+    generate_all,
+});
+
+#[cfg(feature = "config-provider")]
+wit_bindgen::generate!({
+    path: "../wit",
+    world: "edge:secrets/config-provider",
     generate_all,
 });
 

@@ -1,6 +1,7 @@
 //! The `edge-secrets` command line: argument parsing and dispatch. Each subcommand lives in its
 //! own module and returns its exit code (see [`exit`]).
 
+mod compose;
 mod dev;
 pub mod exit;
 mod get;
@@ -40,6 +41,9 @@ enum Command {
     /// Routes: GET /v1/secrets/{env}/{name...}?version=&field= (Authorization: Bearer with a
     /// token configured for env in `caller_tokens`), GET /healthz, GET /metrics.
     Serve(serve::ServeArgs),
+    /// Compose an app that reads its settings through `wasi:config` with the config provider,
+    /// so the settings the policy maps are read from secret stores (what `wac plug` does).
+    Compose(compose::ComposeArgs),
 }
 
 /// Parses the process arguments (exiting with 2 on usage errors, like clap) and runs the command.
@@ -56,6 +60,7 @@ pub fn main() -> u8 {
         Command::Dev(args) => dev::run(args),
         Command::Bench(args) => crate::bench::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Compose(args) => compose::run(args),
     }
 }
 

@@ -49,6 +49,11 @@ pub struct ServeArgs {
     /// fit the open-file limit).
     #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connections: u64,
+    /// Serve this app instead of the built-in one: a WASI P3 `wasi:http` component, e.g. your
+    /// app composed with the config provider (`edge-secrets compose --config-provider`). The
+    /// config file's entries are then its `wasi:config` store, and `caller_tokens` is not needed.
+    #[arg(long, value_name = "WASM")]
+    pub app: Option<PathBuf>,
 }
 
 pub fn run(args: ServeArgs) -> u8 {
@@ -59,7 +64,14 @@ pub fn run(args: ServeArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    if !config.wasi_config.contains_key(CALLER_TOKENS_KEY) {
+    let app = match args.app.as_deref().map(std::fs::read).transpose() {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("edge-secrets: --app {}: {e}", args.app.as_deref().unwrap_or(std::path::Path::new("")).display());
+            return exit::USAGE;
+        }
+    };
+    if app.is_none() && !config.wasi_config.contains_key(CALLER_TOKENS_KEY) {
         // Every secrets request would be a 500 config error: say so now instead.
         eprintln!(
             "edge-secrets: {}: credentials.{CALLER_TOKENS_KEY}: missing: serve needs the callers' bearer tokens \
@@ -92,7 +104,11 @@ pub fn run(args: ServeArgs) -> u8 {
         allow_plaintext: args.allow_plaintext,
         ..ServeOptions::default()
     };
-    let server = match Server::start(config.wasi_config.clone(), runtime, options) {
+    let started = match &app {
+        Some(app) => Server::start_app(app, config.wasi_config.clone(), runtime, options),
+        None => Server::start(config.wasi_config.clone(), runtime, options),
+    };
+    let server = match started {
         Ok(server) => server,
         Err(e @ ServeError::Plaintext { .. }) => {
             eprintln!("edge-secrets: {e} (--tls-cert and --tls-key, or --allow-plaintext)");

@@ -82,6 +82,13 @@ impl Server {
     /// compile cache, guest stderr, the per-request timeout (`call_timeout`), the
     /// `wasi:keyvalue` store (`keyvalue`: shared state, e.g. Redis) and a test clock.
     pub fn start(config: impl Into<WasiConfigVariables>, runtime: RuntimeOptions, options: ServeOptions) -> Result<Server, ServeError> {
+        Server::start_app(crate::COMPOSED_APP_WASM, config, runtime, options)
+    }
+
+    /// [`Server::start`] with another app: any WASI P3 `wasi:http` service component whose
+    /// imports the host provides, e.g. a user's app composed with the config provider
+    /// ([`crate::compose::with_config_provider`]). `config` is its `wasi:config` store.
+    pub fn start_app(app: &[u8], config: impl Into<WasiConfigVariables>, runtime: RuntimeOptions, options: ServeOptions) -> Result<Server, ServeError> {
         let config = config.into();
         let (max_connections, note) = options.check()?;
         if let Some(note) = note {
@@ -90,7 +97,7 @@ impl Server {
         let tls = options.tls.as_ref().map(tls::acceptor).transpose()?;
         runtime::check_call_timeout(&config, runtime.call_timeout).map_err(|e| ServeError::Setup(e.to_string()))?;
         let engine = engine(&runtime, &options).map_err(|e| ServeError::Setup(format!("cannot create the engine: {e:#}")))?;
-        let loaded = compile_cache::load(&engine, crate::COMPOSED_APP_WASM, runtime.cache_dir.as_deref())
+        let loaded = compile_cache::load(&engine, app, runtime.cache_dir.as_deref())
             .map_err(|e| ServeError::Setup(format!("cannot compile the app: {e:#}")))?;
         if let Some(note) = &loaded.note {
             eprintln!("edge-secrets serve: {note}");

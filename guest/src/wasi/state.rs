@@ -1,0 +1,130 @@
+//! The instance's state: the configuration, loaded on the first call and kept
+//! for the instance's life with the provider's caches and breakers. A bad
+//! configuration is kept as an error that every call returns: the component
+//! never traps on it. Shared by both worlds' exports.
+
+use crate::prelude::*;
+use core::cell::{Cell, RefCell};
+
+use super::keyvalue::{BucketSlot, WasiStore};
+use super::platform::{WasiClock, WasiConfig, WasiRandom};
+use super::stderr;
+use super::transport::WasiTransport;
+use crate::config::{ConfigMapping, ReservedKeys};
+use crate::engine::Io;
+use crate::log::{Event, Level};
+use crate::shared::{NoStore, SharedSetup};
+use crate::{config, Provider};
+
+// One per instance, moved once (when loaded): boxing the provider would only add code.
+#[allow(clippy::large_enum_variant)]
+enum State {
+    Ready(Ready),
+    Broken(String),
+}
+
+/// A loaded configuration.
+struct Ready {
+    provider: Provider,
+    /// The shared-state bucket, when one is configured.
+    bucket: Option<(String, BucketSlot)>,
+    /// The policy's `config` section and the keys never shown (config-provider world).
+    config: Vec<ConfigMapping>,
+    reserved: ReservedKeys,
+}
+
+/// The instance's state, and whether a configuration failure has been
+/// logged. A component instance runs on one thread and is never re-entered
+/// while a call is in progress, which is what makes this `Sync` claim true.
+struct StateCell(RefCell<Option<State>>, Cell<bool>);
+
+// SAFETY: see above; wasm32 components have no threads.
+unsafe impl Sync for StateCell {}
+
+static STATE: StateCell = StateCell(RefCell::new(None), Cell::new(false));
+
+/// Runs `f` on the provider, loading the configuration on first use, then
+/// writes out what the call logged. An invalid configuration is remembered
+/// (it will not fix itself); a config store outage is not, so the next call
+/// tries again.
+fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
+    let mut slot = STATE.0.borrow_mut();
+    if let Some(state) = slot.as_mut() {
+        return run(state, f);
+    }
+    match load() {
+        Ok(state) => run(slot.insert(state), f),
+        Err(store_failure) => f(&mut State::Broken(store_failure)),
+    }
+}
+
+/// Loads the configuration: the state to keep, or `Err` with a config store
+/// failure not to keep. A failure of either kind is logged once per instance.
+/// Not generic, and out of line: `with_state` is instantiated once per export.
+#[inline(never)]
+fn load() -> Result<State, String> {
+    match config::load_all_with_log(&WasiConfig) {
+        Ok(loaded) => {
+            let bucket = match &loaded.shared {
+                SharedSetup::Ready { bucket, .. } => Some((bucket.clone(), BucketSlot::default())),
+                SharedSetup::Disabled | SharedSetup::NoKey { .. } => None,
+            };
+            let mut provider = Provider::with_shared(loaded.environments, loaded.shared);
+            provider.set_log_level(loaded.log_level);
+            Ok(State::Ready(Ready { provider, bucket, config: loaded.config, reserved: loaded.reserved }))
+        }
+        Err(error) => {
+            if !STATE.1.replace(true) {
+                // Level `error` whatever the policy says: the level is in the policy that failed.
+                stderr::write(vec![Event::new(Level::Error, "config_error").message(error.message.clone())]);
+            }
+            if error.store_failure {
+                Err(error.message)
+            } else {
+                Ok(State::Broken(error.message))
+            }
+        }
+    }
+}
+
+/// One place for every export: the call, then its log events.
+fn run<R>(state: &mut State, f: impl FnOnce(&mut State) -> R) -> R {
+    let result = f(state);
+    flush_log(state);
+    result
+}
+
+#[inline(never)]
+fn flush_log(state: &mut State) {
+    if let State::Ready(ready) = state {
+        stderr::write(ready.provider.take_log());
+    }
+}
+
+/// Runs `f` on the provider and its I/O (`config`: the `config` section and the
+/// reserved keys), or `broken` with the configuration error.
+pub(super) fn with_ready<R>(f: impl FnOnce(&mut Provider, &mut Io<'_>, (&[ConfigMapping], &ReservedKeys)) -> R, broken: impl FnOnce(&str) -> R) -> R {
+    with_state(|state| match state {
+        State::Ready(Ready { provider, bucket, config, reserved }) => {
+            let mut transport = WasiTransport::default();
+            let mut no_store = NoStore;
+            let mut wasi_store;
+            let store: &mut dyn crate::shared::SharedStore = match bucket {
+                Some((name, slot)) => {
+                    wasi_store = WasiStore::new(name, slot);
+                    &mut wasi_store
+                }
+                None => &mut no_store,
+            };
+            let mut io = Io { clock: &mut WasiClock, random: &mut WasiRandom, transport: &mut transport, store };
+            f(provider, &mut io, (config, reserved))
+        }
+        State::Broken(message) => broken(message),
+    })
+}
+
+/// [`with_ready`] for exports that only need the provider.
+#[cfg(not(feature = "config-provider"))]
+pub(super) fn with_provider<R>(f: impl FnOnce(&mut Provider, &mut Io<'_>) -> R, broken: impl FnOnce(&str) -> R) -> R {
+    with_ready(|provider, io, _| f(provider, io), broken)
+}
