@@ -8,6 +8,9 @@
 
 use super::{CasHandle, KeyValue, KvError};
 
+/// `get-many`'s answer: each key with its value, or `None` where absent.
+pub(super) type KeyedValues = Vec<(String, Option<Vec<u8>>)>;
+
 impl KeyValue {
     pub(super) fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         self.counts.read();
@@ -65,7 +68,7 @@ impl KeyValue {
     }
 
     /// One read for all keys (Redis: one `MGET`), answered in the keys' order.
-    pub(super) fn get_many(&self, bucket: &str, keys: Vec<String>) -> Result<Vec<(String, Option<Vec<u8>>)>, KvError> {
+    pub(super) fn get_many(&self, bucket: &str, keys: Vec<String>) -> Result<KeyedValues, KvError> {
         self.counts.read();
         let values = self.read_for_guest(bucket, &keys)?;
         Ok(keys.into_iter().zip(values).collect())

@@ -159,3 +159,36 @@ pub fn add_to_linker_async<T: Send + 'static>(linker: &mut Linker<T>, f: fn(&mut
     batch::add_to_linker::<T, HasWasiKeyValue>(linker, f)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keyvalue::{KvOperations, DEFAULT_BUCKET};
+    use atomics::{Host as _, HostCas as _};
+    use store::{Host as _, HostBucket as _};
+    use wasmtime::component::ResourceTable;
+
+    // The calls are `KeyValue`'s and tested with the synchronous binding (keyvalue/tests.rs);
+    // this checks the handles this binding moves around the blocking pool.
+    #[tokio::test]
+    async fn a_swap_after_a_concurrent_write_fails_with_a_fresh_handle_in_the_table() {
+        let kv = KeyValue::memory();
+        let mut table = ResourceTable::new();
+        let mut view = WasiKeyValue::new(&kv, &mut table);
+        assert!(matches!(view.open("other".into()).await.unwrap(), Err(store::Error::NoSuchStore)));
+        let bucket = view.open(DEFAULT_BUCKET.into()).await.unwrap().unwrap();
+        let borrow = || Resource::<BucketHandle>::new_borrow(bucket.rep());
+        view.set(borrow(), "k".into(), b"a".to_vec()).await.unwrap().unwrap();
+        let cas = view.new(borrow(), "k".into()).await.unwrap().unwrap();
+        kv.backend().set(DEFAULT_BUCKET, "k", b"b").unwrap();
+
+        let Err(atomics::CasError::CasFailed(retry)) = view.swap(cas, b"c".to_vec()).await.unwrap() else {
+            panic!("a swap over a changed value succeeded");
+        };
+        assert_eq!(view.current(Resource::new_borrow(retry.rep())).await.unwrap().unwrap(), Some(b"b".to_vec()));
+        view.swap(retry, b"c".to_vec()).await.unwrap().unwrap();
+        assert_eq!(view.get(borrow(), "k".into()).await.unwrap().unwrap(), Some(b"c".to_vec()));
+        // set, the two swaps; the compare-and-swap's read, get.
+        assert_eq!(kv.operations(), KvOperations { reads: 2, writes: 3 });
+    }
+}
