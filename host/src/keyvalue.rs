@@ -4,8 +4,9 @@
 //! neither link this import nor share anything between instances.
 //!
 //! Shaped like wasmtime's wasi crates: a [`KeyValue`] handle shared by every store of a runtime,
-//! a borrowed per-call view ([`WasiKeyValue`]) and an [`add_to_linker`] taking a projection. The
-//! data lives behind [`KvBackend`]: [`MemoryBackend`] (one process) or [`RedisBackend`] (many
+//! a borrowed per-call view ([`WasiKeyValue`]) and linker functions taking a projection:
+//! [`add_to_linker`] (synchronous calls: the sync `Runtime`, which has no tokio) and
+//! [`add_to_linker_async`] (`serve`: backend calls on tokio's blocking pool). The data lives behind [`KvBackend`]: [`MemoryBackend`] (one process) or [`RedisBackend`] (many
 //! hosts share one bucket — how edge-secrets scales past one machine).
 
 use std::collections::BTreeSet;
@@ -16,13 +17,16 @@ use std::sync::Arc;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 use wasmtime::Result;
 
+mod calls;
 mod limits;
 mod memory;
+mod offload;
 mod operations;
 mod redis;
 
 pub use limits::{Bounded, ValueLimits};
 pub use memory::MemoryBackend;
+pub use offload::add_to_linker_async;
 pub use operations::KvOperations;
 use operations::Counts;
 pub use redis::RedisBackend;
@@ -198,58 +202,62 @@ impl<'a> WasiKeyValue<'a> {
     fn bucket(&self, bucket: &Resource<BucketHandle>) -> Result<String> {
         Ok(self.table.get(bucket)?.name.clone())
     }
+
+    /// `open`: a handle, or `None` for a bucket this store does not serve.
+    fn open_bucket(&mut self, identifier: String) -> Result<Option<Resource<BucketHandle>>> {
+        if !self.kv.buckets.contains(&identifier) {
+            return Ok(None);
+        }
+        Ok(Some(self.table.push(BucketHandle { name: identifier })?))
+    }
+
+    /// `cas.current`: what the key held when the compare-and-swap began.
+    fn seen(&self, cas: &Resource<CasHandle>) -> Result<Option<Vec<u8>>> {
+        Ok(self.table.get(cas)?.seen.clone())
+    }
 }
 
 fn other(e: KvError) -> store::Error {
     store::Error::Other(e.0)
 }
 
+/// A compare-and-swap's answer: a handle that failed goes back into the table, for the retry.
+fn swap_answer(table: &mut ResourceTable, outcome: Result<Result<(), CasHandle>, KvError>) -> Result<Result<(), atomics::CasError>> {
+    match outcome {
+        Ok(Ok(())) => Ok(Ok(())),
+        Ok(Err(retry)) => Ok(Err(atomics::CasError::CasFailed(table.push(retry)?))),
+        Err(e) => Ok(Err(atomics::CasError::StoreError(other(e)))),
+    }
+}
+
+// The calls themselves are `KeyValue`'s (keyvalue/calls.rs), shared with the offloaded binding.
+
 impl store::Host for WasiKeyValue<'_> {
     fn open(&mut self, identifier: String) -> Result<Result<Resource<BucketHandle>, store::Error>> {
-        if !self.kv.buckets.contains(&identifier) {
-            return Ok(Err(store::Error::NoSuchStore));
-        }
-        Ok(Ok(self.table.push(BucketHandle { name: identifier })?))
+        Ok(self.open_bucket(identifier)?.ok_or(store::Error::NoSuchStore))
     }
 }
 
 impl store::HostBucket for WasiKeyValue<'_> {
     fn get(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<Result<Option<Vec<u8>>, store::Error>> {
-        let name = self.bucket(&bucket)?;
-        self.kv.counts.read();
-        Ok(self.kv.read_one(&name, &key).map_err(other))
+        Ok(self.kv.get(&self.bucket(&bucket)?, &key).map_err(other))
     }
 
     fn set(&mut self, bucket: Resource<BucketHandle>, key: String, value: Vec<u8>) -> Result<Result<(), store::Error>> {
-        let name = self.bucket(&bucket)?;
-        self.kv.counts.write();
-        Ok(self.kv.check_write(&value).and_then(|()| self.kv.backend.set(&name, &key, &value)).map_err(other))
+        Ok(self.kv.set(&self.bucket(&bucket)?, &key, &value).map_err(other))
     }
 
     fn delete(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<Result<(), store::Error>> {
-        let name = self.bucket(&bucket)?;
-        self.kv.counts.write();
-        Ok(self.kv.backend.delete(&name, &key).map_err(other))
+        Ok(self.kv.delete(&self.bucket(&bucket)?, &key).map_err(other))
     }
 
     fn exists(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<Result<bool, store::Error>> {
-        let name = self.bucket(&bucket)?;
-        self.kv.counts.read();
-        Ok(self.kv.read_one(&name, &key).map(|v| v.is_some()).map_err(other))
+        Ok(self.kv.exists(&self.bucket(&bucket)?, &key).map_err(other))
     }
 
     fn list_keys(&mut self, bucket: Resource<BucketHandle>, cursor: Option<String>) -> Result<Result<store::KeyResponse, store::Error>> {
-        let name = self.bucket(&bucket)?;
-        self.kv.counts.read();
-        // One page: the cursor is the last key returned, so a caller that passes it back gets
-        // the keys after it.
-        Ok(self.kv.backend.keys(&name).map_err(other).map(|mut keys| {
-            keys.sort();
-            if let Some(after) = cursor {
-                keys.retain(|k| *k > after);
-            }
-            store::KeyResponse { keys, cursor: None }
-        }))
+        let keys = self.kv.list_keys(&self.bucket(&bucket)?, cursor);
+        Ok(keys.map(|keys| store::KeyResponse { keys, cursor: None }).map_err(other))
     }
 
     fn drop(&mut self, bucket: Resource<BucketHandle>) -> Result<()> {
@@ -260,47 +268,26 @@ impl store::HostBucket for WasiKeyValue<'_> {
 
 impl atomics::Host for WasiKeyValue<'_> {
     fn increment(&mut self, bucket: Resource<BucketHandle>, key: String, delta: i64) -> Result<Result<i64, store::Error>> {
-        let name = self.bucket(&bucket)?;
-        self.kv.counts.write();
-        Ok(self.kv.backend.increment(&name, &key, delta).map_err(other))
+        Ok(self.kv.increment(&self.bucket(&bucket)?, &key, delta).map_err(other))
     }
 
     fn swap(&mut self, cas: Resource<CasHandle>, value: Vec<u8>) -> Result<Result<(), atomics::CasError>> {
         let handle = self.table.delete(cas)?;
-        self.kv.counts.write();
-        if let Err(e) = self.kv.check_write(&value) {
-            return Ok(Err(atomics::CasError::StoreError(other(e))));
-        }
-        match self.kv.backend.compare_and_swap(&handle.bucket, &handle.key, handle.seen.as_deref(), &value, self.kv.limits.per_value) {
-            Ok(true) => Ok(Ok(())),
-            Ok(false) => {
-                // The guest gets a fresh handle on the current value, to retry with.
-                let current = self.kv.read_one(&handle.bucket, &handle.key);
-                let current = match current {
-                    Ok(current) => current,
-                    Err(e) => return Ok(Err(atomics::CasError::StoreError(other(e)))),
-                };
-                let retry = self.table.push(CasHandle { seen: current, ..handle })?;
-                Ok(Err(atomics::CasError::CasFailed(retry)))
-            }
-            Err(e) => Ok(Err(atomics::CasError::StoreError(other(e)))),
-        }
+        let outcome = self.kv.swap(handle, &value);
+        swap_answer(self.table, outcome)
     }
 }
 
 impl atomics::HostCas for WasiKeyValue<'_> {
     fn new(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<Result<Resource<CasHandle>, store::Error>> {
-        let name = self.bucket(&bucket)?;
-        self.kv.counts.read();
-        let seen = match self.kv.read_one(&name, &key) {
-            Ok(seen) => seen,
-            Err(e) => return Ok(Err(other(e))),
-        };
-        Ok(Ok(self.table.push(CasHandle { bucket: name, key, seen })?))
+        match self.kv.begin_swap(self.bucket(&bucket)?, key) {
+            Ok(handle) => Ok(Ok(self.table.push(handle)?)),
+            Err(e) => Ok(Err(other(e))),
+        }
     }
 
     fn current(&mut self, cas: Resource<CasHandle>) -> Result<Result<Option<Vec<u8>>, store::Error>> {
-        Ok(Ok(self.table.get(&cas)?.seen.clone()))
+        Ok(Ok(self.seen(&cas)?))
     }
 
     fn drop(&mut self, cas: Resource<CasHandle>) -> Result<()> {
@@ -315,37 +302,15 @@ impl batch::Host for WasiKeyValue<'_> {
         bucket: Resource<BucketHandle>,
         keys: Vec<String>,
     ) -> Result<Result<Vec<(String, Option<Vec<u8>>)>, store::Error>> {
-        let name = self.bucket(&bucket)?;
-        self.kv.counts.read();
-        match self.kv.read_for_guest(&name, &keys) {
-            Ok(values) => Ok(Ok(keys.into_iter().zip(values).collect())),
-            Err(e) => Ok(Err(other(e))),
-        }
+        Ok(self.kv.get_many(&self.bucket(&bucket)?, keys).map_err(other))
     }
 
     fn set_many(&mut self, bucket: Resource<BucketHandle>, key_values: Vec<(String, Vec<u8>)>) -> Result<Result<(), store::Error>> {
-        let name = self.bucket(&bucket)?;
-        self.kv.counts.write();
-        if let Some(e) = key_values.iter().find_map(|(_, value)| self.kv.check_write(value).err()) {
-            return Ok(Err(other(e)));
-        }
-        for (key, value) in key_values {
-            if let Err(e) = self.kv.backend.set(&name, &key, &value) {
-                return Ok(Err(other(e)));
-            }
-        }
-        Ok(Ok(()))
+        Ok(self.kv.set_many(&self.bucket(&bucket)?, &key_values).map_err(other))
     }
 
     fn delete_many(&mut self, bucket: Resource<BucketHandle>, keys: Vec<String>) -> Result<Result<(), store::Error>> {
-        let name = self.bucket(&bucket)?;
-        self.kv.counts.write();
-        for key in keys {
-            if let Err(e) = self.kv.backend.delete(&name, &key) {
-                return Ok(Err(other(e)));
-            }
-        }
-        Ok(Ok(()))
+        Ok(self.kv.delete_many(&self.bucket(&bucket)?, &keys).map_err(other))
     }
 }
 

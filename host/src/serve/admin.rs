@@ -1,8 +1,9 @@
 //! `/metrics` and the detailed `/healthz` (the app's routes, spin-app/src/handler.rs: both need
-//! the admin token) read counters and breaker states from the key-value store, and a store call
-//! blocks the tokio worker running the app; the server has two. One such request runs at a
-//! time, so a flood of them leaves a worker for secret reads; the others wait briefly, then get
-//! 503. Requests to them without `Authorization` read nothing (the app answers a bare liveness
+//! the admin token) read counters and breaker states from the key-value store. Store calls run
+//! on tokio's blocking pool, not on the server's two workers, but each is a round trip the
+//! store itself must answer: one such request runs at a time, so a flood of them cannot
+//! multiply the store's load and slow the secret reads that share it; the others wait briefly,
+//! then get 503. Requests to them without `Authorization` read nothing (the app answers a bare liveness
 //! `/healthz` or a 401) and pass ungated, so a liveness probe never waits behind a scrape.
 
 use std::time::Duration;

@@ -88,8 +88,9 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Serve
     // Both: the same `wasi:config` store (under Spin, the app's variables, which the dependency
     // inherits).
     wasi_config::add_to_linker(&mut linker, |state: &mut ServeState| WasiConfig::new(&state.config))?;
-    // The guest's shared state. (Its host calls are synchronous: with Redis they block the
-    // worker thread for a round trip, bounded by the backend's timeouts.)
-    keyvalue::add_to_linker(&mut linker, |state: &mut ServeState| WasiKeyValue::new(&state.keyvalue, &mut state.table))?;
+    // The guest's shared state. Async, with each backend call on tokio's blocking pool: a
+    // (blocking) Redis round trip, or a stalled store, holds no worker, so requests that do not
+    // touch the store are still answered.
+    keyvalue::add_to_linker_async(&mut linker, |state: &mut ServeState| WasiKeyValue::new(&state.keyvalue, &mut state.table))?;
     Ok(linker)
 }

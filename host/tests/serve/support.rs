@@ -102,10 +102,12 @@ impl Reply {
         serde_json::from_slice(&self.body).unwrap_or_else(|_| panic!("status {}: body is not JSON", self.status))
     }
 
+    #[allow(dead_code)] // each test file compiles its own copy; only some use this
     pub fn text(&self) -> String {
         String::from_utf8(self.body.to_vec()).expect("UTF-8 body")
     }
 
+    #[allow(dead_code)] // each test file compiles its own copy; only some use this
     /// `(status, error kind)` of a JSON error reply.
     pub fn error(&self) -> (u16, String) {
         (self.status, self.json()["error"].as_str().unwrap_or("<none>").to_string())
