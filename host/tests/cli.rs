@@ -133,3 +133,22 @@ fn usage_errors_and_help() {
     assert_eq!(code, 0);
     assert!(out.contains("Exit codes:") && out.contains("  5  not-found"), "{out}");
 }
+
+#[test]
+fn compose_plugs_the_config_provider_into_an_app_and_refuses_what_is_not_one() {
+    let out = tmp().join("composed-config-app.wasm");
+    let _ = std::fs::remove_file(&out);
+    let app = env!("EDGE_SECRETS_EXAMPLE_APP_WASM");
+    let (code, _, err) = run(&mut cli(&["compose", "--config-provider", app, "-o", out.to_str().unwrap()]));
+    assert_eq!(code, 0, "{err}");
+    let composed = std::fs::read(&out).unwrap();
+    assert_eq!(composed, edge_secrets_host::compose::with_config_provider(&std::fs::read(app).unwrap()).unwrap(), "what the library composes");
+    assert!(err.contains("config provider plugged into its wasi:config/store import"), "{err}");
+
+    // The provider itself imports no wasi:config it could plug: not an app for it.
+    let not_an_app = tmp().join("not-an-app.wasm");
+    std::fs::write(&not_an_app, b"\0asm not really").unwrap();
+    let (code, _, err) = run(&mut cli(&["compose", "--config-provider", not_an_app.to_str().unwrap(), "-o", out.to_str().unwrap()]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot compose the app with the config provider"), "{err}");
+}
