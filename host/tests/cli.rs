@@ -151,4 +151,12 @@ fn compose_plugs_the_config_provider_into_an_app_and_refuses_what_is_not_one() {
     let (code, _, err) = run(&mut cli(&["compose", "--config-provider", not_an_app.to_str().unwrap(), "-o", out.to_str().unwrap()]));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("cannot compose the app with the config provider"), "{err}");
+
+    // The provider alone, for a Spin manifest's dependencies.
+    let provider = tmp().join("edge_secrets_config_provider.wasm");
+    let (code, _, err) = run(&mut cli(&["compose", "--write-provider", provider.to_str().unwrap()]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(&provider).unwrap(), edge_secrets_host::compose::CONFIG_PROVIDER_WASM);
+    let (code, _, err) = run(&mut cli(&["compose"]));
+    assert_eq!(code, 2, "nothing to do: {err}");
 }

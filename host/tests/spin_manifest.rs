@@ -175,3 +175,40 @@ fn spin_build_commands_produce_the_files() {
     assert!(root.join(app["source"].as_str().unwrap()).is_file());
     assert!(root.join(app["dependencies"]["edge:secrets"]["path"].as_str().unwrap()).is_file());
 }
+
+/// `examples/config-app/spin.toml`: the app that knows only `wasi:config`, with the config
+/// provider as a component dependency, inheriting what Spin 4.1 needs it to (see FACTS: a
+/// dependency that imports `wasi:keyvalue` must inherit `key_value_stores`).
+#[test]
+fn the_config_example_depends_on_the_provider_for_wasi_config_with_least_privilege() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/config-app/spin.toml");
+    let text = std::fs::read_to_string(&path).expect("read the example's spin.toml");
+    let m = text.parse::<Table>().expect("TOML");
+    let dependency = get(&m, "component.config-app.dependencies").as_table().unwrap();
+    assert_eq!(dependency.keys().collect::<Vec<_>>(), ["wasi:config/store@0.2.0-draft-2024-09-27"]);
+    let provider = dependency["wasi:config/store@0.2.0-draft-2024-09-27"].as_table().unwrap();
+    let inherited: BTreeSet<String> = strings(&provider["inherit_configuration"]).into_iter().collect();
+    assert_eq!(inherited, ["allowed_outbound_hosts", "key_value_stores", "variables"].map(String::from).into());
+    assert_eq!(strings(get(&m, "component.config-app.key_value_stores")), ["default"]);
+
+    // Every `{{ name }}` is declared, credentials are secret, and the default policy maps the
+    // app's `db_password` onto an environment whose backend the component may reach.
+    let declared = get(&m, "variables").as_table().unwrap();
+    for piece in text.split("{{").skip(1) {
+        let name = piece.split("}}").next().unwrap().trim();
+        assert!(declared.contains_key(name), "{name} is not declared");
+    }
+    for credential in ["vault_token", "secrets_state_key"] {
+        assert_eq!(get(&m, &format!("variables.{credential}.secret")).as_bool(), Some(true), "{credential}");
+    }
+    let policy = get(&m, "variables.secrets_policy.default").as_str().unwrap();
+    let document = edge_secrets_guest::config::parse_document(policy).expect("the default policy is valid");
+    assert_eq!(document.config.iter().map(|c| c.key.as_str()).collect::<Vec<_>>(), ["db_password"]);
+    let base = &document.environments[0].primary().url;
+    let scheme = if base.scheme == edge_secrets_guest::http::Scheme::Https { "https" } else { "http" };
+    let url = format!("{scheme}://{}", base.authority);
+    let hosts = strings(get(&m, "component.config-app.allowed_outbound_hosts"));
+    assert!(hosts.iter().any(|h| url.starts_with(h.as_str())), "{url} not in {hosts:?}");
+    // The component's own keys are not settings the app reads: none is mapped.
+    assert!(document.config.iter().all(|c| !["secrets_policy", "vault_token", "secrets_state_key"].contains(&c.key.as_str())));
+}

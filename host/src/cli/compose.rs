@@ -1,9 +1,11 @@
-//! `edge-secrets compose --config-provider APP.wasm -o OUT.wasm`.
+//! `edge-secrets compose --config-provider APP.wasm -o OUT.wasm`, and
+//! `edge-secrets compose --write-provider FILE` (the provider alone, for Spin's
+//! `[component.<app>.dependencies]`, which composes it itself).
 
 use std::path::PathBuf;
 
 use clap::Args;
-use edge_secrets_host::compose::with_config_provider;
+use edge_secrets_host::compose::{with_config_provider, CONFIG_PROVIDER_WASM};
 
 use super::exit;
 
@@ -13,32 +15,47 @@ pub struct ComposeArgs {
     /// is satisfied by the config provider; the result imports the provider's own
     /// `wasi:config` (its policy, credentials and the app's other settings), outbound
     /// `wasi:http`, `wasi:keyvalue`, clocks and random, plus whatever else the app imports.
-    #[arg(long = "config-provider", value_name = "APP_WASM")]
-    pub app: PathBuf,
+    #[arg(long = "config-provider", value_name = "APP_WASM", requires = "output", conflicts_with = "write_provider")]
+    pub app: Option<PathBuf>,
     /// Where to write the composed component.
     #[arg(short, long, value_name = "FILE")]
-    pub output: PathBuf,
+    pub output: Option<PathBuf>,
+    /// Write the config provider component itself to FILE (for a Spin app's dependencies).
+    #[arg(long, value_name = "FILE", required_unless_present = "app")]
+    pub write_provider: Option<PathBuf>,
 }
 
 pub fn run(args: ComposeArgs) -> u8 {
-    let app = match std::fs::read(&args.app) {
+    let (Some(app_path), Some(output)) = (&args.app, &args.output) else {
+        return write_provider(args.write_provider.as_deref().unwrap_or(std::path::Path::new("edge_secrets_config_provider.wasm")));
+    };
+    let app = match std::fs::read(app_path) {
         Ok(app) => app,
         Err(e) => {
-            eprintln!("edge-secrets: --config-provider {}: {e}", args.app.display());
+            eprintln!("edge-secrets: --config-provider {}: {e}", app_path.display());
             return exit::USAGE;
         }
     };
     let composed = match with_config_provider(&app) {
         Ok(composed) => composed,
         Err(e) => {
-            eprintln!("edge-secrets: {}: {e}", args.app.display());
+            eprintln!("edge-secrets: {}: {e}", app_path.display());
             return exit::USAGE;
         }
     };
-    if let Err(e) = std::fs::write(&args.output, &composed) {
-        eprintln!("edge-secrets: cannot write {}: {e}", args.output.display());
+    if let Err(e) = std::fs::write(output, &composed) {
+        eprintln!("edge-secrets: cannot write {}: {e}", output.display());
         return exit::code(edge_secrets_host::ErrorKind::Host);
     }
-    eprintln!("edge-secrets: wrote {} ({} bytes): {} with the config provider plugged into its wasi:config/store import", args.output.display(), composed.len(), args.app.display());
+    eprintln!("edge-secrets: wrote {} ({} bytes): {} with the config provider plugged into its wasi:config/store import", output.display(), composed.len(), app_path.display());
+    exit::OK
+}
+
+fn write_provider(path: &std::path::Path) -> u8 {
+    if let Err(e) = std::fs::write(path, CONFIG_PROVIDER_WASM) {
+        eprintln!("edge-secrets: cannot write {}: {e}", path.display());
+        return exit::code(edge_secrets_host::ErrorKind::Host);
+    }
+    eprintln!("edge-secrets: wrote the config provider to {} ({} bytes)", path.display(), CONFIG_PROVIDER_WASM.len());
     exit::OK
 }
