@@ -65,15 +65,14 @@ const GUEST: Wasm = Wasm {
     manifest: None,
 };
 
+/// The same package with its other world: its own target dir, so the two builds do not take
+/// turns overwriting (and rebuilding) one artifact.
 const CONFIG_PROVIDER: Wasm = Wasm {
-    package: "edge-secrets-guest",
-    artifact: "edge_secrets_guest.wasm",
     override_var: "EDGE_SECRETS_CONFIG_PROVIDER_WASM_PATH",
     export_var: "EDGE_SECRETS_CONFIG_PROVIDER_WASM",
-    inputs: &["guest/src", "guest/Cargo.toml", "guest/build.rs"],
     features: &["config-provider"],
     target_subdir: "guest-config",
-    manifest: None,
+    ..GUEST
 };
 
 const EXAMPLE_APP: Wasm = Wasm {
