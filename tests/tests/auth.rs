@@ -121,7 +121,7 @@ fn a_burst_of_fresh_instances_reading_different_secrets_logs_in_once() {
             std::thread::spawn(move || {
                 let mut client = runtime.client().unwrap();
                 barrier.wait();
-                client.get(&Request::new("prod", &format!("burst/s{i}"))).map(|s| s.value.expose().to_vec())
+                client.get(&Request::new("prod", format!("burst/s{i}"))).map(|s| s.value.expose().to_vec())
             })
         })
         .collect();

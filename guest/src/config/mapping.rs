@@ -85,7 +85,7 @@ impl ReservedKeys {
     /// Whether `key`, however it is spelled, names a reserved key.
     pub fn contains(&self, key: &str) -> bool {
         let folded = fold(key);
-        self.0.iter().any(|reserved| *reserved == folded)
+        self.0.contains(&folded)
     }
 }
 
