@@ -175,6 +175,11 @@ fn revalidate(document: &PolicyDocument) {
         }
         assert!(p.retry.ceiling_ms(0) >= 1 && p.retry.ceiling_ms(u32::MAX) >= p.retry.ceiling_ms(0));
     }
+    let reserved = config::ReservedKeys::new(&document.environments, document.shared.as_ref().map(|s| s.key_key.as_str()));
+    for m in &document.config {
+        assert!(config::is_config_key(&m.key) && !reserved.contains(&m.key), "config.{}: a reserved or malformed key was accepted", m.key);
+        assert!(document.environments.iter().any(|e| e.name == m.environment), "config.{}: unknown environment accepted", m.key);
+    }
     if let Some(shared) = &document.shared {
         assert!(config::is_environment_name(&shared.bucket) && config::is_config_key(&shared.key_key));
         assert!((10..=60_000).contains(&shared.lease_ms));
@@ -238,6 +243,17 @@ fn rebuild(document: &PolicyDocument) -> Value {
         root.insert("shared".into(), json!({"bucket": s.bucket, "key_key": s.key_key, "lease_ms": s.lease_ms}));
     }
     root.insert("log".into(), json!({"level": document.log_level.as_str()}));
+    if !document.config.is_empty() {
+        let mut config = Map::new();
+        for m in &document.config {
+            let mut mapping = json!({"environment": m.environment, "name": m.name, "encoding": if m.base64 { "base64" } else { "utf8" }});
+            let fields = mapping.as_object_mut().unwrap();
+            fields.insert("version".into(), m.version.clone().map_or(Value::Null, Value::from));
+            fields.insert("field".into(), m.field.clone().map_or(Value::Null, Value::from));
+            config.insert(m.key.clone(), mapping);
+        }
+        root.insert("config".into(), Value::Object(config));
+    }
     Value::Object(root)
 }
 
