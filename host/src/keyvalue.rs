@@ -63,6 +63,12 @@ pub trait KvBackend: Send + Sync {
     fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, KvError>;
     fn set(&self, bucket: &str, key: &str, value: &[u8]) -> Result<(), KvError>;
     fn delete(&self, bucket: &str, key: &str) -> Result<(), KvError>;
+    /// Whether a call can wait (on a network, a lock held elsewhere): `serve` then runs it on
+    /// tokio's blocking pool rather than on a worker that serves requests. Only a store that
+    /// answers from this process's memory says no.
+    fn blocks(&self) -> bool {
+        true
+    }
     /// Every key of the bucket (for `list-keys`; buckets here are small).
     fn keys(&self, bucket: &str) -> Result<Vec<String>, KvError>;
     fn increment(&self, bucket: &str, key: &str, delta: i64) -> Result<i64, KvError>;
@@ -168,6 +174,11 @@ impl KeyValue {
     /// The operations every guest made through this store (and its clones) so far.
     pub fn operations(&self) -> KvOperations {
         KvOperations { reads: self.counts.reads.load(Ordering::Relaxed), writes: self.counts.writes.load(Ordering::Relaxed) }
+    }
+
+    /// Whether its calls can wait (see [`KvBackend::blocks`]).
+    pub fn blocks(&self) -> bool {
+        self.backend.blocks()
     }
 
     /// The backend (tests and operators inspect the shared state through it).

@@ -25,6 +25,11 @@ fn id(bucket: &str, key: &str) -> (String, String) {
 }
 
 impl KvBackend for MemoryBackend {
+    /// One lock held for one map operation: never worth a thread hop.
+    fn blocks(&self) -> bool {
+        false
+    }
+
     fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         Ok(self.lock().get(&id(bucket, key)).cloned())
     }

@@ -34,8 +34,13 @@ mod generated {
 
 use generated::wasi::keyvalue::{atomics, batch, store};
 
-/// Runs one backend call on tokio's blocking pool and waits for it without holding a worker.
-async fn offload<R: Send + 'static>(call: impl FnOnce() -> R + Send + 'static) -> Result<R> {
+/// Runs one backend call on tokio's blocking pool and waits for it without holding a worker, or
+/// (`blocks` false: the in-memory store, which never waits) right here: a hop to the blocking
+/// pool costs more than such a call, ~20 % of a fresh instance's cached read in `serve`.
+async fn offload<R: Send + 'static>(blocks: bool, call: impl FnOnce() -> R + Send + 'static) -> Result<R> {
+    if !blocks {
+        return Ok(call());
+    }
     match tokio::task::spawn_blocking(call).await {
         Ok(answer) => Ok(answer),
         // A backend that panics fails the call as it would have in the synchronous binding.
@@ -64,27 +69,27 @@ impl store::Host for WasiKeyValue<'_> {
 impl store::HostBucket for WasiKeyValue<'_> {
     async fn get(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<Result<Option<Vec<u8>>, store::Error>> {
         let (kv, name) = self.detach(&bucket)?;
-        Ok(offload(move || kv.get(&name, &key)).await?.map_err(other))
+        Ok(offload(kv.blocks(), move || kv.get(&name, &key)).await?.map_err(other))
     }
 
     async fn set(&mut self, bucket: Resource<BucketHandle>, key: String, value: Vec<u8>) -> Result<Result<(), store::Error>> {
         let (kv, name) = self.detach(&bucket)?;
-        Ok(offload(move || kv.set(&name, &key, &value)).await?.map_err(other))
+        Ok(offload(kv.blocks(), move || kv.set(&name, &key, &value)).await?.map_err(other))
     }
 
     async fn delete(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<Result<(), store::Error>> {
         let (kv, name) = self.detach(&bucket)?;
-        Ok(offload(move || kv.delete(&name, &key)).await?.map_err(other))
+        Ok(offload(kv.blocks(), move || kv.delete(&name, &key)).await?.map_err(other))
     }
 
     async fn exists(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<Result<bool, store::Error>> {
         let (kv, name) = self.detach(&bucket)?;
-        Ok(offload(move || kv.exists(&name, &key)).await?.map_err(other))
+        Ok(offload(kv.blocks(), move || kv.exists(&name, &key)).await?.map_err(other))
     }
 
     async fn list_keys(&mut self, bucket: Resource<BucketHandle>, cursor: Option<String>) -> Result<Result<store::KeyResponse, store::Error>> {
         let (kv, name) = self.detach(&bucket)?;
-        let keys = offload(move || kv.list_keys(&name, cursor)).await?;
+        let keys = offload(kv.blocks(), move || kv.list_keys(&name, cursor)).await?;
         Ok(keys.map(|keys| store::KeyResponse { keys, cursor: None }).map_err(other))
     }
 
@@ -97,13 +102,13 @@ impl store::HostBucket for WasiKeyValue<'_> {
 impl atomics::Host for WasiKeyValue<'_> {
     async fn increment(&mut self, bucket: Resource<BucketHandle>, key: String, delta: i64) -> Result<Result<i64, store::Error>> {
         let (kv, name) = self.detach(&bucket)?;
-        Ok(offload(move || kv.increment(&name, &key, delta)).await?.map_err(other))
+        Ok(offload(kv.blocks(), move || kv.increment(&name, &key, delta)).await?.map_err(other))
     }
 
     async fn swap(&mut self, cas: Resource<CasHandle>, value: Vec<u8>) -> Result<Result<(), atomics::CasError>> {
         let handle = self.table.delete(cas)?;
         let kv = self.kv.clone();
-        match offload(move || kv.swap(handle, &value)).await? {
+        match offload(kv.blocks(), move || kv.swap(handle, &value)).await? {
             Ok(Ok(())) => Ok(Ok(())),
             Ok(Err(retry)) => Ok(Err(atomics::CasError::CasFailed(self.table.push(retry)?))),
             Err(e) => Ok(Err(atomics::CasError::StoreError(other(e)))),
@@ -114,7 +119,7 @@ impl atomics::Host for WasiKeyValue<'_> {
 impl atomics::HostCas for WasiKeyValue<'_> {
     async fn new(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<Result<Resource<CasHandle>, store::Error>> {
         let (kv, name) = self.detach(&bucket)?;
-        match offload(move || kv.begin_swap(name, key)).await? {
+        match offload(kv.blocks(), move || kv.begin_swap(name, key)).await? {
             Ok(handle) => Ok(Ok(self.table.push(handle)?)),
             Err(e) => Ok(Err(other(e))),
         }
@@ -137,17 +142,17 @@ impl batch::Host for WasiKeyValue<'_> {
         keys: Vec<String>,
     ) -> Result<Result<Vec<(String, Option<Vec<u8>>)>, store::Error>> {
         let (kv, name) = self.detach(&bucket)?;
-        Ok(offload(move || kv.get_many(&name, keys)).await?.map_err(other))
+        Ok(offload(kv.blocks(), move || kv.get_many(&name, keys)).await?.map_err(other))
     }
 
     async fn set_many(&mut self, bucket: Resource<BucketHandle>, key_values: Vec<(String, Vec<u8>)>) -> Result<Result<(), store::Error>> {
         let (kv, name) = self.detach(&bucket)?;
-        Ok(offload(move || kv.set_many(&name, &key_values)).await?.map_err(other))
+        Ok(offload(kv.blocks(), move || kv.set_many(&name, &key_values)).await?.map_err(other))
     }
 
     async fn delete_many(&mut self, bucket: Resource<BucketHandle>, keys: Vec<String>) -> Result<Result<(), store::Error>> {
         let (kv, name) = self.detach(&bucket)?;
-        Ok(offload(move || kv.delete_many(&name, &keys)).await?.map_err(other))
+        Ok(offload(kv.blocks(), move || kv.delete_many(&name, &keys)).await?.map_err(other))
     }
 }
 
