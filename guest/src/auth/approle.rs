@@ -65,11 +65,11 @@ pub fn renew_request(url: &BaseUrl, namespace: Option<&str>, token: &SecretBytes
     HttpRequest::post(url, path, headers(namespace, Some(token)), b"{}".to_vec())
 }
 
-fn text(bytes: &SecretBytes) -> Cow<'_, str> {
+pub(super) fn text(bytes: &SecretBytes) -> Cow<'_, str> {
     String::from_utf8_lossy(bytes.expose())
 }
 
-fn headers(namespace: Option<&str>, token: Option<&SecretBytes>) -> Vec<(String, Vec<u8>)> {
+pub(super) fn headers(namespace: Option<&str>, token: Option<&SecretBytes>) -> Vec<(String, Vec<u8>)> {
     let mut headers = vec![("content-type".to_string(), b"application/json".to_vec())];
     if let Some(token) = token {
         headers.push(("x-vault-token".to_string(), token.expose().to_vec()));
@@ -114,7 +114,7 @@ fn denied(reason: &str) -> Failure {
     Failure::permanent(Error::PermissionDenied(format!("Vault rejected the AppRole credentials: {reason}")))
 }
 
-fn parse_auth(body: &[u8]) -> Result<IssuedToken, Error> {
+pub(super) fn parse_auth(body: &[u8]) -> Result<IssuedToken, Error> {
     let doc: Value = serde_json::from_slice(body)
         .map_err(|e| malformed(&format!("invalid JSON at line {} column {}", e.line(), e.column())))?;
     let auth = match doc.get("auth") {

@@ -7,6 +7,7 @@
 //! |-------------------|---------|--------------------------------------------|-----------|
 //! | `token`           | any but aws | a token                                | none      |
 //! | `approle`         | vault   | role id, secret id                         | login, renew |
+//! | `kubernetes`, `jwt` | vault | a role name (policy), a JWT                | login, renew |
 //! | `service_account` | gcp     | a service-account key (JSON)               | none (self-signed JWT) |
 //! | `metadata`        | gcp     | none (a metadata server URL)               | token fetch |
 //! | `aws_keys`        | aws     | access key id, secret key, session token   | none (SigV4) |
@@ -21,6 +22,7 @@ use crate::sigv4;
 pub mod approle;
 pub mod metadata;
 pub mod service_account;
+pub mod vault_jwt;
 
 /// How a tier authenticates, as configured: config key names only.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +31,9 @@ pub enum AuthSpec {
     Token { key: String },
     /// Vault AppRole: `POST /v1/auth/<mount>/login` with a role id and secret id.
     AppRole { role_id_key: String, secret_id_key: String, mount: String },
+    /// Vault Kubernetes (`kubernetes: true`) or JWT/OIDC auth: `POST /v1/auth/<mount>/login`
+    /// with a role name and a JWT (a service-account token, or any JWT the method trusts).
+    VaultJwt { kubernetes: bool, role: String, jwt_key: String, mount: String },
     /// A GCP service-account key (the JSON Google issues), signing its own tokens.
     ServiceAccount { key_key: String },
     /// A GCP metadata server (`Metadata-Flavor: Google`) handing out tokens.
@@ -43,6 +48,8 @@ impl AuthSpec {
         match self {
             AuthSpec::Token { .. } => "token",
             AuthSpec::AppRole { .. } => "approle",
+            AuthSpec::VaultJwt { kubernetes: true, .. } => "kubernetes",
+            AuthSpec::VaultJwt { kubernetes: false, .. } => "jwt",
             AuthSpec::ServiceAccount { .. } => "service_account",
             AuthSpec::Metadata { .. } => "metadata",
             AuthSpec::AwsKeys { .. } => "aws_keys",
@@ -51,7 +58,7 @@ impl AuthSpec {
 
     /// Whether the method issues tokens that expire (held, renewed, shared).
     pub fn issues_tokens(&self) -> bool {
-        matches!(self, AuthSpec::AppRole { .. } | AuthSpec::ServiceAccount { .. } | AuthSpec::Metadata { .. })
+        matches!(self, AuthSpec::AppRole { .. } | AuthSpec::VaultJwt { .. } | AuthSpec::ServiceAccount { .. } | AuthSpec::Metadata { .. })
     }
 }
 
@@ -60,6 +67,7 @@ impl AuthSpec {
 pub enum Credential {
     Token(SecretBytes),
     AppRole { role_id: SecretBytes, secret_id: SecretBytes },
+    VaultJwt { jwt: SecretBytes },
     ServiceAccount(service_account::ServiceAccountKey),
     Metadata,
     Aws(sigv4::Credentials),
@@ -70,6 +78,7 @@ impl fmt::Debug for Credential {
         match self {
             Credential::Token(_) => f.write_str("Token(<redacted>)"),
             Credential::AppRole { .. } => f.write_str("AppRole(<redacted>)"),
+            Credential::VaultJwt { .. } => f.write_str("VaultJwt(<redacted>)"),
             Credential::ServiceAccount(key) => write!(f, "ServiceAccount({key:?})"),
             Credential::Metadata => f.write_str("Metadata"),
             Credential::Aws(_) => f.write_str("Aws(<redacted>)"),

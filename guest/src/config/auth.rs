@@ -6,7 +6,7 @@ use crate::prelude::*;
 
 use super::reader::Obj;
 use super::{is_config_key, BackendSpec, ConfigSource, LoadError};
-use crate::auth::{service_account, AuthSpec, Credential};
+use crate::auth::{service_account, vault_jwt, AuthSpec, Credential};
 use crate::http::BaseUrl;
 use crate::secret::SecretBytes;
 use crate::sigv4;
@@ -35,13 +35,13 @@ pub(super) fn parse(obj: &mut Obj<'_>, backend: &BackendSpec) -> Result<AuthSpec
     };
     let fits = matches!(
         (backend, &spec),
-        (BackendSpec::Vault { .. }, AuthSpec::Token { .. } | AuthSpec::AppRole { .. })
+        (BackendSpec::Vault { .. }, AuthSpec::Token { .. } | AuthSpec::AppRole { .. } | AuthSpec::VaultJwt { .. })
             | (BackendSpec::Gcp { .. }, AuthSpec::Token { .. } | AuthSpec::ServiceAccount { .. } | AuthSpec::Metadata { .. })
             | (BackendSpec::Aws { .. }, AuthSpec::AwsKeys { .. })
     );
     if !fits {
         let allowed = match backend {
-            BackendSpec::Vault { .. } => "`token_key` or auth method `approle`",
+            BackendSpec::Vault { .. } => "`token_key` or auth method `approle`, `kubernetes` or `jwt`",
             BackendSpec::Gcp { .. } => "`token_key` or auth method `service_account` or `metadata`",
             BackendSpec::Aws { .. } => "auth method `aws_keys`",
         };
@@ -62,6 +62,17 @@ fn parse_method(auth: &mut Obj<'_>) -> Result<AuthSpec, String> {
                 mount: mount.to_string(),
             }
         }
+        "kubernetes" | "jwt" => {
+            let kubernetes = method == "kubernetes";
+            let default_mount = if kubernetes { vault_jwt::DEFAULT_KUBERNETES_MOUNT } else { vault_jwt::DEFAULT_JWT_MOUNT };
+            let mount = auth.string("mount")?.unwrap_or(default_mount);
+            crate::validate::vault_path(mount).map_err(|_| format!("{}: must be a Vault path like `{default_mount}`", auth.path_of("mount")))?;
+            let role = auth.required_string("role")?;
+            if !vault_jwt::is_role_name(role) {
+                return Err(format!("{}: must be a Vault role name (1-128 of A-Z, a-z, 0-9, `_-.@`)", auth.path_of("role")));
+            }
+            AuthSpec::VaultJwt { kubernetes, role: role.to_string(), jwt_key: required_key(auth, "jwt_key")?, mount: mount.to_string() }
+        }
         "service_account" => AuthSpec::ServiceAccount { key_key: required_key(auth, "key_key")? },
         "metadata" => {
             let text = auth.string("url")?.unwrap_or(DEFAULT_METADATA_URL);
@@ -81,7 +92,7 @@ fn parse_method(auth: &mut Obj<'_>) -> Result<AuthSpec, String> {
         }
         other => {
             return Err(format!(
-                "{}: must be `approle`, `service_account`, `metadata` or `aws_keys`, got {:?}",
+                "{}: must be `approle`, `kubernetes`, `jwt`, `service_account`, `metadata` or `aws_keys`, got {:?}",
                 auth.path_of("method"),
                 crate::validate::shorten(other)
             ))
@@ -110,6 +121,7 @@ pub fn credential_keys(spec: &AuthSpec) -> Vec<(&'static str, &str)> {
         AuthSpec::AppRole { role_id_key, secret_id_key, .. } => {
             vec![("auth.role_id_key", role_id_key), ("auth.secret_id_key", secret_id_key)]
         }
+        AuthSpec::VaultJwt { jwt_key, .. } => vec![("auth.jwt_key", jwt_key)],
         AuthSpec::ServiceAccount { key_key } => vec![("auth.key_key", key_key)],
         AuthSpec::Metadata { .. } => Vec::new(),
         AuthSpec::AwsKeys { access_key_id_key, secret_access_key_key, session_token_key } => {
@@ -132,6 +144,15 @@ pub(super) fn load(source: &dyn ConfigSource, tier_path: &str, spec: &AuthSpec) 
             role_id: load_text(source, &at("auth.role_id_key"), role_id_key)?,
             secret_id: load_text(source, &at("auth.secret_id_key"), secret_id_key)?,
         },
+        AuthSpec::VaultJwt { jwt_key, .. } => {
+            let path = at("auth.jwt_key");
+            let jwt = load_text(source, &path, jwt_key)?;
+            // header.claims.signature: say so now rather than as a refused login later.
+            if jwt.expose().iter().filter(|b| **b == b'.').count() != 2 {
+                return Err(LoadError::invalid(format!("{path}: config key `{jwt_key}` is not a JWT (three dot-separated parts)")));
+            }
+            Credential::VaultJwt { jwt }
+        }
         AuthSpec::ServiceAccount { key_key } => {
             let path = at("auth.key_key");
             let json = read(source, &path, key_key)?;

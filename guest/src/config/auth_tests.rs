@@ -93,13 +93,13 @@ fn methods_must_fit_their_backend_and_exactly_one_credential_is_named() {
     );
     assert_eq!(
         error(r#""backend":"vault","auth":{"method":"metadata"}"#),
-        "environments.prod: the vault backend takes `token_key` or auth method `approle`, not `metadata`"
+        "environments.prod: the vault backend takes `token_key` or auth method `approle`, `kubernetes` or `jwt`, not `metadata`"
     );
     assert_eq!(error(r#""backend":"vault""#), "environments.prod: needs `token_key` or `auth`");
     assert_eq!(error(&format!(r#""token_key":"t",{APPROLE}"#)), "environments.prod: set `token_key` or `auth`, not both");
     assert_eq!(
         error(r#""backend":"vault","auth":{"method":"kerberos"}"#),
-        "environments.prod.auth.method: must be `approle`, `service_account`, `metadata` or `aws_keys`, got \"kerberos\""
+        "environments.prod.auth.method: must be `approle`, `kubernetes`, `jwt`, `service_account`, `metadata` or `aws_keys`, got \"kerberos\""
     );
     assert_eq!(
         error(r#""backend":"vault","auth":{"method":"approle","role_id_key":"r","secret_id_key":"s","secret_id":"inline"}"#),
@@ -120,4 +120,27 @@ fn fallback_tiers_name_their_own_credential_keys() {
     let specs = parse_policy(doc).unwrap();
     let keys = auth::credential_keys(&specs[0].tiers[1].auth);
     assert_eq!(keys, [("auth.access_key_id_key", "ak"), ("auth.secret_access_key_key", "sk")]);
+}
+
+#[test]
+fn kubernetes_and_jwt_logins_read_a_role_and_a_jwt_key_and_default_their_mounts() {
+    const JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhcHAifQ.c2ln";
+    let k8s = tier(r#""backend":"vault","auth":{"method":"kubernetes","role":"app","jwt_key":"sa_token"}"#);
+    let envs = load(&source(&k8s, &[("sa_token", JWT)])).unwrap();
+    assert_eq!(
+        envs[0].spec.primary().auth,
+        AuthSpec::VaultJwt { kubernetes: true, role: "app".into(), jwt_key: "sa_token".into(), mount: "kubernetes".into() }
+    );
+    assert!(matches!(&envs[0].credentials[0], Credential::VaultJwt { jwt } if jwt.expose() == JWT.as_bytes()));
+    assert_eq!(format!("{:?}", envs[0].credentials[0]), "VaultJwt(<redacted>)");
+    let jwt = tier(r#""backend":"vault","auth":{"method":"jwt","role":"ci","jwt_key":"oidc","mount":"jwt/github"}"#);
+    let envs = load(&source(&jwt, &[("oidc", JWT)])).unwrap();
+    assert!(matches!(&envs[0].spec.primary().auth, AuthSpec::VaultJwt { kubernetes: false, mount, .. } if mount == "jwt/github"));
+    assert_eq!(envs[0].spec.primary().auth.method(), "jwt");
+
+    let not_a_jwt = load(&source(&k8s, &[("sa_token", "s3cr3t-not-a-jwt")])).unwrap_err().message;
+    assert_eq!(not_a_jwt, "environments.prod.auth.jwt_key: config key `sa_token` is not a JWT (three dot-separated parts)");
+    assert!(error(r#""backend":"vault","auth":{"method":"kubernetes","role":"a b","jwt_key":"t"}"#).ends_with("auth.role: must be a Vault role name (1-128 of A-Z, a-z, 0-9, `_-.@`)"));
+    assert!(error(r#""backend":"vault","auth":{"method":"jwt","jwt_key":"t"}"#).ends_with("auth.role: is required"));
+    assert!(error(r#""backend":"gcp","project":"p","auth":{"method":"kubernetes","role":"a","jwt_key":"t"}"#).contains("not `kubernetes`"));
 }

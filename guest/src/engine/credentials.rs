@@ -11,7 +11,7 @@
 
 use crate::prelude::*;
 use super::{Io, Outbound, Provider};
-use crate::auth::{approle, metadata, service_account, AuthSpec, Credential, IssuedToken, Presented};
+use crate::auth::{approle, metadata, service_account, vault_jwt, AuthSpec, Credential, IssuedToken, Presented};
 use crate::backend::Failure;
 use crate::digest::sha256;
 use crate::error::Error;
@@ -96,7 +96,7 @@ impl Provider {
         match &state.env.credentials[tier] {
             Credential::Token(token) => Some(Presented::Token(token)),
             Credential::Aws(keys) => Some(Presented::Aws(keys)),
-            Credential::AppRole { .. } | Credential::ServiceAccount(_) | Credential::Metadata => {
+            Credential::AppRole { .. } | Credential::VaultJwt { .. } | Credential::ServiceAccount(_) | Credential::Metadata => {
                 state.tiers[tier].auth.held.as_ref().map(|held| Presented::Token(&held.token))
             }
         }
@@ -308,6 +308,9 @@ impl Provider {
             (AuthSpec::AppRole { mount, .. }, Credential::AppRole { role_id, secret_id }, crate::config::BackendSpec::Vault { namespace, .. }) => {
                 approle::login_request(&spec.url, mount, namespace.as_deref(), role_id, secret_id)
             }
+            (AuthSpec::VaultJwt { role, mount, .. }, Credential::VaultJwt { jwt }, crate::config::BackendSpec::Vault { namespace, .. }) => {
+                vault_jwt::login_request(&spec.url, mount, namespace.as_deref(), role, jwt)
+            }
             (AuthSpec::Metadata { url }, Credential::Metadata, _) => metadata::request(url),
             (AuthSpec::ServiceAccount { .. }, Credential::ServiceAccount(key), _) => {
                 let now_s = io.clock.wall_ms() / 1_000;
@@ -321,6 +324,7 @@ impl Provider {
         let wall = io.clock.wall_ms();
         match &self.envs[env].env.spec.tiers[tier].auth {
             AuthSpec::Metadata { .. } => metadata::response(&response),
+            auth @ AuthSpec::VaultJwt { .. } => vault_jwt::response(&response, response.retry_after_ms_at(wall), auth.method()),
             _ => approle::response(&response, response.retry_after_ms_at(wall)),
         }
     }
@@ -407,6 +411,8 @@ impl Provider {
         let spec = &state.env.spec.tiers[tier];
         let who = match &state.env.credentials[tier] {
             Credential::AppRole { role_id, secret_id } => sha256(&[role_id.expose(), b"\0", secret_id.expose()]),
+            // The role (in `place`, through the spec) and the JWT: a rotated JWT logs in anew.
+            Credential::VaultJwt { jwt } => sha256(&[jwt.expose()]),
             Credential::ServiceAccount(key) => sha256(&[key.client_email.as_bytes(), b"\0", key.private_key_id.as_bytes()]),
             Credential::Metadata => sha256(&[format!("{:?}", spec.auth).as_bytes()]),
             Credential::Token(_) | Credential::Aws(_) => return None,
@@ -459,6 +465,7 @@ impl Provider {
         let mut error = match &state.env.credentials[tier] {
             Credential::Token(token) => error.redact(token.expose()),
             Credential::AppRole { role_id, secret_id } => error.redact(role_id.expose()).redact(secret_id.expose()),
+            Credential::VaultJwt { jwt } => error.redact(jwt.expose()),
             Credential::Aws(keys) => {
                 let error = error.redact(keys.secret_access_key.as_bytes());
                 match &keys.session_token {

@@ -251,5 +251,6 @@ mod shared_degraded;
 mod shared_counts;
 mod shared_ops;
 mod shared_replay;
+mod vault_jwt;
 mod signals;
 mod tiers;
