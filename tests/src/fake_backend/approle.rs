@@ -15,12 +15,18 @@ use serde_json::{json, Value};
 use super::vault::error;
 use super::{Answer, FakeBackend, Store};
 
-/// One mount's role: the ids a login must present and what its tokens get.
+/// One mount's role: what a login must present and what its tokens get.
 struct Role {
-    role_id: String,
-    secret_id: String,
+    presents: Presents,
     ttl: Duration,
     renewable: bool,
+}
+
+/// What a login at a mount presents: AppRole's ids, or (Kubernetes and JWT auth) a role name
+/// and a JWT.
+enum Presents {
+    AppRole { role_id: String, secret_id: String },
+    Jwt { role: String, jwt: String },
 }
 
 /// A token the fake issued. The TTL is copied from the role, so re-enabling a mount does not
@@ -147,12 +153,31 @@ fn login(state: &mut AppRole, mount: &str, body: &[u8], namespace: Option<String
     let Ok(body) = serde_json::from_slice::<Value>(body) else {
         return error(400, &["failed to parse JSON input"]);
     };
-    let (Some(role_id), Some(secret_id)) = (body["role_id"].as_str(), body["secret_id"].as_str())
-    else {
-        return error(400, &["missing role_id or secret_id"]);
-    };
-    if role_id != role.role_id || secret_id != role.secret_id {
-        return error(400, &["invalid role or secret ID"]);
+    match &role.presents {
+        Presents::AppRole { role_id, secret_id } => {
+            let (Some(given_id), Some(given_secret)) =
+                (body["role_id"].as_str(), body["secret_id"].as_str())
+            else {
+                return error(400, &["missing role_id or secret_id"]);
+            };
+            if given_id != role_id || given_secret != secret_id {
+                return error(400, &["invalid role or secret ID"]);
+            }
+        }
+        // As Vault's Kubernetes auth: an unknown role is a 400, a token that does not
+        // validate a 403.
+        Presents::Jwt { role: name, jwt } => {
+            let (Some(given_role), Some(given_jwt)) = (body["role"].as_str(), body["jwt"].as_str())
+            else {
+                return error(400, &["missing role or jwt"]);
+            };
+            if given_role != name {
+                return error(400, &[&format!("invalid role name \"{given_role}\"")]);
+            }
+            if given_jwt != jwt {
+                return error(403, &["permission denied"]);
+            }
+        }
     }
     let (ttl, renewable) = (role.ttl, role.renewable);
     state.issued += 1;
@@ -232,6 +257,24 @@ impl FakeBackend {
         ttl: Duration,
         renewable: bool,
     ) {
+        let presents = Presents::AppRole {
+            role_id: role_id.to_owned(),
+            secret_id: secret_id.to_owned(),
+        };
+        self.enable_login(mount, presents, ttl, renewable);
+    }
+
+    /// Enables Kubernetes or JWT auth at `mount` (e.g. `kubernetes`): a login presenting role
+    /// `role` and exactly `jwt` gets a token as for [`FakeBackend::enable_approle`].
+    pub fn enable_jwt_auth(&self, mount: &str, role: &str, jwt: &str, ttl: Duration, renewable: bool) {
+        let presents = Presents::Jwt {
+            role: role.to_owned(),
+            jwt: jwt.to_owned(),
+        };
+        self.enable_login(mount, presents, ttl, renewable);
+    }
+
+    fn enable_login(&self, mount: &str, presents: Presents, ttl: Duration, renewable: bool) {
         assert!(
             ttl.subsec_nanos() == 0,
             "enable_approle: ttl must be whole seconds"
@@ -241,8 +284,7 @@ impl FakeBackend {
             "enable_approle: mount {mount:?} is not usable"
         );
         let role = Role {
-            role_id: role_id.to_owned(),
-            secret_id: secret_id.to_owned(),
+            presents,
             ttl,
             renewable,
         };
