@@ -206,13 +206,36 @@ fn imf_fixdate_secs(text: &str) -> Option<u64> {
         digits.iter().all(u8::is_ascii_digit).then(|| digits.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0')))
     };
     let (day, year) = (number(5..7)?, number(12..16)?);
-    let (hour, minute, second) = (number(17..19)?, number(20..22)?, number(23..25)?);
+    unix_secs(year, month, day, (number(17..19)?, number(20..22)?, number(23..25)?))
+}
+
+/// Seconds since the Unix epoch of an ISO 8601 UTC time as AWS writes credential expiries,
+/// `2026-12-05T11:35:41Z` (fractional seconds allowed and dropped); 0 before 1970.
+pub fn iso8601_utc_secs(text: &str) -> Option<u64> {
+    let b = text.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b.last() != Some(&b'Z') {
+        return None;
+    }
+    let fraction = &b[19..b.len() - 1];
+    if !fraction.is_empty() && (fraction[0] != b'.' || fraction.len() < 2 || !fraction[1..].iter().all(u8::is_ascii_digit)) {
+        return None;
+    }
+    let number = |range: core::ops::Range<usize>| -> Option<u64> {
+        let digits = &b[range];
+        digits.iter().all(u8::is_ascii_digit).then(|| digits.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0')))
+    };
+    unix_secs(number(0..4)?, number(5..7)?, number(8..10)?, (number(11..13)?, number(14..16)?, number(17..19)?))
+}
+
+/// Seconds since the Unix epoch of a UTC date and time, checked; 0 before 1970.
+fn unix_secs(year: u64, month: u64, day: u64, (hour, minute, second): (u64, u64, u64)) -> Option<u64> {
     let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
     let month_days = match month {
         2 if leap => 29,
         2 => 28,
         4 | 6 | 9 | 11 => 30,
-        _ => 31,
+        1..=12 => 31,
+        _ => return None,
     };
     // Second 60: a leap second.
     if day == 0 || day > month_days || hour > 23 || minute > 59 || second > 60 {

@@ -11,6 +11,8 @@
 //! | `service_account` | gcp     | a service-account key (JSON)               | none (self-signed JWT) |
 //! | `metadata`        | gcp     | none (a metadata server URL)               | token fetch |
 //! | `aws_keys`        | aws     | access key id, secret key, session token   | none (SigV4) |
+//! | `aws_web_identity` | aws    | a role ARN (policy), a web identity JWT    | STS `AssumeRoleWithWebIdentity` |
+//! | `aws_container`   | aws     | the endpoint's full URI, an optional token | credentials fetch |
 
 use crate::prelude::*;
 use core::fmt;
@@ -20,6 +22,7 @@ use crate::secret::SecretBytes;
 use crate::sigv4;
 
 pub mod approle;
+pub mod aws_issued;
 pub mod metadata;
 pub mod service_account;
 pub mod vault_jwt;
@@ -40,6 +43,12 @@ pub enum AuthSpec {
     Metadata { url: BaseUrl },
     /// An AWS access key, signing every request (SigV4).
     AwsKeys { access_key_id_key: String, secret_access_key_key: String, session_token_key: Option<String> },
+    /// Temporary AWS credentials from `sts:AssumeRoleWithWebIdentity` for a JWT (EKS IRSA,
+    /// GitHub-style OIDC); `sts_url` defaults to the region's STS endpoint.
+    AwsWebIdentity { role_arn: String, session_name: String, token_key: String, sts_url: Option<BaseUrl> },
+    /// Temporary AWS credentials from the ECS / EKS Pod Identity endpoint, whose full URI and
+    /// optional authorization token are config values.
+    AwsContainer { uri_key: String, token_key: Option<String> },
 }
 
 impl AuthSpec {
@@ -53,12 +62,22 @@ impl AuthSpec {
             AuthSpec::ServiceAccount { .. } => "service_account",
             AuthSpec::Metadata { .. } => "metadata",
             AuthSpec::AwsKeys { .. } => "aws_keys",
+            AuthSpec::AwsWebIdentity { .. } => "aws_web_identity",
+            AuthSpec::AwsContainer { .. } => "aws_container",
         }
     }
 
     /// Whether the method issues tokens that expire (held, renewed, shared).
     pub fn issues_tokens(&self) -> bool {
-        matches!(self, AuthSpec::AppRole { .. } | AuthSpec::VaultJwt { .. } | AuthSpec::ServiceAccount { .. } | AuthSpec::Metadata { .. })
+        matches!(
+            self,
+            AuthSpec::AppRole { .. }
+                | AuthSpec::VaultJwt { .. }
+                | AuthSpec::ServiceAccount { .. }
+                | AuthSpec::Metadata { .. }
+                | AuthSpec::AwsWebIdentity { .. }
+                | AuthSpec::AwsContainer { .. }
+        )
     }
 }
 
@@ -71,6 +90,8 @@ pub enum Credential {
     ServiceAccount(service_account::ServiceAccountKey),
     Metadata,
     Aws(sigv4::Credentials),
+    AwsWebIdentity { token: SecretBytes },
+    AwsContainer { uri: BaseUrl, token: Option<SecretBytes> },
 }
 
 impl fmt::Debug for Credential {
@@ -82,6 +103,8 @@ impl fmt::Debug for Credential {
             Credential::ServiceAccount(key) => write!(f, "ServiceAccount({key:?})"),
             Credential::Metadata => f.write_str("Metadata"),
             Credential::Aws(_) => f.write_str("Aws(<redacted>)"),
+            Credential::AwsWebIdentity { .. } => f.write_str("AwsWebIdentity(<redacted>)"),
+            Credential::AwsContainer { uri, .. } => write!(f, "AwsContainer({}, <redacted>)", uri.authority),
         }
     }
 }

@@ -37,13 +37,13 @@ pub(super) fn parse(obj: &mut Obj<'_>, backend: &BackendSpec) -> Result<AuthSpec
         (backend, &spec),
         (BackendSpec::Vault { .. }, AuthSpec::Token { .. } | AuthSpec::AppRole { .. } | AuthSpec::VaultJwt { .. })
             | (BackendSpec::Gcp { .. }, AuthSpec::Token { .. } | AuthSpec::ServiceAccount { .. } | AuthSpec::Metadata { .. })
-            | (BackendSpec::Aws { .. }, AuthSpec::AwsKeys { .. })
+            | (BackendSpec::Aws { .. }, AuthSpec::AwsKeys { .. } | AuthSpec::AwsWebIdentity { .. } | AuthSpec::AwsContainer { .. })
     );
     if !fits {
         let allowed = match backend {
             BackendSpec::Vault { .. } => "`token_key` or auth method `approle`, `kubernetes` or `jwt`",
             BackendSpec::Gcp { .. } => "`token_key` or auth method `service_account` or `metadata`",
-            BackendSpec::Aws { .. } => "auth method `aws_keys`",
+            BackendSpec::Aws { .. } => "auth method `aws_keys`, `aws_web_identity` or `aws_container`",
         };
         return Err(format!("{path}: the {} backend takes {allowed}, not `{}`", backend.kind(), spec.method()));
     }
@@ -90,15 +90,54 @@ fn parse_method(auth: &mut Obj<'_>) -> Result<AuthSpec, String> {
                 session_token_key,
             }
         }
+        "aws_web_identity" => {
+            let role_arn = auth.required_string("role_arn")?;
+            if !is_role_arn(role_arn) {
+                return Err(format!("{}: must be an IAM role ARN like `arn:aws:iam::123456789012:role/name`", auth.path_of("role_arn")));
+            }
+            let session_name = auth.string("session_name")?.unwrap_or(DEFAULT_SESSION_NAME);
+            if !(2..=64).contains(&session_name.len()) || !session_name.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@-_".contains(&b)) {
+                return Err(format!("{}: must be 2-64 of A-Z, a-z, 0-9 and `+=,.@-_`", auth.path_of("session_name")));
+            }
+            let sts_url = match auth.string("sts_url")? {
+                Some(text) => Some(BaseUrl::parse(text).map_err(|why| format!("{}: {why}", auth.path_of("sts_url")))?),
+                None => None,
+            };
+            AuthSpec::AwsWebIdentity { role_arn: role_arn.to_string(), session_name: session_name.to_string(), token_key: required_key(auth, "token_key")?, sts_url }
+        }
+        "aws_container" => {
+            let token_key = match auth.string("auth_token_key")? {
+                Some(key) => Some(config_key(auth, "auth_token_key", key)?),
+                None => None,
+            };
+            AuthSpec::AwsContainer { uri_key: required_key(auth, "uri_key")?, token_key }
+        }
         other => {
             return Err(format!(
-                "{}: must be `approle`, `kubernetes`, `jwt`, `service_account`, `metadata` or `aws_keys`, got {:?}",
+                "{}: must be `approle`, `kubernetes`, `jwt`, `service_account`, `metadata`, `aws_keys`, `aws_web_identity` or `aws_container`, got {:?}",
                 auth.path_of("method"),
                 crate::validate::shorten(other)
             ))
         }
     };
     Ok(spec)
+}
+
+/// The session name STS records for a web-identity login when the policy names none.
+pub const DEFAULT_SESSION_NAME: &str = "edge-secrets";
+
+/// `arn:<partition>:iam::<12 digits>:role/<path and name>`.
+fn is_role_arn(arn: &str) -> bool {
+    let mut parts = arn.splitn(6, ':');
+    let (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account), Some(resource)) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    partition.starts_with("aws")
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && resource.strip_prefix("role/").is_some_and(|name| (1..=512).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@-_/".contains(&b)))
 }
 
 fn required_key(obj: &mut Obj<'_>, name: &'static str) -> Result<String, String> {
@@ -123,6 +162,12 @@ pub fn credential_keys(spec: &AuthSpec) -> Vec<(&'static str, &str)> {
         }
         AuthSpec::VaultJwt { jwt_key, .. } => vec![("auth.jwt_key", jwt_key)],
         AuthSpec::ServiceAccount { key_key } => vec![("auth.key_key", key_key)],
+        AuthSpec::AwsWebIdentity { token_key, .. } => vec![("auth.token_key", token_key)],
+        AuthSpec::AwsContainer { uri_key, token_key } => {
+            let mut keys = vec![("auth.uri_key", uri_key.as_str())];
+            keys.extend(token_key.as_deref().map(|key| ("auth.auth_token_key", key)));
+            keys
+        }
         AuthSpec::Metadata { .. } => Vec::new(),
         AuthSpec::AwsKeys { access_key_id_key, secret_access_key_key, session_token_key } => {
             let mut keys = vec![("auth.access_key_id_key", access_key_id_key.as_str()), ("auth.secret_access_key_key", secret_access_key_key)];
@@ -152,6 +197,24 @@ pub(super) fn load(source: &dyn ConfigSource, tier_path: &str, spec: &AuthSpec) 
                 return Err(LoadError::invalid(format!("{path}: config key `{jwt_key}` is not a JWT (three dot-separated parts)")));
             }
             Credential::VaultJwt { jwt }
+        }
+        AuthSpec::AwsWebIdentity { token_key, .. } => {
+            let path = at("auth.token_key");
+            let token = load_text(source, &path, token_key)?;
+            if token.expose().iter().filter(|b| **b == b'.').count() != 2 {
+                return Err(LoadError::invalid(format!("{path}: config key `{token_key}` is not a JWT (three dot-separated parts)")));
+            }
+            Credential::AwsWebIdentity { token }
+        }
+        AuthSpec::AwsContainer { uri_key, token_key } => {
+            let path = at("auth.uri_key");
+            let text = read(source, &path, uri_key)?;
+            let uri = BaseUrl::parse(text.trim()).map_err(|why| LoadError::invalid(format!("{path}: config key `{uri_key}`: {why}")))?;
+            let token = match token_key {
+                Some(key) => Some(load_text(source, &at("auth.auth_token_key"), key)?),
+                None => None,
+            };
+            Credential::AwsContainer { uri, token }
         }
         AuthSpec::ServiceAccount { key_key } => {
             let path = at("auth.key_key");

@@ -85,7 +85,7 @@ fn gcp_takes_a_token_a_service_account_or_the_metadata_server() {
 fn methods_must_fit_their_backend_and_exactly_one_credential_is_named() {
     assert_eq!(
         error(r#""backend":"aws","region":"us-east-1","token_key":"t""#),
-        "environments.prod: the aws backend takes auth method `aws_keys`, not `token`"
+        "environments.prod: the aws backend takes auth method `aws_keys`, `aws_web_identity` or `aws_container`, not `token`"
     );
     assert_eq!(
         error(r#""backend":"gcp","project":"p","auth":{"method":"approle","role_id_key":"r","secret_id_key":"s"}"#),
@@ -99,7 +99,7 @@ fn methods_must_fit_their_backend_and_exactly_one_credential_is_named() {
     assert_eq!(error(&format!(r#""token_key":"t",{APPROLE}"#)), "environments.prod: set `token_key` or `auth`, not both");
     assert_eq!(
         error(r#""backend":"vault","auth":{"method":"kerberos"}"#),
-        "environments.prod.auth.method: must be `approle`, `kubernetes`, `jwt`, `service_account`, `metadata` or `aws_keys`, got \"kerberos\""
+        "environments.prod.auth.method: must be `approle`, `kubernetes`, `jwt`, `service_account`, `metadata`, `aws_keys`, `aws_web_identity` or `aws_container`, got \"kerberos\""
     );
     assert_eq!(
         error(r#""backend":"vault","auth":{"method":"approle","role_id_key":"r","secret_id_key":"s","secret_id":"inline"}"#),
@@ -143,4 +143,27 @@ fn kubernetes_and_jwt_logins_read_a_role_and_a_jwt_key_and_default_their_mounts(
     assert!(error(r#""backend":"vault","auth":{"method":"kubernetes","role":"a b","jwt_key":"t"}"#).ends_with("auth.role: must be a Vault role name (1-128 of A-Z, a-z, 0-9, `_-.@`)"));
     assert!(error(r#""backend":"vault","auth":{"method":"jwt","jwt_key":"t"}"#).ends_with("auth.role: is required"));
     assert!(error(r#""backend":"gcp","project":"p","auth":{"method":"kubernetes","role":"a","jwt_key":"t"}"#).contains("not `kubernetes`"));
+}
+
+#[test]
+fn aws_web_identity_and_container_credentials_read_their_keys() {
+    const JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhcHAifQ.c2ln";
+    let web = tier(r#""backend":"aws","region":"eu-west-1","auth":{"method":"aws_web_identity","role_arn":"arn:aws:iam::123456789012:role/app","token_key":"oidc_token"}"#);
+    let envs = load(&source(&web, &[("oidc_token", JWT)])).unwrap();
+    assert_eq!(
+        envs[0].spec.primary().auth,
+        AuthSpec::AwsWebIdentity { role_arn: "arn:aws:iam::123456789012:role/app".into(), session_name: "edge-secrets".into(), token_key: "oidc_token".into(), sts_url: None }
+    );
+    assert!(matches!(&envs[0].credentials[0], Credential::AwsWebIdentity { token } if token.expose() == JWT.as_bytes()));
+    let container = tier(r#""backend":"aws","region":"eu-west-1","auth":{"method":"aws_container","uri_key":"creds_uri","auth_token_key":"creds_token"}"#);
+    let envs = load(&source(&container, &[("creds_uri", "http://169.254.170.23/v1/credentials"), ("creds_token", "pod-token")])).unwrap();
+    assert!(matches!(&envs[0].credentials[0], Credential::AwsContainer { uri, token: Some(t) } if uri.prefix == "/v1/credentials" && t.expose() == b"pod-token"));
+    assert_eq!(format!("{:?}", envs[0].credentials[0]), "AwsContainer(169.254.170.23, <redacted>)");
+
+    let bad_uri = load(&source(&container, &[("creds_uri", "ftp://x"), ("creds_token", "t")])).unwrap_err().message;
+    assert!(bad_uri.starts_with("environments.prod.auth.uri_key: config key `creds_uri`: "), "{bad_uri}");
+    for (arn, why) in [("arn:aws:iam::123:role/app", "short account"), ("arn:aws:iam::123456789012:user/app", "a user"), ("role/app", "no ARN")] {
+        let err = error(&format!(r#""backend":"aws","region":"eu-west-1","auth":{{"method":"aws_web_identity","role_arn":"{arn}","token_key":"t"}}"#));
+        assert!(err.ends_with("auth.role_arn: must be an IAM role ARN like `arn:aws:iam::123456789012:role/name`"), "{why}: {err}");
+    }
 }

@@ -11,7 +11,7 @@
 
 use crate::prelude::*;
 use super::{Io, Outbound, Provider};
-use crate::auth::{approle, metadata, service_account, vault_jwt, AuthSpec, Credential, IssuedToken, Presented};
+use crate::auth::{approle, aws_issued, metadata, service_account, vault_jwt, AuthSpec, Credential, IssuedToken, Presented};
 use crate::backend::Failure;
 use crate::digest::sha256;
 use crate::error::Error;
@@ -37,6 +37,9 @@ pub const JWT_LIFETIME_S: u64 = 3_600;
 /// A token this instance holds for a tier.
 pub(super) struct Held {
     pub(super) token: SecretBytes,
+    /// Temporary AWS credentials carried in `token` (web identity, container), parsed once
+    /// for signing.
+    aws: Option<crate::sigv4::Credentials>,
     issued_at_ms: u64,
     expires_at_ms: u64,
     renewable: bool,
@@ -44,7 +47,11 @@ pub(super) struct Held {
 
 impl Held {
     fn from_issued(issued: IssuedToken, wall: u64) -> Held {
-        Held { token: issued.token, issued_at_ms: wall, expires_at_ms: wall.saturating_add(issued.ttl_ms), renewable: issued.renewable }
+        Held::new(issued.token, wall, wall.saturating_add(issued.ttl_ms), issued.renewable)
+    }
+
+    fn new(token: SecretBytes, issued_at_ms: u64, expires_at_ms: u64, renewable: bool) -> Held {
+        Held { aws: aws_issued::decode(&token), token, issued_at_ms, expires_at_ms, renewable }
     }
 
     /// From then on, renew or replace it.
@@ -99,6 +106,7 @@ impl Provider {
             Credential::AppRole { .. } | Credential::VaultJwt { .. } | Credential::ServiceAccount(_) | Credential::Metadata => {
                 state.tiers[tier].auth.held.as_ref().map(|held| Presented::Token(&held.token))
             }
+            Credential::AwsWebIdentity { .. } | Credential::AwsContainer { .. } => state.tiers[tier].auth.held.as_ref()?.aws.as_ref().map(Presented::Aws),
         }
     }
 
@@ -312,6 +320,14 @@ impl Provider {
                 vault_jwt::login_request(&spec.url, mount, namespace.as_deref(), role, jwt)
             }
             (AuthSpec::Metadata { url }, Credential::Metadata, _) => metadata::request(url),
+            (AuthSpec::AwsWebIdentity { role_arn, session_name, sts_url, .. }, Credential::AwsWebIdentity { token }, crate::config::BackendSpec::Aws { region }) => {
+                let regional = crate::http::BaseUrl::parse(&format!("https://sts.{region}.amazonaws.com"));
+                let Some(sts) = sts_url.clone().or(regional.ok()) else {
+                    return Err(Failure::permanent(Error::Config(format!("no STS endpoint for region `{region}`"))));
+                };
+                aws_issued::web_identity_request(&sts, role_arn, session_name, token)
+            }
+            (AuthSpec::AwsContainer { .. }, Credential::AwsContainer { uri, token }, _) => aws_issued::container_request(uri, token.as_ref()),
             (AuthSpec::ServiceAccount { .. }, Credential::ServiceAccount(key), _) => {
                 let now_s = io.clock.wall_ms() / 1_000;
                 let random = &mut *io.random;
@@ -325,6 +341,8 @@ impl Provider {
         match &self.envs[env].env.spec.tiers[tier].auth {
             AuthSpec::Metadata { .. } => metadata::response(&response),
             auth @ AuthSpec::VaultJwt { .. } => vault_jwt::response(&response, response.retry_after_ms_at(wall), auth.method()),
+            AuthSpec::AwsWebIdentity { .. } => aws_issued::web_identity_response(&response, response.retry_after_ms_at(wall), wall),
+            AuthSpec::AwsContainer { .. } => aws_issued::container_response(&response, response.retry_after_ms_at(wall), wall),
             _ => approle::response(&response, response.retry_after_ms_at(wall)),
         }
     }
@@ -413,6 +431,8 @@ impl Provider {
             Credential::AppRole { role_id, secret_id } => sha256(&[role_id.expose(), b"\0", secret_id.expose()]),
             // The role (in `place`, through the spec) and the JWT: a rotated JWT logs in anew.
             Credential::VaultJwt { jwt } => sha256(&[jwt.expose()]),
+            Credential::AwsWebIdentity { token } => sha256(&[token.expose()]),
+            Credential::AwsContainer { uri, token } => sha256(&[format!("{uri:?}").as_bytes(), b"\0", token.as_ref().map_or(&[][..], |t| t.expose())]),
             Credential::ServiceAccount(key) => sha256(&[key.client_email.as_bytes(), b"\0", key.private_key_id.as_bytes()]),
             Credential::Metadata => sha256(&[format!("{:?}", spec.auth).as_bytes()]),
             Credential::Token(_) | Credential::Aws(_) => return None,
@@ -433,7 +453,7 @@ impl Provider {
             self.envs[env].counters.shared_rejected += 1;
             return None;
         };
-        let held = Held { token: SecretBytes::new(record.token), issued_at_ms: record.issued_at_ms, expires_at_ms: record.expires_at_ms, renewable: record.renewable };
+        let held = Held::new(SecretBytes::new(record.token), record.issued_at_ms, record.expires_at_ms, record.renewable);
         let rejected = self.envs[env].tiers[tier].auth.rejected;
         let usable = wall < held.refresh_at() && rejected != Some(sha256(&[held.token.expose()]));
         usable.then_some(held)
@@ -465,7 +485,9 @@ impl Provider {
         let mut error = match &state.env.credentials[tier] {
             Credential::Token(token) => error.redact(token.expose()),
             Credential::AppRole { role_id, secret_id } => error.redact(role_id.expose()).redact(secret_id.expose()),
-            Credential::VaultJwt { jwt } => error.redact(jwt.expose()),
+            Credential::VaultJwt { jwt } | Credential::AwsWebIdentity { token: jwt } => error.redact(jwt.expose()),
+            Credential::AwsContainer { token: Some(token), .. } => error.redact(token.expose()),
+            Credential::AwsContainer { token: None, .. } => error,
             Credential::Aws(keys) => {
                 let error = error.redact(keys.secret_access_key.as_bytes());
                 match &keys.session_token {
