@@ -17,6 +17,7 @@
 //! use it; dropping it stops the server and closes every connection, even hung ones.
 
 mod approle;
+mod aws_creds;
 mod metadata;
 mod fault;
 mod gcp;
@@ -93,6 +94,7 @@ pub(crate) struct Store {
     pub gcp_token: Option<String>,
     pub approle: approle::AppRole,
     pub metadata: metadata::Metadata,
+    pub aws_creds: aws_creds::AwsCreds,
 }
 
 /// A normal (or status-fault) answer before it becomes an HTTP response.

@@ -16,7 +16,7 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::{oneshot, Notify};
 
 use super::fault::{Fault, RepeatBody, TrickleBody};
-use super::{approle, gcp, metadata, vault, Answer, RecordedRequest, Shared};
+use super::{approle, aws_creds, gcp, metadata, vault, Answer, RecordedRequest, Shared};
 
 type Body = BoxBody<Bytes, Infallible>;
 
@@ -155,7 +155,11 @@ fn normal(shared: &Shared, req: &RecordedRequest, body: &[u8], bad_crc: bool) ->
         None => (req.path_and_query.as_str(), None),
     };
     let header = |name: &str| req.header(name).map(str::to_owned);
-    if let Some(rest) = path.strip_prefix("/v1/projects/") {
+    if aws_creds::is_sts(&req.method, path, body) {
+        aws_creds::sts(&mut state.store, body)
+    } else if path == "/v1/credentials" {
+        aws_creds::container(&mut state.store, header("authorization"))
+    } else if let Some(rest) = path.strip_prefix("/v1/projects/") {
         gcp::answer(&state.store, &req.method, rest, bad_crc, header)
     } else if let Some(rest) = path.strip_prefix("/computeMetadata/v1/") {
         metadata::answer(&mut state.store, &req.method, rest, header)

@@ -1,0 +1,140 @@
+//! The fake's AWS credential endpoints, as AWS documents them: STS
+//! `AssumeRoleWithWebIdentity` (`POST /`, form-encoded, answered in XML; unsigned) and the
+//! ECS / EKS Pod Identity container endpoint (`GET /v1/credentials` with `Authorization`,
+//! answered in JSON). Both hand out the credentials a test configured (in the tests, real
+//! temporary credentials moto issued, so the reads that follow are checked by moto), valid for
+//! an hour from the request. Request bodies and tokens are never recorded.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde_json::json;
+
+use super::{Answer, FakeBackend, Store};
+
+/// What the endpoints accept and hand out.
+#[derive(Default)]
+pub(crate) struct AwsCreds {
+    /// (role ARN, accepted web identity token).
+    sts: Option<(String, String)>,
+    /// The container endpoint's accepted authorization token.
+    container_token: Option<String>,
+    /// Access key id, secret, session token.
+    credentials: Option<(String, String, String)>,
+    pub(crate) sts_calls: u64,
+    pub(crate) container_calls: u64,
+}
+
+/// Whether a request is STS's (`POST /` with an `Action`).
+pub(super) fn is_sts(method: &str, path: &str, body: &[u8]) -> bool {
+    method == "POST" && path == "/" && body.starts_with(b"Action=")
+}
+
+/// `AssumeRoleWithWebIdentity`.
+pub(super) fn sts(store: &mut Store, body: &[u8]) -> Answer {
+    store.aws_creds.sts_calls += 1;
+    let form = String::from_utf8_lossy(body);
+    let param = |name: &str| {
+        form.split('&').find_map(|pair| pair.strip_prefix(&format!("{name}="))).map(decode)
+    };
+    if param("Action").as_deref() != Some("AssumeRoleWithWebIdentity") || param("Version").as_deref() != Some("2011-06-15") {
+        return xml_error(400, "InvalidAction", "Could not find operation");
+    }
+    let state = &store.aws_creds;
+    let (Some((role, token)), Some(credentials)) = (&state.sts, &state.credentials) else {
+        return xml_error(400, "InvalidIdentityToken", "No OpenIDConnect provider found in your account");
+    };
+    if param("RoleArn").as_deref() != Some(role) || param("RoleSessionName").is_none() {
+        return xml_error(403, "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity");
+    }
+    if param("WebIdentityToken").as_deref() != Some(token) {
+        return xml_error(400, "InvalidIdentityToken", "Couldn't retrieve verification key from your identity provider");
+    }
+    let (id, secret, session) = credentials;
+    let xml = format!(
+        "<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleWithWebIdentityResult>\
+         <Credentials><SessionToken>{}</SessionToken><SecretAccessKey>{}</SecretAccessKey><Expiration>{}</Expiration>\
+         <AccessKeyId>{id}</AccessKeyId></Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>",
+        escape(session),
+        escape(secret),
+        in_an_hour()
+    );
+    Answer { status: 200, body: Bytes::from(xml), retry_after: None }
+}
+
+/// `GET /v1/credentials`.
+pub(super) fn container(store: &mut Store, authorization: Option<String>) -> Answer {
+    store.aws_creds.container_calls += 1;
+    let state = &store.aws_creds;
+    match (&state.container_token, &state.credentials) {
+        (Some(expected), Some((id, secret, session))) if authorization.as_ref() == Some(expected) => Answer::json(
+            200,
+            json!({"AccessKeyId": id, "SecretAccessKey": secret, "Token": session, "Expiration": in_an_hour(), "RoleArn": "arn:aws:iam::123456789012:role/pod"}),
+        ),
+        _ => Answer::json(403, json!({"Message": "Unauthorized"})),
+    }
+}
+
+fn xml_error(status: u16, code: &str, message: &str) -> Answer {
+    let xml = format!("<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error></ErrorResponse>");
+    Answer { status, body: Bytes::from(xml), retry_after: None }
+}
+
+/// An hour from now, as AWS writes expiries (`2026-12-05T11:35:41Z`).
+fn in_an_hour() -> String {
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let compact = edge_secrets_guest::sigv4::amz_date(now_ms + 3_600_000); // YYYYMMDDTHHMMSSZ
+    format!("{}-{}-{}T{}:{}:{}Z", &compact[0..4], &compact[4..6], &compact[6..8], &compact[9..11], &compact[11..13], &compact[13..15])
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// `%XX` and `+` decoding of a form value.
+fn decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl FakeBackend {
+    /// STS accepts `token` for `role_arn` and hands out `credentials` (id, secret, session).
+    pub fn enable_sts_web_identity(&self, role_arn: &str, token: &str, credentials: (&str, &str, &str)) {
+        let mut state = self.shared.state();
+        state.store.aws_creds.sts = Some((role_arn.to_string(), token.to_string()));
+        state.store.aws_creds.credentials = Some((credentials.0.to_string(), credentials.1.to_string(), credentials.2.to_string()));
+    }
+
+    /// The container endpoint accepts `Authorization: token` and hands out `credentials`.
+    pub fn enable_container_credentials(&self, token: &str, credentials: (&str, &str, &str)) {
+        let mut state = self.shared.state();
+        state.store.aws_creds.container_token = Some(token.to_string());
+        state.store.aws_creds.credentials = Some((credentials.0.to_string(), credentials.1.to_string(), credentials.2.to_string()));
+    }
+
+    /// `AssumeRoleWithWebIdentity` calls and container endpoint fetches received.
+    pub fn aws_credential_fetches(&self) -> (u64, u64) {
+        let state = self.shared.state();
+        (state.store.aws_creds.sts_calls, state.store.aws_creds.container_calls)
+    }
+}
