@@ -62,6 +62,8 @@ pub enum Method {
     Get,
     /// Logins (Vault AppRole), token renewal, and AWS's JSON API.
     Post,
+    /// IMDSv2's session token (`PUT /latest/api/token`).
+    Put,
 }
 
 impl Method {
@@ -70,6 +72,7 @@ impl Method {
         match self {
             Method::Get => "GET",
             Method::Post => "POST",
+            Method::Put => "PUT",
         }
     }
 }

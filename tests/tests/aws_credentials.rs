@@ -75,3 +75,18 @@ fn container_credentials_are_fetched_with_the_endpoint_token_and_sign_the_reads(
     assert_eq!(endpoint.aws_credential_fetches(), (0, 1));
     assert_eq!(endpoint.requests()[0].header("authorization"), Some("pod-token-7"));
 }
+
+#[test]
+fn the_instance_role_is_read_from_imdsv2_with_a_session_token() {
+    let moto = Moto::shared();
+    moto.create_secret("ec2/db", SecretValue::Text("pw-ec2"));
+    let temporary = moto.assume_role("edge-ec2");
+    let imds = FakeBackend::start();
+    imds.enable_imds("web-role", (&temporary.access_key_id, &temporary.secret_access_key, temporary.session_token.as_deref().unwrap()));
+    let auth = json!({"method": "aws_instance", "url": imds.url()});
+    let mut client = runtime(auth, &[]).client().unwrap();
+    assert_eq!(client.get(&Request::new("prod", "ec2/db")).unwrap().value.expose(), b"pw-ec2");
+    let asked: Vec<(String, String)> = imds.requests().iter().map(|r| (r.method.clone(), r.path_and_query.clone())).collect();
+    let expected = [("PUT", "/latest/api/token"), ("GET", "/latest/meta-data/iam/security-credentials/"), ("GET", "/latest/meta-data/iam/security-credentials/web-role")];
+    assert_eq!(asked, expected.map(|(m, p)| (m.to_string(), p.to_string())), "IMDSv2: a session token first, never IMDSv1");
+}

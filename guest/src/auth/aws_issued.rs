@@ -4,7 +4,11 @@
 //!   `POST /` with the role ARN, a session name and a JWT (what EKS IRSA and
 //!   GitHub-style OIDC give), answered in XML;
 //! - **container**: the ECS / EKS Pod Identity endpoint, a `GET` of its full
-//!   URI with an optional `Authorization` token, answered in JSON.
+//!   URI with an optional `Authorization` token, answered in JSON;
+//! - **instance**: EC2's instance metadata service, IMDSv2 only: a `PUT` for a
+//!   session token (with its TTL header), then, presenting it, the role's name
+//!   and the role's credentials (JSON as the container endpoint's). IMDSv1
+//!   (no session token) is never used: it is what SSRF attacks read.
 //!
 //! Pure: builds the requests and judges the answers. The credentials travel
 //! through the engine as an [`IssuedToken`] (held, renewed before they expire,
@@ -48,6 +52,36 @@ pub fn container_request(uri: &BaseUrl, token: Option<&SecretBytes>) -> HttpRequ
     let headers = token.map(|t| vec![("authorization".to_string(), t.expose().to_vec())]).unwrap_or_default();
     let path = if uri.prefix.is_empty() { "/".to_string() } else { uri.prefix.clone() };
     HttpRequest::get(uri, path, headers)
+}
+
+/// IMDSv2 step 1: a session token, valid for [`IMDS_TOKEN_SECONDS`].
+pub fn imds_token_request(imds: &BaseUrl) -> HttpRequest {
+    let headers = vec![("x-aws-ec2-metadata-token-ttl-seconds".to_string(), IMDS_TOKEN_SECONDS.to_string().into_bytes())];
+    HttpRequest { method: crate::http::Method::Put, ..HttpRequest::get(imds, format!("{}/latest/api/token", imds.prefix), headers) }
+}
+
+/// How long an IMDSv2 session token is asked for: the three requests of one fetch.
+pub const IMDS_TOKEN_SECONDS: u64 = 60;
+
+/// IMDSv2 steps 2 and 3: the instance role's name (`role` `None`), then its credentials.
+pub fn imds_request(imds: &BaseUrl, session: &SecretBytes, role: Option<&str>) -> HttpRequest {
+    let headers = vec![("x-aws-ec2-metadata-token".to_string(), session.expose().to_vec())];
+    HttpRequest::get(imds, format!("{}/latest/meta-data/iam/security-credentials/{}", imds.prefix, role.unwrap_or_default()), headers)
+}
+
+/// The text of an IMDS answer to steps 1 and 2 (a session token, a role name:
+/// one printable line). 401/403: the instance refuses (no role, IMDS off).
+pub fn imds_text(response: &HttpResponse, retry_after: Option<u64>, what: &str) -> Result<String, Failure> {
+    match response.status {
+        200 => {}
+        401 | 403 | 404 => return Err(Failure::permanent(Error::PermissionDenied(format!("the instance metadata service gave no {what}: HTTP {}", response.status)))),
+        status => return Err(by_status(status, format!("instance metadata service: HTTP {status}"), retry_after)),
+    }
+    let text = core::str::from_utf8(&response.body).ok().and_then(|t| t.lines().next()).unwrap_or_default().trim();
+    if text.is_empty() || text.len() > 1024 || !text.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Failure::permanent(malformed(&format!("the instance metadata service's {what} is not one printable line"))));
+    }
+    Ok(text.to_string())
 }
 
 /// Judges STS's answer at wall time `now_ms`. A refused token or role

@@ -13,6 +13,7 @@
 //! | `aws_keys`        | aws     | access key id, secret key, session token   | none (SigV4) |
 //! | `aws_web_identity` | aws    | a role ARN (policy), a web identity JWT    | STS `AssumeRoleWithWebIdentity` |
 //! | `aws_container`   | aws     | the endpoint's full URI, an optional token | credentials fetch |
+//! | `aws_instance`    | aws     | none (an IMDS URL)                         | IMDSv2: token, role, credentials |
 
 use crate::prelude::*;
 use core::fmt;
@@ -49,6 +50,8 @@ pub enum AuthSpec {
     /// Temporary AWS credentials from the ECS / EKS Pod Identity endpoint, whose full URI and
     /// optional authorization token are config values.
     AwsContainer { uri_key: String, token_key: Option<String> },
+    /// Temporary AWS credentials of the EC2 instance's role, from IMDSv2 at `url`.
+    AwsInstance { url: BaseUrl },
 }
 
 impl AuthSpec {
@@ -64,6 +67,7 @@ impl AuthSpec {
             AuthSpec::AwsKeys { .. } => "aws_keys",
             AuthSpec::AwsWebIdentity { .. } => "aws_web_identity",
             AuthSpec::AwsContainer { .. } => "aws_container",
+            AuthSpec::AwsInstance { .. } => "aws_instance",
         }
     }
 
@@ -77,6 +81,7 @@ impl AuthSpec {
                 | AuthSpec::Metadata { .. }
                 | AuthSpec::AwsWebIdentity { .. }
                 | AuthSpec::AwsContainer { .. }
+                | AuthSpec::AwsInstance { .. }
         )
     }
 }
@@ -92,6 +97,7 @@ pub enum Credential {
     Aws(sigv4::Credentials),
     AwsWebIdentity { token: SecretBytes },
     AwsContainer { uri: BaseUrl, token: Option<SecretBytes> },
+    AwsInstance,
 }
 
 impl fmt::Debug for Credential {
@@ -105,6 +111,7 @@ impl fmt::Debug for Credential {
             Credential::Aws(_) => f.write_str("Aws(<redacted>)"),
             Credential::AwsWebIdentity { .. } => f.write_str("AwsWebIdentity(<redacted>)"),
             Credential::AwsContainer { uri, .. } => write!(f, "AwsContainer({}, <redacted>)", uri.authority),
+            Credential::AwsInstance => f.write_str("AwsInstance"),
         }
     }
 }

@@ -37,13 +37,13 @@ pub(super) fn parse(obj: &mut Obj<'_>, backend: &BackendSpec) -> Result<AuthSpec
         (backend, &spec),
         (BackendSpec::Vault { .. }, AuthSpec::Token { .. } | AuthSpec::AppRole { .. } | AuthSpec::VaultJwt { .. })
             | (BackendSpec::Gcp { .. }, AuthSpec::Token { .. } | AuthSpec::ServiceAccount { .. } | AuthSpec::Metadata { .. })
-            | (BackendSpec::Aws { .. }, AuthSpec::AwsKeys { .. } | AuthSpec::AwsWebIdentity { .. } | AuthSpec::AwsContainer { .. })
+            | (BackendSpec::Aws { .. }, AuthSpec::AwsKeys { .. } | AuthSpec::AwsWebIdentity { .. } | AuthSpec::AwsContainer { .. } | AuthSpec::AwsInstance { .. })
     );
     if !fits {
         let allowed = match backend {
             BackendSpec::Vault { .. } => "`token_key` or auth method `approle`, `kubernetes` or `jwt`",
             BackendSpec::Gcp { .. } => "`token_key` or auth method `service_account` or `metadata`",
-            BackendSpec::Aws { .. } => "auth method `aws_keys`, `aws_web_identity` or `aws_container`",
+            BackendSpec::Aws { .. } => "auth method `aws_keys`, `aws_web_identity`, `aws_container` or `aws_instance`",
         };
         return Err(format!("{path}: the {} backend takes {allowed}, not `{}`", backend.kind(), spec.method()));
     }
@@ -105,6 +105,11 @@ fn parse_method(auth: &mut Obj<'_>) -> Result<AuthSpec, String> {
             };
             AuthSpec::AwsWebIdentity { role_arn: role_arn.to_string(), session_name: session_name.to_string(), token_key: required_key(auth, "token_key")?, sts_url }
         }
+        "aws_instance" => {
+            let text = auth.string("url")?.unwrap_or(DEFAULT_IMDS_URL);
+            let url = BaseUrl::parse(text).map_err(|why| format!("{}: {why}", auth.path_of("url")))?;
+            AuthSpec::AwsInstance { url }
+        }
         "aws_container" => {
             let token_key = match auth.string("auth_token_key")? {
                 Some(key) => Some(config_key(auth, "auth_token_key", key)?),
@@ -114,7 +119,7 @@ fn parse_method(auth: &mut Obj<'_>) -> Result<AuthSpec, String> {
         }
         other => {
             return Err(format!(
-                "{}: must be `approle`, `kubernetes`, `jwt`, `service_account`, `metadata`, `aws_keys`, `aws_web_identity` or `aws_container`, got {:?}",
+                "{}: must be `approle`, `kubernetes`, `jwt`, `service_account`, `metadata`, `aws_keys`, `aws_web_identity`, `aws_container` or `aws_instance`, got {:?}",
                 auth.path_of("method"),
                 crate::validate::shorten(other)
             ))
@@ -122,6 +127,9 @@ fn parse_method(auth: &mut Obj<'_>) -> Result<AuthSpec, String> {
     };
     Ok(spec)
 }
+
+/// EC2's instance metadata service, as every instance sees it.
+pub const DEFAULT_IMDS_URL: &str = "http://169.254.169.254";
 
 /// The session name STS records for a web-identity login when the policy names none.
 pub const DEFAULT_SESSION_NAME: &str = "edge-secrets";
@@ -163,6 +171,7 @@ pub fn credential_keys(spec: &AuthSpec) -> Vec<(&'static str, &str)> {
         AuthSpec::VaultJwt { jwt_key, .. } => vec![("auth.jwt_key", jwt_key)],
         AuthSpec::ServiceAccount { key_key } => vec![("auth.key_key", key_key)],
         AuthSpec::AwsWebIdentity { token_key, .. } => vec![("auth.token_key", token_key)],
+        AuthSpec::AwsInstance { .. } => Vec::new(),
         AuthSpec::AwsContainer { uri_key, token_key } => {
             let mut keys = vec![("auth.uri_key", uri_key.as_str())];
             keys.extend(token_key.as_deref().map(|key| ("auth.auth_token_key", key)));
@@ -206,6 +215,7 @@ pub(super) fn load(source: &dyn ConfigSource, tier_path: &str, spec: &AuthSpec) 
             }
             Credential::AwsWebIdentity { token }
         }
+        AuthSpec::AwsInstance { .. } => Credential::AwsInstance,
         AuthSpec::AwsContainer { uri_key, token_key } => {
             let path = at("auth.uri_key");
             let text = read(source, &path, uri_key)?;

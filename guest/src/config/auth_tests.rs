@@ -85,7 +85,7 @@ fn gcp_takes_a_token_a_service_account_or_the_metadata_server() {
 fn methods_must_fit_their_backend_and_exactly_one_credential_is_named() {
     assert_eq!(
         error(r#""backend":"aws","region":"us-east-1","token_key":"t""#),
-        "environments.prod: the aws backend takes auth method `aws_keys`, `aws_web_identity` or `aws_container`, not `token`"
+        "environments.prod: the aws backend takes auth method `aws_keys`, `aws_web_identity`, `aws_container` or `aws_instance`, not `token`"
     );
     assert_eq!(
         error(r#""backend":"gcp","project":"p","auth":{"method":"approle","role_id_key":"r","secret_id_key":"s"}"#),
@@ -99,7 +99,7 @@ fn methods_must_fit_their_backend_and_exactly_one_credential_is_named() {
     assert_eq!(error(&format!(r#""token_key":"t",{APPROLE}"#)), "environments.prod: set `token_key` or `auth`, not both");
     assert_eq!(
         error(r#""backend":"vault","auth":{"method":"kerberos"}"#),
-        "environments.prod.auth.method: must be `approle`, `kubernetes`, `jwt`, `service_account`, `metadata`, `aws_keys`, `aws_web_identity` or `aws_container`, got \"kerberos\""
+        "environments.prod.auth.method: must be `approle`, `kubernetes`, `jwt`, `service_account`, `metadata`, `aws_keys`, `aws_web_identity`, `aws_container` or `aws_instance`, got \"kerberos\""
     );
     assert_eq!(
         error(r#""backend":"vault","auth":{"method":"approle","role_id_key":"r","secret_id_key":"s","secret_id":"inline"}"#),

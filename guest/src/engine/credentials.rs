@@ -106,7 +106,9 @@ impl Provider {
             Credential::AppRole { .. } | Credential::VaultJwt { .. } | Credential::ServiceAccount(_) | Credential::Metadata => {
                 state.tiers[tier].auth.held.as_ref().map(|held| Presented::Token(&held.token))
             }
-            Credential::AwsWebIdentity { .. } | Credential::AwsContainer { .. } => state.tiers[tier].auth.held.as_ref()?.aws.as_ref().map(Presented::Aws),
+            Credential::AwsWebIdentity { .. } | Credential::AwsContainer { .. } | Credential::AwsInstance => {
+                state.tiers[tier].auth.held.as_ref()?.aws.as_ref().map(Presented::Aws)
+            }
         }
     }
 
@@ -328,6 +330,16 @@ impl Provider {
                 aws_issued::web_identity_request(&sts, role_arn, session_name, token)
             }
             (AuthSpec::AwsContainer { .. }, Credential::AwsContainer { uri, token }, _) => aws_issued::container_request(uri, token.as_ref()),
+            (AuthSpec::AwsInstance { url }, Credential::AwsInstance, _) => {
+                // IMDSv2 only: a session token first, then the role, with it.
+                let url = url.clone();
+                let wall = io.clock.wall_ms();
+                let answer = self.exchange(env, aws_issued::imds_token_request(&url), deadline_ms, io)?;
+                let session = SecretBytes::new(aws_issued::imds_text(&answer, answer.retry_after_ms_at(wall), "session token")?.into_bytes());
+                let answer = self.exchange(env, aws_issued::imds_request(&url, &session, None), deadline_ms, io)?;
+                let role = aws_issued::imds_text(&answer, answer.retry_after_ms_at(wall), "instance role")?;
+                aws_issued::imds_request(&url, &session, Some(&role))
+            }
             (AuthSpec::ServiceAccount { .. }, Credential::ServiceAccount(key), _) => {
                 let now_s = io.clock.wall_ms() / 1_000;
                 let random = &mut *io.random;
@@ -342,7 +354,7 @@ impl Provider {
             AuthSpec::Metadata { .. } => metadata::response(&response),
             auth @ AuthSpec::VaultJwt { .. } => vault_jwt::response(&response, response.retry_after_ms_at(wall), auth.method()),
             AuthSpec::AwsWebIdentity { .. } => aws_issued::web_identity_response(&response, response.retry_after_ms_at(wall), wall),
-            AuthSpec::AwsContainer { .. } => aws_issued::container_response(&response, response.retry_after_ms_at(wall), wall),
+            AuthSpec::AwsContainer { .. } | AuthSpec::AwsInstance { .. } => aws_issued::container_response(&response, response.retry_after_ms_at(wall), wall),
             _ => approle::response(&response, response.retry_after_ms_at(wall)),
         }
     }
@@ -433,6 +445,7 @@ impl Provider {
             Credential::VaultJwt { jwt } => sha256(&[jwt.expose()]),
             Credential::AwsWebIdentity { token } => sha256(&[token.expose()]),
             Credential::AwsContainer { uri, token } => sha256(&[format!("{uri:?}").as_bytes(), b"\0", token.as_ref().map_or(&[][..], |t| t.expose())]),
+            Credential::AwsInstance => sha256(&[format!("{:?}", spec.auth).as_bytes()]),
             Credential::ServiceAccount(key) => sha256(&[key.client_email.as_bytes(), b"\0", key.private_key_id.as_bytes()]),
             Credential::Metadata => sha256(&[format!("{:?}", spec.auth).as_bytes()]),
             Credential::Token(_) | Credential::Aws(_) => return None,
@@ -487,7 +500,7 @@ impl Provider {
             Credential::AppRole { role_id, secret_id } => error.redact(role_id.expose()).redact(secret_id.expose()),
             Credential::VaultJwt { jwt } | Credential::AwsWebIdentity { token: jwt } => error.redact(jwt.expose()),
             Credential::AwsContainer { token: Some(token), .. } => error.redact(token.expose()),
-            Credential::AwsContainer { token: None, .. } => error,
+            Credential::AwsContainer { token: None, .. } | Credential::AwsInstance => error,
             Credential::Aws(keys) => {
                 let error = error.redact(keys.secret_access_key.as_bytes());
                 match &keys.session_token {

@@ -149,7 +149,7 @@ fn build(outbound: &Outbound) -> Result<(OutgoingRequest, RequestOptions), Trans
     // Every body we send is whole in memory: say its length, so the host frames it with
     // `Content-Length` instead of chunking it (many proxies and simple servers refuse chunked
     // requests; AWS SDKs always send a length). A POST without a body says 0.
-    if !r.body.is_empty() || matches!(r.method, http::Method::Post) {
+    if !r.body.is_empty() || matches!(r.method, http::Method::Post | http::Method::Put) {
         headers
             .append("content-length", r.body.len().to_string().as_bytes())
             .map_err(|_| invalid("content-length"))?;
@@ -158,6 +158,7 @@ fn build(outbound: &Outbound) -> Result<(OutgoingRequest, RequestOptions), Trans
     request.set_method(&match r.method {
         http::Method::Get => Method::Get,
         http::Method::Post => Method::Post,
+        http::Method::Put => Method::Put,
     }).map_err(|()| invalid("method"))?;
     let scheme = match r.scheme {
         http::Scheme::Http => Scheme::Http,

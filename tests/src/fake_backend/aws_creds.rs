@@ -1,7 +1,9 @@
 //! The fake's AWS credential endpoints, as AWS documents them: STS
-//! `AssumeRoleWithWebIdentity` (`POST /`, form-encoded, answered in XML; unsigned) and the
+//! `AssumeRoleWithWebIdentity` (`POST /`, form-encoded, answered in XML; unsigned), the
 //! ECS / EKS Pod Identity container endpoint (`GET /v1/credentials` with `Authorization`,
-//! answered in JSON). Both hand out the credentials a test configured (in the tests, real
+//! answered in JSON), and EC2's IMDSv2 (`PUT /latest/api/token` with a TTL header, then
+//! `GET /latest/meta-data/iam/security-credentials/[role]` presenting the token; a request
+//! without one gets 401, as on an instance that requires IMDSv2). Both hand out the credentials a test configured (in the tests, real
 //! temporary credentials moto issued, so the reads that follow are checked by moto), valid for
 //! an hour from the request. Request bodies and tokens are never recorded.
 
@@ -21,8 +23,12 @@ pub(crate) struct AwsCreds {
     container_token: Option<String>,
     /// Access key id, secret, session token.
     credentials: Option<(String, String, String)>,
+    /// The instance role IMDS reports, when enabled.
+    imds_role: Option<String>,
+    imds_sessions: Vec<String>,
     pub(crate) sts_calls: u64,
     pub(crate) container_calls: u64,
+    pub(crate) imds_calls: u64,
 }
 
 /// Whether a request is STS's (`POST /` with an `Action`).
@@ -72,6 +78,35 @@ pub(super) fn container(store: &mut Store, authorization: Option<String>) -> Ans
             json!({"AccessKeyId": id, "SecretAccessKey": secret, "Token": session, "Expiration": in_an_hour(), "RoleArn": "arn:aws:iam::123456789012:role/pod"}),
         ),
         _ => Answer::json(403, json!({"Message": "Unauthorized"})),
+    }
+}
+
+/// IMDSv2: `rest` is the path after `/latest/`.
+pub(super) fn imds(store: &mut Store, method: &str, rest: &str, header: impl Fn(&str) -> Option<String>) -> Answer {
+    let state = &mut store.aws_creds;
+    state.imds_calls += 1;
+    let Some(role) = state.imds_role.clone() else { return Answer::json(404, json!({"error": "not found"})) };
+    if rest == "api/token" {
+        if method != "PUT" || header("x-aws-ec2-metadata-token-ttl-seconds").and_then(|t| t.parse::<u64>().ok()).is_none_or(|t| t == 0 || t > 21_600) {
+            return Answer::json(400, json!({"error": "bad token request"}));
+        }
+        let session = format!("imds-session-{}", state.imds_calls);
+        state.imds_sessions.push(session.clone());
+        return Answer { status: 200, body: Bytes::from(session), retry_after: None };
+    }
+    if !header("x-aws-ec2-metadata-token").is_some_and(|t| state.imds_sessions.contains(&t)) {
+        return Answer::json(401, json!({"error": "IMDSv2 token required"}));
+    }
+    match rest.strip_prefix("meta-data/iam/security-credentials/") {
+        Some("") => Answer { status: 200, body: Bytes::from(role), retry_after: None },
+        Some(asked) if asked == role => match &state.credentials {
+            Some((id, secret, session)) => Answer::json(
+                200,
+                json!({"Code": "Success", "Type": "AWS-HMAC", "AccessKeyId": id, "SecretAccessKey": secret, "Token": session, "Expiration": in_an_hour()}),
+            ),
+            None => Answer::json(404, json!({"error": "no credentials"})),
+        },
+        _ => Answer::json(404, json!({"error": "not found"})),
     }
 }
 
@@ -130,6 +165,18 @@ impl FakeBackend {
         let mut state = self.shared.state();
         state.store.aws_creds.container_token = Some(token.to_string());
         state.store.aws_creds.credentials = Some((credentials.0.to_string(), credentials.1.to_string(), credentials.2.to_string()));
+    }
+
+    /// IMDSv2 reports instance role `role` with `credentials`.
+    pub fn enable_imds(&self, role: &str, credentials: (&str, &str, &str)) {
+        let mut state = self.shared.state();
+        state.store.aws_creds.imds_role = Some(role.to_string());
+        state.store.aws_creds.credentials = Some((credentials.0.to_string(), credentials.1.to_string(), credentials.2.to_string()));
+    }
+
+    /// Requests IMDS received.
+    pub fn imds_calls(&self) -> u64 {
+        self.shared.state().store.aws_creds.imds_calls
     }
 
     /// `AssumeRoleWithWebIdentity` calls and container endpoint fetches received.

@@ -159,6 +159,8 @@ fn normal(shared: &Shared, req: &RecordedRequest, body: &[u8], bad_crc: bool) ->
         aws_creds::sts(&mut state.store, body)
     } else if path == "/v1/credentials" {
         aws_creds::container(&mut state.store, header("authorization"))
+    } else if let Some(rest) = path.strip_prefix("/latest/") {
+        aws_creds::imds(&mut state.store, &req.method, rest, header)
     } else if let Some(rest) = path.strip_prefix("/v1/projects/") {
         gcp::answer(&state.store, &req.method, rest, bad_crc, header)
     } else if let Some(rest) = path.strip_prefix("/computeMetadata/v1/") {

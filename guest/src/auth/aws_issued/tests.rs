@@ -75,3 +75,20 @@ fn the_container_endpoint_is_read_with_its_token_and_answers_json() {
     assert!(container_response(&resp(500, ""), None, NOW_MS).unwrap_err().transient);
     assert!(!container_response(&resp(200, r#"{"AccessKeyId":1}"#), None, NOW_MS).unwrap_err().transient);
 }
+
+#[test]
+fn imdsv2_asks_for_a_session_token_then_presents_it() {
+    let imds = BaseUrl::parse("http://169.254.169.254").unwrap();
+    let put = imds_token_request(&imds);
+    assert_eq!((put.method, put.path_and_query.as_str()), (Method::Put, "/latest/api/token"));
+    assert!(put.headers.iter().any(|(n, v)| n == "x-aws-ec2-metadata-token-ttl-seconds" && v == b"60"));
+    let session = SecretBytes::new(b"AQAEAsession==".to_vec());
+    let list = imds_request(&imds, &session, None);
+    assert_eq!(list.path_and_query, "/latest/meta-data/iam/security-credentials/");
+    assert!(list.headers.iter().any(|(n, v)| n == "x-aws-ec2-metadata-token" && v == b"AQAEAsession=="));
+    assert_eq!(imds_request(&imds, &session, Some("web-role")).path_and_query, "/latest/meta-data/iam/security-credentials/web-role");
+    assert_eq!(imds_text(&resp(200, "web-role\nother"), None, "instance role").unwrap(), "web-role");
+    assert!(matches!(imds_text(&resp(404, ""), None, "instance role").unwrap_err().error, Error::PermissionDenied(_)));
+    assert!(imds_text(&resp(503, ""), None, "session token").unwrap_err().transient);
+    assert!(!imds_text(&resp(200, "   "), None, "session token").unwrap_err().transient);
+}
