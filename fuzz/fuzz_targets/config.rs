@@ -312,6 +312,27 @@ fn tier(tier: &TierSpec) -> Map<String, Value> {
             }
             map.insert("auth".into(), auth);
         }
+        AuthSpec::VaultJwt { kubernetes, role, jwt_key, mount } => {
+            let method = if *kubernetes { "kubernetes" } else { "jwt" };
+            map.insert("auth".into(), json!({"method": method, "role": role, "jwt_key": jwt_key, "mount": mount}));
+        }
+        AuthSpec::AwsWebIdentity { role_arn, session_name, token_key, sts_url } => {
+            let mut auth = json!({"method": "aws_web_identity", "role_arn": role_arn, "session_name": session_name, "token_key": token_key});
+            if let Some(url) = sts_url {
+                auth["sts_url"] = url_text(url).into();
+            }
+            map.insert("auth".into(), auth);
+        }
+        AuthSpec::AwsContainer { uri_key, token_key } => {
+            let mut auth = json!({"method": "aws_container", "uri_key": uri_key});
+            if let Some(key) = token_key {
+                auth["auth_token_key"] = key.as_str().into();
+            }
+            map.insert("auth".into(), auth);
+        }
+        AuthSpec::AwsInstance { url } => {
+            map.insert("auth".into(), json!({"method": "aws_instance", "url": url_text(url)}));
+        }
     }
     match &tier.backend {
         BackendSpec::Vault { mount, namespace } => {

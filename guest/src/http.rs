@@ -232,7 +232,7 @@ pub fn iso8601_utc_secs(text: &str) -> Option<u64> {
 
 /// Seconds since the Unix epoch of a UTC date and time, checked; 0 before 1970.
 fn unix_secs(year: u64, month: u64, day: u64, (hour, minute, second): (u64, u64, u64)) -> Option<u64> {
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let leap = year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
     let month_days = match month {
         2 if leap => 29,
         2 => 28,
