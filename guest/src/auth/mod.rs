@@ -10,6 +10,8 @@
 //! | `service_account` | gcp     | a service-account key (JSON)               | none (self-signed JWT) |
 //! | `metadata`        | gcp     | none (a metadata server URL)               | token fetch |
 //! | `aws_keys`        | aws     | access key id, secret key, session token   | none (SigV4) |
+//! | `azure_client_secret` | azure | client secret (tenant, client id in the policy) | token request |
+//! | `azure_managed_identity` | azure | none (an IMDS URL, optional client id) | token request |
 
 use crate::prelude::*;
 use core::fmt;
@@ -19,6 +21,7 @@ use crate::secret::SecretBytes;
 use crate::sigv4;
 
 pub mod approle;
+pub mod azure;
 pub mod metadata;
 pub mod service_account;
 
@@ -35,6 +38,12 @@ pub enum AuthSpec {
     Metadata { url: BaseUrl },
     /// An AWS access key, signing every request (SigV4).
     AwsKeys { access_key_id_key: String, secret_access_key_key: String, session_token_key: Option<String> },
+    /// Microsoft Entra client credentials: an app registration's client secret
+    /// exchanged for a Key Vault token at `{authority}/{tenant}/oauth2/v2.0/token`.
+    AzureClientSecret { tenant: String, client_id: String, client_secret_key: String, authority: BaseUrl },
+    /// An Azure managed identity: tokens from the instance metadata service at
+    /// `url`; `client_id` picks a user-assigned identity.
+    AzureManagedIdentity { url: BaseUrl, client_id: Option<String> },
 }
 
 impl AuthSpec {
@@ -46,12 +55,21 @@ impl AuthSpec {
             AuthSpec::ServiceAccount { .. } => "service_account",
             AuthSpec::Metadata { .. } => "metadata",
             AuthSpec::AwsKeys { .. } => "aws_keys",
+            AuthSpec::AzureClientSecret { .. } => "azure_client_secret",
+            AuthSpec::AzureManagedIdentity { .. } => "azure_managed_identity",
         }
     }
 
     /// Whether the method issues tokens that expire (held, renewed, shared).
     pub fn issues_tokens(&self) -> bool {
-        matches!(self, AuthSpec::AppRole { .. } | AuthSpec::ServiceAccount { .. } | AuthSpec::Metadata { .. })
+        matches!(
+            self,
+            AuthSpec::AppRole { .. }
+                | AuthSpec::ServiceAccount { .. }
+                | AuthSpec::Metadata { .. }
+                | AuthSpec::AzureClientSecret { .. }
+                | AuthSpec::AzureManagedIdentity { .. }
+        )
     }
 }
 
@@ -63,6 +81,9 @@ pub enum Credential {
     ServiceAccount(service_account::ServiceAccountKey),
     Metadata,
     Aws(sigv4::Credentials),
+    /// An Entra app registration's client secret.
+    AzureClientSecret(SecretBytes),
+    AzureManagedIdentity,
 }
 
 impl fmt::Debug for Credential {
@@ -73,6 +94,8 @@ impl fmt::Debug for Credential {
             Credential::ServiceAccount(key) => write!(f, "ServiceAccount({key:?})"),
             Credential::Metadata => f.write_str("Metadata"),
             Credential::Aws(_) => f.write_str("Aws(<redacted>)"),
+            Credential::AzureClientSecret(_) => f.write_str("AzureClientSecret(<redacted>)"),
+            Credential::AzureManagedIdentity => f.write_str("AzureManagedIdentity"),
         }
     }
 }

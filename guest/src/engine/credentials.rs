@@ -11,7 +11,7 @@
 
 use crate::prelude::*;
 use super::{Io, Outbound, Provider};
-use crate::auth::{approle, metadata, service_account, AuthSpec, Credential, IssuedToken, Presented};
+use crate::auth::{approle, azure, metadata, service_account, AuthSpec, Credential, IssuedToken, Presented};
 use crate::backend::Failure;
 use crate::digest::sha256;
 use crate::error::Error;
@@ -96,7 +96,11 @@ impl Provider {
         match &state.env.credentials[tier] {
             Credential::Token(token) => Some(Presented::Token(token)),
             Credential::Aws(keys) => Some(Presented::Aws(keys)),
-            Credential::AppRole { .. } | Credential::ServiceAccount(_) | Credential::Metadata => {
+            Credential::AppRole { .. }
+            | Credential::ServiceAccount(_)
+            | Credential::Metadata
+            | Credential::AzureClientSecret(_)
+            | Credential::AzureManagedIdentity => {
                 state.tiers[tier].auth.held.as_ref().map(|held| Presented::Token(&held.token))
             }
         }
@@ -309,6 +313,12 @@ impl Provider {
                 approle::login_request(&spec.url, mount, namespace.as_deref(), role_id, secret_id)
             }
             (AuthSpec::Metadata { url }, Credential::Metadata, _) => metadata::request(url),
+            (AuthSpec::AzureClientSecret { tenant, client_id, authority, .. }, Credential::AzureClientSecret(secret), _) => {
+                azure::client_credentials_request(authority, tenant, client_id, secret)
+            }
+            (AuthSpec::AzureManagedIdentity { url, client_id }, Credential::AzureManagedIdentity, _) => {
+                azure::managed_identity_request(url, client_id.as_deref())
+            }
             (AuthSpec::ServiceAccount { .. }, Credential::ServiceAccount(key), _) => {
                 let now_s = io.clock.wall_ms() / 1_000;
                 let random = &mut *io.random;
@@ -321,6 +331,8 @@ impl Provider {
         let wall = io.clock.wall_ms();
         match &self.envs[env].env.spec.tiers[tier].auth {
             AuthSpec::Metadata { .. } => metadata::response(&response),
+            AuthSpec::AzureClientSecret { .. } => azure::token_response(azure::Issuer::Entra, &response, response.retry_after_ms_at(wall)),
+            AuthSpec::AzureManagedIdentity { .. } => azure::token_response(azure::Issuer::Imds, &response, response.retry_after_ms_at(wall)),
             _ => approle::response(&response, response.retry_after_ms_at(wall)),
         }
     }
@@ -408,7 +420,9 @@ impl Provider {
         let who = match &state.env.credentials[tier] {
             Credential::AppRole { role_id, secret_id } => sha256(&[role_id.expose(), b"\0", secret_id.expose()]),
             Credential::ServiceAccount(key) => sha256(&[key.client_email.as_bytes(), b"\0", key.private_key_id.as_bytes()]),
-            Credential::Metadata => sha256(&[format!("{:?}", spec.auth).as_bytes()]),
+            Credential::Metadata | Credential::AzureManagedIdentity => sha256(&[format!("{:?}", spec.auth).as_bytes()]),
+            // `spec.auth` names the tenant, client id and authority.
+            Credential::AzureClientSecret(secret) => sha256(&[format!("{:?}", spec.auth).as_bytes(), b"\0", secret.expose()]),
             Credential::Token(_) | Credential::Aws(_) => return None,
         };
         let place = format!("{:?}|{:?}|{}", spec.backend, spec.url, spec.auth.method());
@@ -466,7 +480,8 @@ impl Provider {
                     None => error,
                 }
             }
-            Credential::ServiceAccount(_) | Credential::Metadata => error,
+            Credential::AzureClientSecret(secret) => error.redact(secret.expose()),
+            Credential::ServiceAccount(_) | Credential::Metadata | Credential::AzureManagedIdentity => error,
         };
         if let Some(held) = &state.tiers[tier].auth.held {
             error = error.redact(held.token.expose());
