@@ -56,26 +56,23 @@ pub fn request(url: &BaseUrl, token: &SecretBytes, name: &str, version: &Version
         VersionSel::Latest | VersionSel::Pinned(_) | VersionSel::Stage(_) => String::new(),
     };
     let path_and_query = format!("{}/secrets/{name}{version}?api-version={API_VERSION}", url.prefix);
-    let mut bearer = b"Bearer ".to_vec();
-    bearer.extend_from_slice(token.expose());
-    HttpRequest::get(url, path_and_query, vec![("authorization".to_string(), bearer)])
+    HttpRequest::get(url, path_and_query, super::bearer(token))
 }
 
 /// Judges a response. `retry_after` is the response's `Retry-After`, read by
 /// the caller (the date form needs its clock).
 pub fn response(name: &str, response: &HttpResponse, retry_after: Option<u64>) -> Result<Fetched, Failure> {
-    let status = response.status;
-    if status == 200 {
-        return parse_secret(&response.body).map_err(Failure::permanent);
+    match response.status {
+        200 => parse_secret(&response.body).map_err(Failure::permanent),
+        status => Err(failure(name, status, response, retry_after)),
     }
+}
+
+/// What an error answer means for the caller.
+fn failure(name: &str, status: u16, response: &HttpResponse, retry_after: Option<u64>) -> Failure {
     let (code, message) = error_body(&response.body);
-    let reason = match (code.is_empty(), message.is_empty()) {
-        (true, true) => format!("HTTP {status}"),
-        (true, false) => message,
-        (false, true) => code.clone(),
-        (false, false) => format!("{code}: {message}"),
-    };
-    Err(match (code.as_str(), status) {
+    let reason = super::reason_of(status, &code, message);
+    match (code.as_str(), status) {
         // Throttled whatever the body says, so no body turns a 429 into `not-found`.
         ("Throttled", _) | (_, 429) => Failure::transient(Error::RateLimited { retry_after_ms: retry_after }, retry_after),
         ("SecretNotFound", _) | ("", 404) => Failure::permanent(not_found(name)),
@@ -84,13 +81,11 @@ pub fn response(name: &str, response: &HttpResponse, retry_after: Option<u64>) -
         // firewall rule, or a disabled secret (`innererror.code` says which).
         ("Forbidden", _) | (_, 403) => Failure::permanent(Error::PermissionDenied(format!("Azure Key Vault denied access: {reason}"))),
         _ => by_status(status, reason, retry_after),
-    })
+    }
 }
 
 fn parse_secret(body: &[u8]) -> Result<Fetched, Error> {
-    let doc: Value = serde_json::from_slice(body)
-        .map_err(|e| malformed(&format!("invalid JSON at line {} column {}", e.line(), e.column())))?;
-    let doc = doc.as_object().ok_or_else(|| malformed("not a JSON object"))?;
+    let doc = super::json_object(body).map_err(|what| malformed(&what))?;
     // A `latest` read is also cached under its version, so the version must be
     // one a caller can ask for.
     let version = doc
