@@ -7,6 +7,9 @@ pub mod aws;
 pub mod azure;
 pub mod gcp;
 pub mod vault;
+mod wire;
+
+pub use wire::{bearer, json_object, reason_of};
 
 use core::fmt;
 
@@ -229,34 +232,6 @@ pub fn by_status(status: u16, reason: String, retry_after_ms: Option<u64>) -> Fa
         429 => Failure::transient(Error::RateLimited { retry_after_ms }, retry_after_ms),
         408 | 500..=599 => Failure::transient(Error::backend(Some(status), reason), retry_after_ms),
         _ => Failure::permanent(Error::backend(Some(status), reason)),
-    }
-}
-
-/// The `Authorization: Bearer` header presenting `token` (GCP, Azure).
-pub fn bearer(token: &SecretBytes) -> Vec<(String, Vec<u8>)> {
-    let mut value = b"Bearer ".to_vec();
-    value.extend_from_slice(token.expose());
-    vec![("authorization".to_string(), value)]
-}
-
-/// An error's reason from its (sanitized) code and message, either of which
-/// may be empty: `code: message`, one of them, or the bare status.
-pub fn reason_of(status: u16, code: &str, message: String) -> String {
-    match (code.is_empty(), message.is_empty()) {
-        (true, true) => format!("HTTP {status}"),
-        (true, false) => message,
-        (false, true) => code.to_string(),
-        (false, false) => format!("{code}: {message}"),
-    }
-}
-
-/// A 200's body as a JSON object, or what is wrong with it (positions only:
-/// the body holds the secret, and serde's messages can quote it).
-pub fn json_object(body: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, String> {
-    match serde_json::from_slice(body) {
-        Ok(serde_json::Value::Object(map)) => Ok(map),
-        Ok(_) => Err("not a JSON object".into()),
-        Err(e) => Err(format!("invalid JSON at line {} column {}", e.line(), e.column())),
     }
 }
 
