@@ -34,7 +34,7 @@
 //!   past, capped, never growing as the clock advances) otherwise.
 #![no_main]
 
-use edge_secrets_guest::backend::{self, aws, gcp, vault};
+use edge_secrets_guest::backend::{self, aws, azure, gcp, vault};
 use edge_secrets_guest::config::BackendSpec;
 use edge_secrets_guest::error::Error;
 use edge_secrets_guest::http::{HttpResponse, MAX_RETRY_AFTER_MS};
@@ -131,6 +131,7 @@ fuzz_target!(|data: &[u8]| {
         BackendSpec::Vault { .. } => vault::response(name, &response, seconds),
         BackendSpec::Gcp { .. } => gcp::response(name, &response, seconds),
         BackendSpec::Aws { .. } => aws::response(name, &response, seconds),
+        BackendSpec::Azure => azure::response(name, &response, seconds),
     };
     let judged = backend::response(&spec, name, &version, &response);
     let judged_at = backend::response_at(&spec, name, &version, &response, now_wall_ms);

@@ -124,7 +124,16 @@ fn check_credential(credential: &Credential, spec: &AuthSpec) {
             assert!(key.bits() >= 2048, "a {}-bit key", key.bits());
             assert_eq!(key.client_email, SA_EMAIL, "only one usable key file is in the source");
         }
-        (Credential::Metadata, AuthSpec::Metadata { .. }) => {}
+        (Credential::Metadata, AuthSpec::Metadata { .. }) | (Credential::AzureManagedIdentity, AuthSpec::AzureManagedIdentity { .. }) => {}
+        (Credential::AzureClientSecret(secret), AuthSpec::AzureClientSecret { .. }) => assert!(single_line(secret.expose())),
+        (Credential::VaultJwt { jwt: token }, AuthSpec::VaultJwt { .. }) | (Credential::AwsWebIdentity { token }, AuthSpec::AwsWebIdentity { .. }) => {
+            assert!(single_line(token.expose()) && token.expose().iter().filter(|b| **b == b'.').count() == 2, "a JWT");
+        }
+        (Credential::AwsContainer { uri, token }, AuthSpec::AwsContainer { token_key, .. }) => {
+            assert_eq!(BaseUrl::parse(&url_text(uri)).as_ref(), Ok(uri), "the container URI re-parses");
+            assert_eq!(token.is_some(), token_key.is_some());
+        }
+        (Credential::AwsInstance, AuthSpec::AwsInstance { .. }) => {}
         (Credential::Aws(keys), AuthSpec::AwsKeys { session_token_key, .. }) => {
             let id = &keys.access_key_id;
             assert!((16..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()), "{id:?}");
@@ -194,14 +203,23 @@ fn revalidate_tier(tier: &TierSpec) {
     }
     let fits = matches!(
         (&tier.backend, &tier.auth),
-        (BackendSpec::Vault { .. }, AuthSpec::Token { .. } | AuthSpec::AppRole { .. })
+        (BackendSpec::Vault { .. }, AuthSpec::Token { .. } | AuthSpec::AppRole { .. } | AuthSpec::VaultJwt { .. })
             | (BackendSpec::Gcp { .. }, AuthSpec::Token { .. } | AuthSpec::ServiceAccount { .. } | AuthSpec::Metadata { .. })
-            | (BackendSpec::Aws { .. }, AuthSpec::AwsKeys { .. })
+            | (BackendSpec::Aws { .. }, AuthSpec::AwsKeys { .. } | AuthSpec::AwsWebIdentity { .. } | AuthSpec::AwsContainer { .. } | AuthSpec::AwsInstance { .. })
+            | (BackendSpec::Azure, AuthSpec::Token { .. } | AuthSpec::AzureClientSecret { .. } | AuthSpec::AzureManagedIdentity { .. })
     );
     assert!(fits, "a {} tier with auth {}", tier.backend.kind(), tier.auth.method());
     match &tier.auth {
         AuthSpec::AppRole { mount, .. } => validate::vault_path(mount).expect("a parsed AppRole mount is a valid Vault path"),
         AuthSpec::Metadata { url } => assert_eq!(BaseUrl::parse(&url_text(url)).as_ref(), Ok(url), "the metadata URL re-parses"),
+        AuthSpec::AzureClientSecret { tenant, client_id, authority, .. } => {
+            assert!(edge_secrets_guest::auth::azure::is_id(tenant) && edge_secrets_guest::auth::azure::is_id(client_id));
+            assert_eq!(BaseUrl::parse(&url_text(authority)).as_ref(), Ok(authority), "the authority re-parses");
+        }
+        AuthSpec::AzureManagedIdentity { url, client_id } => {
+            assert!(client_id.as_deref().is_none_or(edge_secrets_guest::auth::azure::is_id));
+            assert_eq!(BaseUrl::parse(&url_text(url)).as_ref(), Ok(url), "the IMDS URL re-parses");
+        }
         _ => {}
     }
     match &tier.backend {
@@ -218,6 +236,7 @@ fn revalidate_tier(tier: &TierSpec) {
             assert!(parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())));
             assert!(parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit()), "region {region:?}");
         }
+        BackendSpec::Azure => {}
     }
     let url = url_text(&tier.url);
     assert_eq!(BaseUrl::parse(&url).as_ref(), Ok(&tier.url), "the URL re-parses to itself");
@@ -333,6 +352,20 @@ fn tier(tier: &TierSpec) -> Map<String, Value> {
         AuthSpec::AwsInstance { url } => {
             map.insert("auth".into(), json!({"method": "aws_instance", "url": url_text(url)}));
         }
+        AuthSpec::AzureClientSecret { tenant, client_id, client_secret_key, authority } => {
+            map.insert(
+                "auth".into(),
+                json!({"method": "azure_client_secret", "tenant": tenant, "client_id": client_id,
+                       "client_secret_key": client_secret_key, "authority": url_text(authority)}),
+            );
+        }
+        AuthSpec::AzureManagedIdentity { url, client_id } => {
+            let mut auth = json!({"method": "azure_managed_identity", "url": url_text(url)});
+            if let Some(id) = client_id {
+                auth["client_id"] = id.as_str().into();
+            }
+            map.insert("auth".into(), auth);
+        }
     }
     match &tier.backend {
         BackendSpec::Vault { mount, namespace } => {
@@ -349,6 +382,9 @@ fn tier(tier: &TierSpec) -> Map<String, Value> {
         BackendSpec::Aws { region } => {
             map.insert("backend".into(), "aws".into());
             map.insert("region".into(), region.as_str().into());
+        }
+        BackendSpec::Azure => {
+            map.insert("backend".into(), "azure".into());
         }
     }
     map

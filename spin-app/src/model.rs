@@ -159,7 +159,7 @@ pub struct Histogram {
 /// Counters of one backend tier (WIT `tier-stats`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TierStats {
-    /// This tier's backend kind (`vault`, `gcp`), which may differ from the primary's.
+    /// This tier's backend kind (`vault`, `gcp`, `aws`, `azure`), which may differ from the primary's.
     pub backend: String,
     pub breaker: BreakerState,
     pub backend_calls: u64,

@@ -12,12 +12,15 @@
 //! ```
 //!
 //! Routing: `/v1/projects/...` is GCP, `/v1/auth/...` is Vault AppRole (see
-//! [`FakeBackend::enable_approle`]), `/v1/{mount}/data/...` is Vault, anything else 404.
+//! [`FakeBackend::enable_approle`]), `/v1/{mount}/data/...` is Vault; `/secrets/...`,
+//! `/{tenant}/oauth2/v2.0/token` and `/metadata/identity/...` are Azure (see `azure`);
+//! anything else 404.
 //! It runs on its own thread and tokio runtime, so sync tests and the (sync) wasmtime host can
 //! use it; dropping it stops the server and closes every connection, even hung ones.
 
 mod approle;
 mod aws_creds;
+mod azure;
 mod metadata;
 mod fault;
 mod gcp;
@@ -95,6 +98,7 @@ pub(crate) struct Store {
     pub approle: approle::AppRole,
     pub metadata: metadata::Metadata,
     pub aws_creds: aws_creds::AwsCreds,
+    pub azure: azure::Azure,
 }
 
 /// A normal (or status-fault) answer before it becomes an HTTP response.
@@ -316,6 +320,7 @@ impl FakeBackend {
         let mut state = self.state();
         state.log.clear();
         state.store.approle.reset_counts();
+        state.store.azure.reset_counts();
         self.shared.requests.store(0, Ordering::SeqCst);
         self.shared.faults.store(0, Ordering::SeqCst);
         self.shared.connections.store(0, Ordering::SeqCst);

@@ -59,6 +59,12 @@ impl PolicyBuilder {
         )
     }
 
+    /// Adds an Azure Key Vault environment (`url` is the vault) whose bearer token is stored
+    /// under [`PolicyBuilder::token_key`]; [`PolicyBuilder::auth`] swaps in an Entra login.
+    pub fn azure(self, env: &str, url: &str, token: &str) -> PolicyBuilder {
+        self.environment(env, [("backend", "azure"), ("url", url)], token)
+    }
+
     /// Adds an AWS Secrets Manager environment signing with an access key, stored under
     /// `aws_access_key_id_{env}` and `aws_secret_access_key_{env}` (`-` as `_`), and a session
     /// token under `aws_session_token_{env}` when given.

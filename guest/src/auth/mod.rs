@@ -14,6 +14,8 @@
 //! | `aws_web_identity` | aws    | a role ARN (policy), a web identity JWT    | STS `AssumeRoleWithWebIdentity` |
 //! | `aws_container`   | aws     | the endpoint's full URI, an optional token | credentials fetch |
 //! | `aws_instance`    | aws     | none (an IMDS URL)                         | IMDSv2: token, role, credentials |
+//! | `azure_client_secret` | azure | client secret (tenant, client id in the policy) | token request |
+//! | `azure_managed_identity` | azure | none (an IMDS URL, optional client id) | token request |
 
 use crate::prelude::*;
 use core::fmt;
@@ -24,6 +26,7 @@ use crate::sigv4;
 
 pub mod approle;
 pub mod aws_issued;
+pub mod azure;
 pub mod metadata;
 pub mod service_account;
 pub mod vault_jwt;
@@ -52,6 +55,12 @@ pub enum AuthSpec {
     AwsContainer { uri_key: String, token_key: Option<String> },
     /// Temporary AWS credentials of the EC2 instance's role, from IMDSv2 at `url`.
     AwsInstance { url: BaseUrl },
+    /// Microsoft Entra client credentials: an app registration's client secret
+    /// exchanged for a Key Vault token at `{authority}/{tenant}/oauth2/v2.0/token`.
+    AzureClientSecret { tenant: String, client_id: String, client_secret_key: String, authority: BaseUrl },
+    /// An Azure managed identity: tokens from the instance metadata service at
+    /// `url`; `client_id` picks a user-assigned identity.
+    AzureManagedIdentity { url: BaseUrl, client_id: Option<String> },
 }
 
 impl AuthSpec {
@@ -68,6 +77,8 @@ impl AuthSpec {
             AuthSpec::AwsWebIdentity { .. } => "aws_web_identity",
             AuthSpec::AwsContainer { .. } => "aws_container",
             AuthSpec::AwsInstance { .. } => "aws_instance",
+            AuthSpec::AzureClientSecret { .. } => "azure_client_secret",
+            AuthSpec::AzureManagedIdentity { .. } => "azure_managed_identity",
         }
     }
 
@@ -82,6 +93,8 @@ impl AuthSpec {
                 | AuthSpec::AwsWebIdentity { .. }
                 | AuthSpec::AwsContainer { .. }
                 | AuthSpec::AwsInstance { .. }
+                | AuthSpec::AzureClientSecret { .. }
+                | AuthSpec::AzureManagedIdentity { .. }
         )
     }
 }
@@ -98,6 +111,9 @@ pub enum Credential {
     AwsWebIdentity { token: SecretBytes },
     AwsContainer { uri: BaseUrl, token: Option<SecretBytes> },
     AwsInstance,
+    /// An Entra app registration's client secret.
+    AzureClientSecret(SecretBytes),
+    AzureManagedIdentity,
 }
 
 impl fmt::Debug for Credential {
@@ -112,6 +128,8 @@ impl fmt::Debug for Credential {
             Credential::AwsWebIdentity { .. } => f.write_str("AwsWebIdentity(<redacted>)"),
             Credential::AwsContainer { uri, .. } => write!(f, "AwsContainer({}, <redacted>)", uri.authority),
             Credential::AwsInstance => f.write_str("AwsInstance"),
+            Credential::AzureClientSecret(_) => f.write_str("AzureClientSecret(<redacted>)"),
+            Credential::AzureManagedIdentity => f.write_str("AzureManagedIdentity"),
         }
     }
 }

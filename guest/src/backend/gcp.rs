@@ -23,9 +23,7 @@ pub fn request(url: &BaseUrl, project: &str, token: &SecretBytes, secret: &str, 
         VersionSel::Latest | VersionSel::Id(_) | VersionSel::Stage(_) => "latest".to_string(),
     };
     let path_and_query = format!("{}/v1/projects/{project}/secrets/{secret}/versions/{version}:access", url.prefix);
-    let mut bearer = b"Bearer ".to_vec();
-    bearer.extend_from_slice(token.expose());
-    HttpRequest::get(url, path_and_query, vec![("authorization".to_string(), bearer)])
+    HttpRequest::get(url, path_and_query, super::bearer(token))
 }
 
 /// Judges a response. `retry_after` is the response's `Retry-After`, read by

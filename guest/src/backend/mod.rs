@@ -4,8 +4,12 @@
 use crate::prelude::*;
 
 pub mod aws;
+pub mod azure;
 pub mod gcp;
 pub mod vault;
+mod wire;
+
+pub use wire::{bearer, json_object, reason_of};
 
 use core::fmt;
 
@@ -55,7 +59,7 @@ enum Content {
     Fields(Vec<(String, SecretBytes)>),
     /// GCP, AWS `SecretBinary`: one opaque payload.
     Bytes(SecretBytes),
-    /// AWS `SecretString`: the whole text, and — when it is a JSON object —
+    /// AWS `SecretString`, Azure `value`: the whole text, and — when it is a JSON object —
     /// its keys as fields, parsed only when a field is asked for.
     Text(SecretBytes),
 }
@@ -127,6 +131,8 @@ pub fn validate(spec: &BackendSpec, name: &str, field: &str) -> Result<(), Error
         BackendSpec::Vault { .. } => validate::vault_path(name),
         // Any field: it names a key of a JSON `SecretString`, read after the fetch.
         BackendSpec::Aws { .. } => validate::aws_secret_id(name),
+        // Any field, as for AWS: the keys of a `value` holding a JSON object.
+        BackendSpec::Azure => azure::validate_name(name),
         BackendSpec::Gcp { .. } => {
             validate::gcp_secret_id(name)?;
             if field != DEFAULT_FIELD {
@@ -140,13 +146,16 @@ pub fn validate(spec: &BackendSpec, name: &str, field: &str) -> Result<(), Error
 }
 
 /// Checks that the backend has versions of this kind: numbers for Vault and
-/// GCP; version ids and stages for AWS. `latest` everywhere.
+/// GCP; version ids and stages for AWS; 32-hex version ids for Azure.
+/// `latest` everywhere.
 pub fn validate_version(spec: &BackendSpec, version: &VersionSel) -> Result<(), Error> {
     match (spec, version) {
         (_, VersionSel::Latest)
         | (BackendSpec::Vault { .. } | BackendSpec::Gcp { .. }, VersionSel::Pinned(_))
         | (BackendSpec::Aws { .. }, VersionSel::Id(_) | VersionSel::Stage(_)) => Ok(()),
         (BackendSpec::Aws { .. }, VersionSel::Pinned(_)) => Err(Error::InvalidRequest(aws::PINNED_REFUSED.into())),
+        (BackendSpec::Azure, VersionSel::Id(id)) if azure::is_version_id(id) => Ok(()),
+        (BackendSpec::Azure, _) => Err(Error::InvalidRequest(azure::VERSION_REFUSED.into())),
         (other, VersionSel::Id(_) | VersionSel::Stage(_)) => Err(Error::InvalidRequest(format!(
             "{} versions are positive integers or `latest`; version ids and stages are AWS's",
             other.kind()
@@ -166,6 +175,7 @@ pub fn request(tier: &TierSpec, presented: Presented<'_>, name: &str, version: &
             Ok(vault::request(&tier.url, mount, namespace.as_deref(), token, name, version))
         }
         (BackendSpec::Gcp { project }, Presented::Token(token)) => Ok(gcp::request(&tier.url, project, token, name, version)),
+        (BackendSpec::Azure, Presented::Token(token)) => Ok(azure::request(&tier.url, token, name, version)),
         (backend, _) => Err(Error::InvalidRequest(format!("the {} backend cannot use this credential", backend.kind()))),
     }
 }
@@ -192,6 +202,7 @@ fn judge(spec: &BackendSpec, name: &str, version: &VersionSel, response: &HttpRe
         BackendSpec::Vault { .. } => vault::response(name, response, retry_after),
         BackendSpec::Gcp { .. } => gcp::response(name, response, retry_after),
         BackendSpec::Aws { .. } => aws::response(name, response, retry_after),
+        BackendSpec::Azure => azure::response(name, response, retry_after),
     }?;
     // A pinned read is cached for long under its version: never under the wrong one.
     let asked = match version {

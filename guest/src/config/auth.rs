@@ -38,12 +38,14 @@ pub(super) fn parse(obj: &mut Obj<'_>, backend: &BackendSpec) -> Result<AuthSpec
         (BackendSpec::Vault { .. }, AuthSpec::Token { .. } | AuthSpec::AppRole { .. } | AuthSpec::VaultJwt { .. })
             | (BackendSpec::Gcp { .. }, AuthSpec::Token { .. } | AuthSpec::ServiceAccount { .. } | AuthSpec::Metadata { .. })
             | (BackendSpec::Aws { .. }, AuthSpec::AwsKeys { .. } | AuthSpec::AwsWebIdentity { .. } | AuthSpec::AwsContainer { .. } | AuthSpec::AwsInstance { .. })
+            | (BackendSpec::Azure, AuthSpec::Token { .. } | AuthSpec::AzureClientSecret { .. } | AuthSpec::AzureManagedIdentity { .. })
     );
     if !fits {
         let allowed = match backend {
             BackendSpec::Vault { .. } => "`token_key` or auth method `approle`, `kubernetes` or `jwt`",
             BackendSpec::Gcp { .. } => "`token_key` or auth method `service_account` or `metadata`",
             BackendSpec::Aws { .. } => "auth method `aws_keys`, `aws_web_identity`, `aws_container` or `aws_instance`",
+            BackendSpec::Azure => "`token_key` or auth method `azure_client_secret` or `azure_managed_identity`",
         };
         return Err(format!("{path}: the {} backend takes {allowed}, not `{}`", backend.kind(), spec.method()));
     }
@@ -117,9 +119,10 @@ fn parse_method(auth: &mut Obj<'_>) -> Result<AuthSpec, String> {
             };
             AuthSpec::AwsContainer { uri_key: required_key(auth, "uri_key")?, token_key }
         }
+        "azure_client_secret" | "azure_managed_identity" => super::azure_auth::parse_method(auth, method)?,
         other => {
             return Err(format!(
-                "{}: must be `approle`, `kubernetes`, `jwt`, `service_account`, `metadata`, `aws_keys`, `aws_web_identity`, `aws_container` or `aws_instance`, got {:?}",
+                "{}: must be `approle`, `kubernetes`, `jwt`, `service_account`, `metadata`, `aws_keys`, `aws_web_identity`, `aws_container`, `aws_instance`, `azure_client_secret` or `azure_managed_identity`, got {:?}",
                 auth.path_of("method"),
                 crate::validate::shorten(other)
             ))
@@ -148,7 +151,7 @@ fn is_role_arn(arn: &str) -> bool {
         && resource.strip_prefix("role/").is_some_and(|name| (1..=512).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@-_/".contains(&b)))
 }
 
-fn required_key(obj: &mut Obj<'_>, name: &'static str) -> Result<String, String> {
+pub(super) fn required_key(obj: &mut Obj<'_>, name: &'static str) -> Result<String, String> {
     let key = obj.required_string(name)?;
     config_key(obj, name, key)
 }
@@ -177,7 +180,8 @@ pub fn credential_keys(spec: &AuthSpec) -> Vec<(&'static str, &str)> {
             keys.extend(token_key.as_deref().map(|key| ("auth.auth_token_key", key)));
             keys
         }
-        AuthSpec::Metadata { .. } => Vec::new(),
+        AuthSpec::Metadata { .. } | AuthSpec::AzureManagedIdentity { .. } => Vec::new(),
+        AuthSpec::AzureClientSecret { client_secret_key, .. } => vec![("auth.client_secret_key", client_secret_key)],
         AuthSpec::AwsKeys { access_key_id_key, secret_access_key_key, session_token_key } => {
             let mut keys = vec![("auth.access_key_id_key", access_key_id_key.as_str()), ("auth.secret_access_key_key", secret_access_key_key)];
             if let Some(key) = session_token_key {
@@ -235,6 +239,10 @@ pub(super) fn load(source: &dyn ConfigSource, tier_path: &str, spec: &AuthSpec) 
             Credential::ServiceAccount(key)
         }
         AuthSpec::Metadata { .. } => Credential::Metadata,
+        AuthSpec::AzureClientSecret { client_secret_key, .. } => {
+            Credential::AzureClientSecret(load_text(source, &at("auth.client_secret_key"), client_secret_key)?)
+        }
+        AuthSpec::AzureManagedIdentity { .. } => Credential::AzureManagedIdentity,
         AuthSpec::AwsKeys { access_key_id_key, secret_access_key_key, session_token_key } => {
             let path = at("auth.access_key_id_key");
             let access_key_id = read(source, &path, access_key_id_key)?;

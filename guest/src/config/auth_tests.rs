@@ -99,7 +99,7 @@ fn methods_must_fit_their_backend_and_exactly_one_credential_is_named() {
     assert_eq!(error(&format!(r#""token_key":"t",{APPROLE}"#)), "environments.prod: set `token_key` or `auth`, not both");
     assert_eq!(
         error(r#""backend":"vault","auth":{"method":"kerberos"}"#),
-        "environments.prod.auth.method: must be `approle`, `kubernetes`, `jwt`, `service_account`, `metadata`, `aws_keys`, `aws_web_identity`, `aws_container` or `aws_instance`, got \"kerberos\""
+        "environments.prod.auth.method: must be `approle`, `kubernetes`, `jwt`, `service_account`, `metadata`, `aws_keys`, `aws_web_identity`, `aws_container`, `aws_instance`, `azure_client_secret` or `azure_managed_identity`, got \"kerberos\""
     );
     assert_eq!(
         error(r#""backend":"vault","auth":{"method":"approle","role_id_key":"r","secret_id_key":"s","secret_id":"inline"}"#),

@@ -8,6 +8,7 @@
 use crate::prelude::*;
 
 pub mod auth;
+mod azure_auth;
 pub mod mapping;
 mod policy;
 mod reader;
@@ -48,15 +49,18 @@ pub enum BackendSpec {
     Gcp { project: String },
     /// AWS Secrets Manager, in one region (it is part of every signature).
     Aws { region: String },
+    /// Azure Key Vault: the vault is the tier's `url`, nothing else is needed.
+    Azure,
 }
 
 impl BackendSpec {
-    /// `vault`, `gcp` or `aws`.
+    /// `vault`, `gcp`, `aws` or `azure`.
     pub fn kind(&self) -> &'static str {
         match self {
             BackendSpec::Vault { .. } => "vault",
             BackendSpec::Gcp { .. } => "gcp",
             BackendSpec::Aws { .. } => "aws",
+            BackendSpec::Azure => "azure",
         }
     }
 
@@ -70,6 +74,7 @@ impl BackendSpec {
                 Ok(id @ VersionSel::Id(_)) => Some(id),
                 _ => None,
             },
+            BackendSpec::Azure => crate::backend::azure::is_version_id(version).then(|| VersionSel::Id(version.to_string())),
         }
     }
 }
@@ -363,9 +368,15 @@ fn parse_tier(obj: &mut Obj<'_>) -> Result<TierSpec, String> {
             }
             BackendSpec::Aws { region: region.to_string() }
         }
+        "azure" => {
+            if mount.is_some() || namespace.is_some() || project.is_some() {
+                return Err(format!("{path}: `mount`, `namespace` and `project` do not apply to the azure backend"));
+            }
+            BackendSpec::Azure
+        }
         other => {
             return Err(format!(
-                "{}: must be `vault`, `gcp` or `aws`, got {:?}",
+                "{}: must be `vault`, `gcp`, `aws` or `azure`, got {:?}",
                 obj.path_of("backend"),
                 crate::validate::shorten(other)
             ))

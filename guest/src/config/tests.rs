@@ -95,7 +95,7 @@ fn structural_errors_are_named() {
     assert!(policy_error(r#"{"environments":{"Prod":{}}}"#).starts_with("environments.Prod: environment names must match"));
     assert_eq!(
         policy_error(r#"{"environments":{"p":{"backend":"s3","url":"http://h","token_key":"t"}}}"#),
-        r#"environments.p.backend: must be `vault`, `gcp` or `aws`, got "s3""#
+        r#"environments.p.backend: must be `vault`, `gcp`, `aws` or `azure`, got "s3""#
     );
     assert_eq!(
         policy_error(r#"{"environments":{"p":{"backend":"gcp","url":"http://h","token_key":"t"}}}"#),

@@ -11,7 +11,7 @@
 
 use crate::prelude::*;
 use super::{Io, Outbound, Provider};
-use crate::auth::{approle, aws_issued, metadata, service_account, vault_jwt, AuthSpec, Credential, IssuedToken, Presented};
+use crate::auth::{approle, aws_issued, azure, metadata, service_account, vault_jwt, AuthSpec, Credential, IssuedToken, Presented};
 use crate::backend::Failure;
 use crate::digest::sha256;
 use crate::error::Error;
@@ -103,7 +103,12 @@ impl Provider {
         match &state.env.credentials[tier] {
             Credential::Token(token) => Some(Presented::Token(token)),
             Credential::Aws(keys) => Some(Presented::Aws(keys)),
-            Credential::AppRole { .. } | Credential::VaultJwt { .. } | Credential::ServiceAccount(_) | Credential::Metadata => {
+            Credential::AppRole { .. }
+            | Credential::VaultJwt { .. }
+            | Credential::ServiceAccount(_)
+            | Credential::Metadata
+            | Credential::AzureClientSecret(_)
+            | Credential::AzureManagedIdentity => {
                 state.tiers[tier].auth.held.as_ref().map(|held| Presented::Token(&held.token))
             }
             Credential::AwsWebIdentity { .. } | Credential::AwsContainer { .. } | Credential::AwsInstance => {
@@ -340,6 +345,12 @@ impl Provider {
                 let role = aws_issued::imds_text(&answer, answer.retry_after_ms_at(wall), "instance role")?;
                 aws_issued::imds_request(&url, &session, Some(&role))
             }
+            (AuthSpec::AzureClientSecret { tenant, client_id, authority, .. }, Credential::AzureClientSecret(secret), _) => {
+                azure::client_credentials_request(authority, tenant, client_id, secret)
+            }
+            (AuthSpec::AzureManagedIdentity { url, client_id }, Credential::AzureManagedIdentity, _) => {
+                azure::managed_identity_request(url, client_id.as_deref())
+            }
             (AuthSpec::ServiceAccount { .. }, Credential::ServiceAccount(key), _) => {
                 let now_s = io.clock.wall_ms() / 1_000;
                 let random = &mut *io.random;
@@ -355,6 +366,8 @@ impl Provider {
             auth @ AuthSpec::VaultJwt { .. } => vault_jwt::response(&response, response.retry_after_ms_at(wall), auth.method()),
             AuthSpec::AwsWebIdentity { .. } => aws_issued::web_identity_response(&response, response.retry_after_ms_at(wall), wall),
             AuthSpec::AwsContainer { .. } | AuthSpec::AwsInstance { .. } => aws_issued::container_response(&response, response.retry_after_ms_at(wall), wall),
+            AuthSpec::AzureClientSecret { .. } => azure::token_response(azure::Issuer::Entra, &response, response.retry_after_ms_at(wall)),
+            AuthSpec::AzureManagedIdentity { .. } => azure::token_response(azure::Issuer::Imds, &response, response.retry_after_ms_at(wall)),
             _ => approle::response(&response, response.retry_after_ms_at(wall)),
         }
     }
@@ -447,7 +460,9 @@ impl Provider {
             Credential::AwsContainer { uri, token } => sha256(&[format!("{uri:?}").as_bytes(), b"\0", token.as_ref().map_or(&[][..], |t| t.expose())]),
             Credential::AwsInstance => sha256(&[format!("{:?}", spec.auth).as_bytes()]),
             Credential::ServiceAccount(key) => sha256(&[key.client_email.as_bytes(), b"\0", key.private_key_id.as_bytes()]),
-            Credential::Metadata => sha256(&[format!("{:?}", spec.auth).as_bytes()]),
+            Credential::Metadata | Credential::AzureManagedIdentity => sha256(&[format!("{:?}", spec.auth).as_bytes()]),
+            // `spec.auth` names the tenant, client id and authority.
+            Credential::AzureClientSecret(secret) => sha256(&[format!("{:?}", spec.auth).as_bytes(), b"\0", secret.expose()]),
             Credential::Token(_) | Credential::Aws(_) => return None,
         };
         let place = format!("{:?}|{:?}|{}", spec.backend, spec.url, spec.auth.method());
@@ -508,7 +523,8 @@ impl Provider {
                     None => error,
                 }
             }
-            Credential::ServiceAccount(_) | Credential::Metadata => error,
+            Credential::AzureClientSecret(secret) => error.redact(secret.expose()),
+            Credential::ServiceAccount(_) | Credential::Metadata | Credential::AzureManagedIdentity => error,
         };
         if let Some(held) = &state.tiers[tier].auth.held {
             error = error.redact(held.token.expose());

@@ -16,7 +16,7 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::{oneshot, Notify};
 
 use super::fault::{Fault, RepeatBody, TrickleBody};
-use super::{approle, aws_creds, gcp, metadata, vault, Answer, RecordedRequest, Shared};
+use super::{approle, aws_creds, azure, gcp, metadata, vault, Answer, RecordedRequest, Shared};
 
 type Body = BoxBody<Bytes, Infallible>;
 
@@ -134,6 +134,11 @@ async fn handle(
     if recorded.path_and_query.starts_with("/computeMetadata/") {
         response.headers_mut().insert("metadata-flavor", header::HeaderValue::from_static("Google"));
     }
+    if let Some(challenge) = azure::challenge(&recorded.path_and_query, answer.status) {
+        if let Ok(value) = header::HeaderValue::from_str(&challenge) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
+    }
     Ok(response)
 }
 
@@ -169,6 +174,8 @@ fn normal(shared: &Shared, req: &RecordedRequest, body: &[u8], bad_crc: bool) ->
         approle::answer(&mut state.store, &req.method, rest, body, header)
     } else if let Some(rest) = path.strip_prefix("/v1/").filter(|r| r.contains("/data/")) {
         vault::answer(&state.store, &req.method, rest, query, header)
+    } else if let Some(answer) = azure::answer(&mut state.store, &req.method, path, query, body, header) {
+        answer
     } else {
         vault::error(404, &[])
     }

@@ -96,12 +96,7 @@ pub fn response(secret_id: &str, response: &HttpResponse, retry_after: Option<u6
         return parse_secret(&response.body).map_err(Failure::permanent);
     }
     let (code, message) = error_type(response);
-    let reason = match (code.is_empty(), message.is_empty()) {
-        (true, true) => format!("HTTP {status}"),
-        (true, false) => message,
-        (false, true) => code.clone(),
-        (false, false) => format!("{code}: {message}"),
-    };
+    let reason = super::reason_of(status, &code, message);
     // Both spellings occur (`AccessDenied` in AWS's common errors,
     // `AccessDeniedException` in Secrets Manager's): match on the stem.
     let stem = code.strip_suffix("Exception").unwrap_or(&code);
@@ -179,9 +174,7 @@ fn xml_element(body: &[u8], name: &str) -> Option<String> {
 }
 
 fn parse_secret(body: &[u8]) -> Result<Fetched, Error> {
-    let doc: Value = serde_json::from_slice(body)
-        .map_err(|e| malformed(&format!("invalid JSON at line {} column {}", e.line(), e.column())))?;
-    let doc = doc.as_object().ok_or_else(|| malformed("not a JSON object"))?;
+    let doc = super::json_object(body).map_err(|what| malformed(&what))?;
     // A `latest` or stage read is also cached under its version id, so the id
     // must be one a caller can ask for (`VersionSel::parse` gives an `Id`).
     let version = doc

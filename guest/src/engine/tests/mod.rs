@@ -241,6 +241,7 @@ fn policy(extra: &str) -> String {
     )
 }
 
+mod azure;
 mod budget;
 mod credentials;
 mod failures;
