@@ -82,7 +82,7 @@ fn the_instance_role_is_read_from_imdsv2_with_a_session_token() {
     moto.create_secret("ec2/db", SecretValue::Text("pw-ec2"));
     let temporary = moto.assume_role("edge-ec2");
     let imds = FakeBackend::start();
-    imds.enable_imds("web-role", (&temporary.access_key_id, &temporary.secret_access_key, temporary.session_token.as_deref().unwrap()));
+    imds.enable_ec2_imds("web-role", (&temporary.access_key_id, &temporary.secret_access_key, temporary.session_token.as_deref().unwrap()));
     let auth = json!({"method": "aws_instance", "url": imds.url()});
     let mut client = runtime(auth, &[]).client().unwrap();
     assert_eq!(client.get(&Request::new("prod", "ec2/db")).unwrap().value.expose(), b"pw-ec2");

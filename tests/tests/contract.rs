@@ -67,7 +67,7 @@ fn the_config_provider_imports_the_same_and_exports_only_wasi_config() {
     let (imports, exports) = shape(CONFIG_PROVIDER_WASM);
     assert_eq!(imports, platform_imports(), "one core, two shells: the same imports");
     assert_eq!(exports, interfaces(["wasi:config/store@0.2.0-draft-2024-09-27".to_string()].into_iter()));
-    assert!(CONFIG_PROVIDER_WASM.len() <= 640 * 1024, "config provider is {} bytes", CONFIG_PROVIDER_WASM.len());
+    assert!(CONFIG_PROVIDER_WASM.len() <= GUEST_BUDGET_KIB * 1024, "config provider is {} bytes", CONFIG_PROVIDER_WASM.len());
 }
 
 /// 300 KiB until issue 4, 384 KiB until issue 5. Issue 5's credentials took the guest from
@@ -83,12 +83,19 @@ fn the_config_provider_imports_the_same_and_exports_only_wasi_config() {
 /// Issue 14's Azure Key Vault backend added ~20 KB (633 -> 652.5 KiB; the config provider
 /// 611 -> 622 KiB): the Key Vault request and error mapping with the 401 challenge reader, the
 /// Entra client-credentials and IMDS token requests and their parsing, their policy keys and
-/// messages; the budget is 656 KiB, what that needs plus a few KiB.
+/// messages. Its five more credential methods added ~27 KB (652.5 -> 679 KiB; the config
+/// provider -> 649 KiB): Vault Kubernetes/JWT logins (a second login body and its refusals), and
+/// temporary AWS credentials from STS web identity (a form encoder, an XML reader, ISO 8601
+/// expiries), the container endpoint and IMDSv2 (three requests, PUT), carried through the
+/// engine as issued tokens. The budget is [`GUEST_BUDGET_KIB`], what that needs plus a few KiB.
 /// README "Benchmark" has the measured size.
 #[test]
 fn the_guest_stays_within_its_size_budget() {
-    assert!(GUEST_WASM.len() <= 656 * 1024, "guest is {} bytes", GUEST_WASM.len());
+    assert!(GUEST_WASM.len() <= GUEST_BUDGET_KIB * 1024, "guest is {} bytes", GUEST_WASM.len());
 }
+
+/// Both builds of the core (see the size budget's comment).
+const GUEST_BUDGET_KIB: usize = 684;
 
 #[test]
 fn a_bad_policy_is_a_config_error_naming_the_key_on_every_call_never_a_trap() {

@@ -168,14 +168,14 @@ impl FakeBackend {
     }
 
     /// IMDSv2 reports instance role `role` with `credentials`.
-    pub fn enable_imds(&self, role: &str, credentials: (&str, &str, &str)) {
+    pub fn enable_ec2_imds(&self, role: &str, credentials: (&str, &str, &str)) {
         let mut state = self.shared.state();
         state.store.aws_creds.imds_role = Some(role.to_string());
         state.store.aws_creds.credentials = Some((credentials.0.to_string(), credentials.1.to_string(), credentials.2.to_string()));
     }
 
     /// Requests IMDS received.
-    pub fn imds_calls(&self) -> u64 {
+    pub fn ec2_imds_calls(&self) -> u64 {
         self.shared.state().store.aws_creds.imds_calls
     }
 
