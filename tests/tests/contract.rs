@@ -80,10 +80,10 @@ fn the_config_provider_imports_the_same_and_exports_only_wasi_config() {
 /// ~25 % faster). Issue 12 added ~5 KB (sealed epochs and replay marks, the totals reused for a
 /// second) and issue 13 ~9 KB (the policy's `config` section and reserved keys, read by both
 /// worlds) to 633 KiB; the config provider, the same core behind `wasi:config`, is ~611 KiB.
-/// Issue 14's Azure Key Vault backend added ~20 KB (633 -> 652.5 KiB; the config provider
-/// 611 -> 622 KiB): the Key Vault request and error mapping with the 401 challenge reader, the
+/// Issue 14's Azure Key Vault backend added ~19 KB (632.8 -> 651.5 KiB; the config provider
+/// 611 -> 621 KiB): the Key Vault request and error mapping with the 401 challenge reader, the
 /// Entra client-credentials and IMDS token requests and their parsing, their policy keys and
-/// messages. Its five more credential methods added ~27 KB (652.5 -> 679 KiB; the config
+/// messages. Its five more credential methods added ~27 KB (651.5 -> 679 KiB; the config
 /// provider -> 649 KiB): Vault Kubernetes/JWT logins (a second login body and its refusals), and
 /// temporary AWS credentials from STS web identity (a form encoder, an XML reader, ISO 8601
 /// expiries), the container endpoint and IMDSv2 (three requests, PUT), carried through the

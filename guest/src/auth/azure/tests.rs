@@ -140,3 +140,24 @@ fn throttling_and_outages_are_transient() {
     let f = err(Issuer::Entra, &resp(500, &format!(r#"{{"error":"{TOKEN}"}}"#)));
     assert_eq!(f.error, Error::backend(Some(500), "HTTP 500"));
 }
+
+#[test]
+fn every_truncation_and_byte_flip_of_a_token_answer_is_judged_without_a_panic_or_the_token() {
+    let body = format!(r#"{{"token_type":"Bearer","expires_in":"3599","access_token":"{TOKEN}"}}"#);
+    let mut bodies: Vec<Vec<u8>> = (0..=body.len()).map(|n| body.as_bytes()[..n].to_vec()).collect();
+    for i in 0..body.len() {
+        for b in [b'"', b'\\', b'-', 0x01, 0xff] {
+            let mut flipped = body.as_bytes().to_vec();
+            flipped[i] = b;
+            bodies.push(flipped);
+        }
+    }
+    for body in bodies {
+        for (issuer, status) in [(Issuer::Entra, 200), (Issuer::Imds, 200), (Issuer::Entra, 401), (Issuer::Imds, 503)] {
+            if let Err(f) = token_response(issuer, &HttpResponse { status, headers: vec![], body: body.clone() }, None) {
+                let shown = f.error.to_string();
+                assert!(!shown.contains("TEST-ONLY") && !shown.chars().any(char::is_control), "{shown:?}");
+            }
+        }
+    }
+}

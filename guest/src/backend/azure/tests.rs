@@ -190,3 +190,30 @@ fn backend_dispatch_validates_names_versions_and_credentials() {
     let wrong = judge(&spec, "db", &VersionSel::Id(other.clone()), &resp(200, &ok_body(r#""v""#))).unwrap_err();
     assert_eq!(wrong, Failure::permanent(Error::backend(Some(200), format!("asked for version {other} but the backend returned version {VERSION}"))));
 }
+
+#[test]
+fn every_truncation_and_byte_flip_of_an_answer_is_judged_without_a_panic_or_the_value() {
+    // A cheap stand-in for the fuzz target the other backends have: every prefix of a real
+    // answer, and each byte of it replaced by a quote, a backslash or a control character.
+    let body = ok_body(r#""s3cr3t-\u0041\n""#);
+    let mut bodies: Vec<Vec<u8>> = (0..=body.len()).map(|n| body.as_bytes()[..n].to_vec()).collect();
+    for i in 0..body.len() {
+        for b in [b'"', b'\\', 0x01, 0xff] {
+            let mut flipped = body.as_bytes().to_vec();
+            flipped[i] = b;
+            bodies.push(flipped);
+        }
+    }
+    for body in bodies {
+        for status in [200, 401, 404, 429, 503] {
+            let r = with_header(HttpResponse { status, headers: vec![], body: body.clone() }, "www-authenticate", "Bearer resource=\"https://vault.azure.net\"");
+            match response(&r) {
+                Ok(f) => assert!(status == 200 && is_version_id(&f.version)),
+                Err(f) => {
+                    let shown = f.error.to_string();
+                    assert!(!shown.contains("s3cr3t") && !shown.chars().any(char::is_control), "{shown:?}");
+                }
+            }
+        }
+    }
+}
