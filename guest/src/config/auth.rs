@@ -76,16 +76,9 @@ fn parse_method(auth: &mut Obj<'_>) -> Result<AuthSpec, String> {
             AuthSpec::VaultJwt { kubernetes, role: role.to_string(), jwt_key: required_key(auth, "jwt_key")?, mount: mount.to_string() }
         }
         "service_account" => AuthSpec::ServiceAccount { key_key: required_key(auth, "key_key")? },
-        "metadata" => {
-            let text = auth.string("url")?.unwrap_or(DEFAULT_METADATA_URL);
-            let url = BaseUrl::parse(text).map_err(|why| format!("{}: {why}", auth.path_of("url")))?;
-            AuthSpec::Metadata { url }
-        }
+        "metadata" => AuthSpec::Metadata { url: url_or(auth, DEFAULT_METADATA_URL)? },
         "aws_keys" => {
-            let session_token_key = match auth.string("session_token_key")? {
-                Some(key) => Some(config_key(auth, "session_token_key", key)?),
-                None => None,
-            };
+            let session_token_key = optional_key(auth, "session_token_key")?;
             AuthSpec::AwsKeys {
                 access_key_id_key: required_key(auth, "access_key_id_key")?,
                 secret_access_key_key: required_key(auth, "secret_access_key_key")?,
@@ -107,16 +100,9 @@ fn parse_method(auth: &mut Obj<'_>) -> Result<AuthSpec, String> {
             };
             AuthSpec::AwsWebIdentity { role_arn: role_arn.to_string(), session_name: session_name.to_string(), token_key: required_key(auth, "token_key")?, sts_url }
         }
-        "aws_instance" => {
-            let text = auth.string("url")?.unwrap_or(DEFAULT_IMDS_URL);
-            let url = BaseUrl::parse(text).map_err(|why| format!("{}: {why}", auth.path_of("url")))?;
-            AuthSpec::AwsInstance { url }
-        }
+        "aws_instance" => AuthSpec::AwsInstance { url: url_or(auth, DEFAULT_IMDS_URL)? },
         "aws_container" => {
-            let token_key = match auth.string("auth_token_key")? {
-                Some(key) => Some(config_key(auth, "auth_token_key", key)?),
-                None => None,
-            };
+            let token_key = optional_key(auth, "auth_token_key")?;
             AuthSpec::AwsContainer { uri_key: required_key(auth, "uri_key")?, token_key }
         }
         "azure_client_secret" | "azure_managed_identity" => super::azure_auth::parse_method(auth, method)?,
@@ -149,6 +135,20 @@ fn is_role_arn(arn: &str) -> bool {
         && account.len() == 12
         && account.bytes().all(|b| b.is_ascii_digit())
         && resource.strip_prefix("role/").is_some_and(|name| (1..=512).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@-_/".contains(&b)))
+}
+
+/// An optional config key, checked like a required one.
+pub(super) fn optional_key(obj: &mut Obj<'_>, name: &'static str) -> Result<Option<String>, String> {
+    match obj.string(name)? {
+        Some(key) => config_key(obj, name, key).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The `url` of a metadata-style endpoint, `default` when the policy names none.
+fn url_or(auth: &mut Obj<'_>, default: &str) -> Result<BaseUrl, String> {
+    let text = auth.string("url")?.unwrap_or(default);
+    BaseUrl::parse(text).map_err(|why| format!("{}: {why}", auth.path_of("url")))
 }
 
 pub(super) fn required_key(obj: &mut Obj<'_>, name: &'static str) -> Result<String, String> {
@@ -202,23 +202,8 @@ pub(super) fn load(source: &dyn ConfigSource, tier_path: &str, spec: &AuthSpec) 
             role_id: load_text(source, &at("auth.role_id_key"), role_id_key)?,
             secret_id: load_text(source, &at("auth.secret_id_key"), secret_id_key)?,
         },
-        AuthSpec::VaultJwt { jwt_key, .. } => {
-            let path = at("auth.jwt_key");
-            let jwt = load_text(source, &path, jwt_key)?;
-            // header.claims.signature: say so now rather than as a refused login later.
-            if jwt.expose().iter().filter(|b| **b == b'.').count() != 2 {
-                return Err(LoadError::invalid(format!("{path}: config key `{jwt_key}` is not a JWT (three dot-separated parts)")));
-            }
-            Credential::VaultJwt { jwt }
-        }
-        AuthSpec::AwsWebIdentity { token_key, .. } => {
-            let path = at("auth.token_key");
-            let token = load_text(source, &path, token_key)?;
-            if token.expose().iter().filter(|b| **b == b'.').count() != 2 {
-                return Err(LoadError::invalid(format!("{path}: config key `{token_key}` is not a JWT (three dot-separated parts)")));
-            }
-            Credential::AwsWebIdentity { token }
-        }
+        AuthSpec::VaultJwt { jwt_key, .. } => Credential::VaultJwt { jwt: load_jwt(source, &at("auth.jwt_key"), jwt_key)? },
+        AuthSpec::AwsWebIdentity { token_key, .. } => Credential::AwsWebIdentity { token: load_jwt(source, &at("auth.token_key"), token_key)? },
         AuthSpec::AwsInstance { .. } => Credential::AwsInstance,
         AuthSpec::AwsContainer { uri_key, token_key } => {
             let path = at("auth.uri_key");
@@ -282,6 +267,16 @@ fn load_text(source: &dyn ConfigSource, path: &str, key: &str) -> Result<SecretB
         return Err(LoadError::invalid(format!("{path}: config key `{key}` is empty or has control characters")));
     }
     Ok(SecretBytes::from(text))
+}
+
+/// A JWT credential: [`load_text`], and header.claims.signature, so that a wrong value is named
+/// now rather than refused at the first login.
+fn load_jwt(source: &dyn ConfigSource, path: &str, key: &str) -> Result<SecretBytes, LoadError> {
+    let jwt = load_text(source, path, key)?;
+    if jwt.expose().iter().filter(|b| **b == b'.').count() != 2 {
+        return Err(LoadError::invalid(format!("{path}: config key `{key}` is not a JWT (three dot-separated parts)")));
+    }
+    Ok(jwt)
 }
 
 /// The text of a credential checked by [`load_text`] (valid UTF-8: it came from a `String`).
