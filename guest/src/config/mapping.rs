@@ -72,10 +72,10 @@ pub fn parse(entries: Vec<(String, &Value)>, environments: &[EnvironmentSpec]) -
 pub struct ReservedKeys(Vec<String>);
 
 impl ReservedKeys {
-    pub fn new(environments: &[EnvironmentSpec], seal_key: Option<&str>) -> ReservedKeys {
+    pub fn new<'a>(environments: impl IntoIterator<Item = &'a EnvironmentSpec>, seal_key: Option<&str>) -> ReservedKeys {
         let mut keys = vec![fold(POLICY_KEY)];
         keys.extend(seal_key.map(fold));
-        for tier in environments.iter().flat_map(|e| &e.tiers) {
+        for tier in environments.into_iter().flat_map(|e| &e.tiers) {
             keys.extend(super::auth::credential_keys(&tier.auth).into_iter().map(|(_, key)| fold(key)));
         }
         // A handful of keys: a list, no sorting (a sort would add kilobytes to the guest).

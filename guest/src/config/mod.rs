@@ -162,8 +162,16 @@ pub struct Loaded {
     pub log_level: Level,
     /// The `config` section (used by the config-provider world).
     pub config: Vec<ConfigMapping>,
-    /// The keys the config-provider world never shows an app.
-    pub reserved: ReservedKeys,
+    /// The config key of the sealing key, when the policy names one.
+    pub seal_key_key: Option<String>,
+}
+
+impl Loaded {
+    /// The keys the config-provider world never shows an app. Derived on demand: only that
+    /// world needs them, and the provider world loads its policy on every fresh instance.
+    pub fn reserved_keys(&self) -> ReservedKeys {
+        ReservedKeys::new(self.environments.iter().map(|e| &e.spec), self.seal_key_key.as_deref())
+    }
 }
 
 /// [`load_all`], with the rest of the policy.
@@ -173,7 +181,7 @@ pub fn load_all_with_log(source: &dyn ConfigSource) -> Result<Loaded, LoadError>
         .map_err(|e| LoadError::store(POLICY_KEY, POLICY_KEY, &e))?
         .ok_or_else(|| LoadError::invalid(format!("{POLICY_KEY}: is not set")))?;
     let document = parse_document(&text).map_err(LoadError::invalid)?;
-    let reserved = ReservedKeys::new(&document.environments, document.shared.as_ref().map(|s| s.key_key.as_str()));
+    let seal_key_key = document.shared.as_ref().map(|s| s.key_key.clone());
     let shared = match document.shared {
         None => SharedSetup::Disabled,
         Some(spec) => {
@@ -189,7 +197,7 @@ pub fn load_all_with_log(source: &dyn ConfigSource) -> Result<Loaded, LoadError>
         }
     };
     let environments = load_environments(source, document.environments)?;
-    Ok(Loaded { environments, shared, log_level: document.log_level, config: document.config, reserved })
+    Ok(Loaded { environments, shared, log_level: document.log_level, config: document.config, seal_key_key })
 }
 
 fn load_environments(source: &dyn ConfigSource, specs: Vec<EnvironmentSpec>) -> Result<Vec<Environment>, LoadError> {
@@ -262,9 +270,11 @@ pub fn parse_document(text: &str) -> Result<PolicyDocument, String> {
         .map(|(name, value)| parse_environment(&name, value, &defaults))
         .collect::<Result<_, _>>()?;
     let config = mapping::parse(config_entries, &environments)?;
-    let reserved = ReservedKeys::new(&environments, shared.as_ref().map(|s| s.key_key.as_str()));
-    if let Some(mapped) = config.iter().find(|m| reserved.contains(&m.key)) {
-        return Err(format!("config.{}: is a key the policy reads credentials from; it cannot be mapped", mapped.key));
+    if !config.is_empty() {
+        let reserved = ReservedKeys::new(&environments, shared.as_ref().map(|s| s.key_key.as_str()));
+        if let Some(mapped) = config.iter().find(|m| reserved.contains(&m.key)) {
+            return Err(format!("config.{}: is a key the policy reads credentials from; it cannot be mapped", mapped.key));
+        }
     }
     Ok(PolicyDocument { environments, shared, log_level, config })
 }

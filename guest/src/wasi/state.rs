@@ -69,9 +69,15 @@ fn load() -> Result<State, String> {
                 SharedSetup::Ready { bucket, .. } => Some((bucket.clone(), BucketSlot::default())),
                 SharedSetup::Disabled | SharedSetup::NoKey { .. } => None,
             };
+            // Only the config-provider world answers apps' config reads, so only it needs the
+            // keys it must never show them.
+            #[cfg(feature = "config-provider")]
+            let reserved = loaded.reserved_keys();
+            #[cfg(not(feature = "config-provider"))]
+            let reserved = ReservedKeys::default();
             let mut provider = Provider::with_shared(loaded.environments, loaded.shared);
             provider.set_log_level(loaded.log_level);
-            Ok(State::Ready(Ready { provider, bucket, config: loaded.config, reserved: loaded.reserved }))
+            Ok(State::Ready(Ready { provider, bucket, config: loaded.config, reserved }))
         }
         Err(error) => {
             if !STATE.1.replace(true) {

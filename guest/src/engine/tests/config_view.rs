@@ -35,6 +35,7 @@ const WITH_TEXT_BLOB: &str = r#"{
 struct Setup {
     h: Harness,
     loaded: Loaded,
+    reserved: crate::config::ReservedKeys,
     imported: Imported,
 }
 
@@ -60,19 +61,19 @@ fn setup_with(mappings: &str) -> Setup {
     let loaded = config::load_all_with_log(&source).unwrap();
     source.insert("greeting".into(), "hello".into());
     source.insert("db_password".into(), "the app's own, shadowed by the mapping".into());
-    Setup { h, loaded, imported: Imported(source) }
+    Setup { h, reserved: loaded.reserved_keys(), loaded, imported: Imported(source) }
 }
 
 impl Setup {
     fn get(&mut self, key: &str) -> Result<Option<String>, ConfigError> {
-        let view = ConfigView { mappings: &self.loaded.config, reserved: &self.loaded.reserved };
+        let view = ConfigView { mappings: &self.loaded.config, reserved: &self.reserved };
         let h = &mut self.h;
         let mut io = Io { clock: &mut h.clock, random: &mut h.random, transport: &mut h.transport, store: &mut h.store };
         view.get(key, &mut h.provider, &mut io, &self.imported)
     }
 
     fn get_all(&mut self) -> Result<Vec<(String, String)>, ConfigError> {
-        let view = ConfigView { mappings: &self.loaded.config, reserved: &self.loaded.reserved };
+        let view = ConfigView { mappings: &self.loaded.config, reserved: &self.reserved };
         let h = &mut self.h;
         let mut io = Io { clock: &mut h.clock, random: &mut h.random, transport: &mut h.transport, store: &mut h.store };
         view.get_all(&mut h.provider, &mut io, &self.imported)
