@@ -49,17 +49,21 @@ impl ValueLimits {
     /// first; Redis and the memory store do, and never copy an oversized value).
     pub fn apply(&self, values: Vec<Option<Vec<u8>>>) -> Vec<Bounded> {
         let mut budget = self.per_read;
-        values
-            .into_iter()
-            .map(|value| match value {
-                None => Bounded::Absent,
-                Some(v) if v.len() > self.per_value || v.len() > budget => Bounded::TooLarge(v.len() as u64),
-                Some(v) => {
-                    budget -= v.len();
-                    Bounded::Value(v)
-                }
-            })
-            .collect()
+        values.into_iter().map(|value| self.admit(value.as_deref().map(<[u8]>::len), &mut budget, || value.unwrap_or_default())).collect()
+    }
+
+    /// The answer for one value of length `len` (`None`: absent) within what is left of a
+    /// read's `budget`; `take` yields the value, and is called only for one that fits (so a
+    /// backend that knows lengths first never copies an oversized value).
+    pub fn admit(&self, len: Option<usize>, budget: &mut usize, take: impl FnOnce() -> Vec<u8>) -> Bounded {
+        match len {
+            None => Bounded::Absent,
+            Some(len) if len > self.per_value || len > *budget => Bounded::TooLarge(len as u64),
+            Some(len) => {
+                *budget -= len;
+                Bounded::Value(take())
+            }
+        }
     }
 }
 

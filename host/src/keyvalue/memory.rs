@@ -77,13 +77,9 @@ impl KvBackend for MemoryBackend {
         // Lengths first: an oversized value is never copied.
         Ok(keys
             .iter()
-            .map(|key| match data.get(&id(bucket, key)) {
-                None => Bounded::Absent,
-                Some(v) if v.len() > limits.per_value || v.len() > budget => Bounded::TooLarge(v.len() as u64),
-                Some(v) => {
-                    budget -= v.len();
-                    Bounded::Value(v.clone())
-                }
+            .map(|key| {
+                let value = data.get(&id(bucket, key));
+                limits.admit(value.map(Vec::len), &mut budget, || value.cloned().unwrap_or_default())
             })
             .collect())
     }
