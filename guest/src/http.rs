@@ -204,10 +204,7 @@ fn imf_fixdate_secs(text: &str) -> Option<u64> {
         return None;
     }
     let month = MONTHS.iter().position(|m| *m == &b[8..11])? as u64 + 1;
-    let number = |range: core::ops::Range<usize>| -> Option<u64> {
-        let digits = &b[range];
-        digits.iter().all(u8::is_ascii_digit).then(|| digits.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0')))
-    };
+    let number = |range: core::ops::Range<usize>| decimal(&b[range]);
     let (day, year) = (number(5..7)?, number(12..16)?);
     unix_secs(year, month, day, (number(17..19)?, number(20..22)?, number(23..25)?))
 }
@@ -223,11 +220,13 @@ pub fn iso8601_utc_secs(text: &str) -> Option<u64> {
     if !fraction.is_empty() && (fraction[0] != b'.' || fraction.len() < 2 || !fraction[1..].iter().all(u8::is_ascii_digit)) {
         return None;
     }
-    let number = |range: core::ops::Range<usize>| -> Option<u64> {
-        let digits = &b[range];
-        digits.iter().all(u8::is_ascii_digit).then(|| digits.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0')))
-    };
+    let number = |range: core::ops::Range<usize>| decimal(&b[range]);
     unix_secs(number(0..4)?, number(5..7)?, number(8..10)?, (number(11..13)?, number(14..16)?, number(17..19)?))
+}
+
+/// The value of ASCII decimal digits (`None` if any byte is not one).
+fn decimal(digits: &[u8]) -> Option<u64> {
+    digits.iter().all(u8::is_ascii_digit).then(|| digits.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
 /// Seconds since the Unix epoch of a UTC date and time, checked; 0 before 1970.
