@@ -24,6 +24,15 @@ fn runtime(auth: serde_json::Value, creds: &[(&str, &str)]) -> Runtime {
     Runtime::new(policy.config(), test_options()).expect("start the component")
 }
 
+/// Creates `secret` (holding `value`) in the shared moto and returns temporary credentials for a
+/// new role allowed to read it: what the fake endpoints hand out.
+fn temporary_credentials_reading(secret: &str, value: &str, role: &str) -> (String, String, String) {
+    let moto = Moto::shared();
+    moto.create_secret(secret, SecretValue::Text(value));
+    let keys = moto.assume_role(role);
+    (keys.access_key_id, keys.secret_access_key, keys.session_token.expect("assumed roles have a session token"))
+}
+
 #[test]
 fn a_web_identity_is_exchanged_once_at_sts_and_its_credentials_sign_the_reads() {
     let moto = Moto::shared();
@@ -63,11 +72,9 @@ fn a_web_identity_sts_refuses_is_permission_denied_and_never_shown() {
 
 #[test]
 fn container_credentials_are_fetched_with_the_endpoint_token_and_sign_the_reads() {
-    let moto = Moto::shared();
-    moto.create_secret("pod/db", SecretValue::Text("pw-pod"));
-    let temporary = moto.assume_role("edge-pod");
+    let (id, secret, session) = temporary_credentials_reading("pod/db", "pw-pod", "edge-pod");
     let endpoint = FakeBackend::start();
-    endpoint.enable_container_credentials("pod-token-7", (&temporary.access_key_id, &temporary.secret_access_key, temporary.session_token.as_deref().unwrap()));
+    endpoint.enable_container_credentials("pod-token-7", (&id, &secret, &session));
     let uri = format!("{}/v1/credentials", endpoint.url());
     let auth = json!({"method": "aws_container", "uri_key": "container_uri", "auth_token_key": "container_token"});
     let mut client = runtime(auth, &[("container_uri", &uri), ("container_token", "pod-token-7")]).client().unwrap();
@@ -78,11 +85,9 @@ fn container_credentials_are_fetched_with_the_endpoint_token_and_sign_the_reads(
 
 #[test]
 fn the_instance_role_is_read_from_imdsv2_with_a_session_token() {
-    let moto = Moto::shared();
-    moto.create_secret("ec2/db", SecretValue::Text("pw-ec2"));
-    let temporary = moto.assume_role("edge-ec2");
+    let (id, secret, session) = temporary_credentials_reading("ec2/db", "pw-ec2", "edge-ec2");
     let imds = FakeBackend::start();
-    imds.enable_ec2_imds("web-role", (&temporary.access_key_id, &temporary.secret_access_key, temporary.session_token.as_deref().unwrap()));
+    imds.enable_ec2_imds("web-role", (&id, &secret, &session));
     let auth = json!({"method": "aws_instance", "url": imds.url()});
     let mut client = runtime(auth, &[]).client().unwrap();
     assert_eq!(client.get(&Request::new("prod", "ec2/db")).unwrap().value.expose(), b"pw-ec2");
