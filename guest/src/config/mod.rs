@@ -10,6 +10,7 @@ use crate::prelude::*;
 pub mod auth;
 mod azure_auth;
 pub mod mapping;
+mod lazy;
 mod policy;
 mod reader;
 
@@ -17,6 +18,7 @@ use core::fmt;
 
 use serde_json::Value;
 
+pub use lazy::{load_lazy, LazyLoaded, Unread};
 pub use mapping::{ConfigMapping, ReservedKeys};
 pub use policy::Policy;
 use reader::Obj;
@@ -176,30 +178,36 @@ impl Loaded {
 
 /// [`load_all`], with the rest of the policy.
 pub fn load_all_with_log(source: &dyn ConfigSource) -> Result<Loaded, LoadError> {
-    let text = source
-        .get(POLICY_KEY)
-        .map_err(|e| LoadError::store(POLICY_KEY, POLICY_KEY, &e))?
-        .ok_or_else(|| LoadError::invalid(format!("{POLICY_KEY}: is not set")))?;
+    let text = policy_text(source)?;
     let document = parse_document(&text).map_err(LoadError::invalid)?;
     let seal_key_key = document.shared.as_ref().map(|s| s.key_key.clone());
-    let shared = match document.shared {
-        None => SharedSetup::Disabled,
-        Some(spec) => {
-            let key_path = "shared.key_key";
-            match source.get(&spec.key_key).map_err(|e| LoadError::store(key_path, &spec.key_key, &e))? {
-                None => SharedSetup::NoKey { key_key: spec.key_key },
-                Some(text) => {
-                    let key = SealKey::from_hex(&text)
-                        .map_err(|why| LoadError::invalid(format!("{key_path}: config key `{}` {why}", spec.key_key)))?;
-                    SharedSetup::Ready { bucket: spec.bucket, key, lease_ms: spec.lease_ms, count_sample: spec.count_sample }
-                }
-            }
-        }
-    };
+    let shared = shared_setup(source, document.shared)?;
     let environments = load_environments(source, document.environments)?;
     Ok(Loaded { environments, shared, log_level: document.log_level, config: document.config, seal_key_key })
 }
 
+/// The policy document's text.
+fn policy_text(source: &dyn ConfigSource) -> Result<String, LoadError> {
+    source
+        .get(POLICY_KEY)
+        .map_err(|e| LoadError::store(POLICY_KEY, POLICY_KEY, &e))?
+        .ok_or_else(|| LoadError::invalid(format!("{POLICY_KEY}: is not set")))
+}
+
+/// Shared state as configured: the sealing key read from the key the policy names.
+fn shared_setup(source: &dyn ConfigSource, spec: Option<SharedSpec>) -> Result<SharedSetup, LoadError> {
+    let Some(spec) = spec else { return Ok(SharedSetup::Disabled) };
+    let key_path = "shared.key_key";
+    Ok(match source.get(&spec.key_key).map_err(|e| LoadError::store(key_path, &spec.key_key, &e))? {
+        None => SharedSetup::NoKey { key_key: spec.key_key },
+        Some(text) => {
+            let key = SealKey::from_hex(&text).map_err(|why| LoadError::invalid(format!("{key_path}: config key `{}` {why}", spec.key_key)))?;
+            SharedSetup::Ready { bucket: spec.bucket, key, lease_ms: spec.lease_ms, count_sample: spec.count_sample }
+        }
+    })
+}
+
+#[inline(never)]
 fn load_environments(source: &dyn ConfigSource, specs: Vec<EnvironmentSpec>) -> Result<Vec<Environment>, LoadError> {
     specs
         .into_iter()
@@ -242,41 +250,7 @@ pub fn parse_policy(text: &str) -> Result<Vec<EnvironmentSpec>, String> {
 
 /// Parses and validates the whole policy document.
 pub fn parse_document(text: &str) -> Result<PolicyDocument, String> {
-    let doc: Value = serde_json::from_str(text).map_err(|e| {
-        // serde_json's message for syntax errors names only the position.
-        format!("{POLICY_KEY}: invalid JSON at line {} column {}", e.line(), e.column())
-    })?;
-    let mut root = Obj::new(&doc, "")?;
-    let defaults = match root.object("defaults")? {
-        Some(obj) => Policy::read(obj, &Policy::default())?,
-        None => Policy::default(),
-    };
-    let shared = match root.object("shared")? {
-        Some(obj) => Some(parse_shared(obj)?),
-        None => None,
-    };
-    let log_level = match root.object("log")? {
-        Some(obj) => parse_log(obj)?,
-        None => Level::Info,
-    };
-    let entries = root.entries("environments")?;
-    let config_entries = root.optional_entries("config")?;
-    root.finish()?;
-    if entries.is_empty() {
-        return Err("environments: at least one environment is required".into());
-    }
-    let environments: Vec<EnvironmentSpec> = entries
-        .into_iter()
-        .map(|(name, value)| parse_environment(&name, value, &defaults))
-        .collect::<Result<_, _>>()?;
-    let config = mapping::parse(config_entries, &environments)?;
-    if !config.is_empty() {
-        let reserved = ReservedKeys::new(&environments, shared.as_ref().map(|s| s.key_key.as_str()));
-        if let Some(mapped) = config.iter().find(|m| reserved.contains(&m.key)) {
-            return Err(format!("config.{}: is a key the policy reads credentials from; it cannot be mapped", mapped.key));
-        }
-    }
-    Ok(PolicyDocument { environments, shared, log_level, config })
+    lazy::Root::parse(text)?.into_document()
 }
 
 /// Default lease: long enough for a typical backend read, short enough that a
@@ -311,11 +285,11 @@ fn parse_log(mut obj: Obj<'_>) -> Result<Level, String> {
     Ok(level)
 }
 
+/// Out of line: both the whole document and each lazily read environment use it, and
+/// inlined twice it cost the guest ~19 KB.
+#[inline(never)]
 fn parse_environment(name: &str, value: &Value, defaults: &Policy) -> Result<EnvironmentSpec, String> {
     let path = format!("environments.{}", crate::validate::shorten(name));
-    if !is_environment_name(name) {
-        return Err(format!("{path}: environment names must match [a-z0-9][a-z0-9_-]{{0,62}}"));
-    }
     let mut obj = Obj::new(value, &path)?;
     let mut tiers = vec![parse_tier(&mut obj)?];
     let fallbacks = obj.array("fallbacks")?;

@@ -196,7 +196,7 @@ impl Job {
 
 /// The provider.
 pub struct Provider {
-    /// Sorted by name, for binary search.
+    /// In the order they were added (see [`Provider::add_environment`]).
     envs: Vec<EnvState>,
     unknown_environment_errors: u64,
     shared: shared::Layer,
@@ -215,32 +215,43 @@ impl Provider {
 
     /// A provider whose cache and breakers are also kept in a shared bucket
     /// (when `shared` is ready).
-    pub fn with_shared(mut environments: Vec<Environment>, shared: SharedSetup) -> Provider {
-        environments.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
-        let envs = environments
-            .into_iter()
-            .map(|env| EnvState {
-                cache: Cache::new(env.spec.policy.cache_max_entries),
-                hit_latency: Histogram::default(),
-                tiers: env
-                    .spec
-                    .tiers
-                    .iter()
-                    .map(|_| TierState {
-                        breaker: Breaker::new(env.spec.policy.breaker),
-                        throttled_until_ms: 0,
-                        counters: TierCounters::default(),
-                        call_latency: Histogram::default(),
-                        auth: credentials::TierAuth::default(),
-                    })
-                    .collect(),
-                budget: Ledger::default(),
-                counters: Counters::default(),
-                backend_identity: core::cell::OnceCell::new(),
-                env,
+    pub fn with_shared(environments: Vec<Environment>, shared: SharedSetup) -> Provider {
+        let mut provider =
+            Provider { envs: Vec::new(), unknown_environment_errors: 0, shared: shared::Layer::new(shared), log: Default::default(), stash: Vec::new() };
+        environments.into_iter().for_each(|env| provider.add_environment(env));
+        provider
+    }
+
+    /// Adds an environment loaded after the others (the component reads each
+    /// one when a call first names it). Its index stays the same for the
+    /// provider's life: shared-state bookkeeping is kept per index.
+    pub fn add_environment(&mut self, env: Environment) {
+        let tiers = env
+            .spec
+            .tiers
+            .iter()
+            .map(|_| TierState {
+                breaker: Breaker::new(env.spec.policy.breaker),
+                throttled_until_ms: 0,
+                counters: TierCounters::default(),
+                call_latency: Histogram::default(),
+                auth: credentials::TierAuth::default(),
             })
             .collect();
-        Provider { envs, unknown_environment_errors: 0, shared: shared::Layer::new(shared), log: Default::default(), stash: Vec::new() }
+        self.envs.push(EnvState {
+            cache: Cache::new(env.spec.policy.cache_max_entries),
+            hit_latency: Histogram::default(),
+            tiers,
+            budget: Ledger::default(),
+            counters: Counters::default(),
+            backend_identity: core::cell::OnceCell::new(),
+            env,
+        });
+    }
+
+    /// Whether the environment `name` is loaded.
+    pub fn has_environment(&self, name: &str) -> bool {
+        self.find(name).is_some()
     }
 
     /// Reads one secret.
@@ -330,8 +341,7 @@ impl Provider {
     /// Counters per environment, sorted by name. `now_ms` is wall-clock time
     /// (breakers run on it; see [`Clock::wall_ms`]).
     pub fn stats(&self, now_ms: u64) -> Vec<EnvironmentStats> {
-        self.envs
-            .iter()
+        self.by_name()
             .map(|s| EnvironmentStats {
                 environment: s.env.spec.name.clone(),
                 backend: s.env.spec.primary().backend.kind(),
@@ -356,8 +366,7 @@ impl Provider {
 
     /// Breaker health per environment, sorted by name (`now_ms`: wall-clock).
     pub fn health(&self, now_ms: u64) -> Vec<EnvironmentHealth> {
-        self.envs
-            .iter()
+        self.by_name()
             .map(|s| {
                 // The environment can serve while any tier can: report the best one.
                 let (breaker, retry_after_ms) = s
@@ -398,7 +407,24 @@ impl Provider {
     }
 
     fn find(&self, environment: &str) -> Option<usize> {
-        self.envs.binary_search_by(|s| s.env.spec.name.as_str().cmp(environment)).ok()
+        self.envs.iter().position(|s| s.env.spec.name == environment)
+    }
+
+    /// The environments' indices sorted by name (they are kept in the order
+    /// they were added).
+    fn order_by_name(&self) -> Vec<usize> {
+        // An insertion sort: a few environments, and a library sort cost ~8 KB of guest.
+        let name = |i: usize| self.envs[i].env.spec.name.as_str();
+        let mut order: Vec<usize> = Vec::with_capacity(self.envs.len());
+        for i in 0..self.envs.len() {
+            let at = order.partition_point(|&j| name(j) < name(i));
+            order.insert(at, i);
+        }
+        order
+    }
+
+    fn by_name(&self) -> impl Iterator<Item = &EnvState> {
+        self.order_by_name().into_iter().map(|i| &self.envs[i])
     }
 }
 

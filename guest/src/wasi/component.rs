@@ -6,7 +6,7 @@ use crate::prelude::*;
 use super::exports::edge::secrets::admin::{self, BreakerState};
 use super::exports::edge::secrets::secrets::{self, BackendFailure};
 use super::platform::WasiClock;
-use super::state::with_provider;
+use super::state::{with_provider, Needs};
 use crate::breaker::Phase;
 use crate::engine::{stats, Clock, SecretRequest, Source};
 use crate::shared::SharedStatus;
@@ -62,6 +62,7 @@ impl secrets::Guest for Component {
     fn get(request: secrets::Request) -> Result<secrets::Secret, secrets::Error> {
         let request = to_core(request);
         with_provider(
+            Needs::Names(vec![&request.environment]),
             |provider, io| provider.get(&request, io).map(to_wit_secret).map_err(to_wit_error),
             |message| Err(config_error(message)),
         )
@@ -71,6 +72,7 @@ impl secrets::Guest for Component {
         let count = requests.len();
         let requests: Vec<SecretRequest> = requests.into_iter().map(to_core).collect();
         with_provider(
+            Needs::Names(requests.iter().map(|r| r.environment.as_str()).collect()),
             |provider, io| {
                 provider
                     .get_many(&requests, io)
@@ -84,6 +86,7 @@ impl secrets::Guest for Component {
 
     fn invalidate(environment: String, name: Option<String>) -> Result<u32, secrets::Error> {
         with_provider(
+            Needs::Names(vec![&environment]),
             |provider, io| provider.invalidate(&environment, name.as_deref(), io).map_err(to_wit_error),
             |message| Err(config_error(message)),
         )
@@ -143,6 +146,7 @@ impl admin::Guest for Component {
     fn stats() -> Vec<admin::EnvironmentStats> {
         let now = WasiClock.wall_ms();
         with_provider(
+            Needs::All,
             |provider, io| {
                 // Reads the breakers too: one store operation for the whole report.
                 let totals = provider.shared_totals(io);
@@ -193,6 +197,7 @@ impl admin::Guest for Component {
     fn health() -> admin::HealthReport {
         let now = WasiClock.wall_ms();
         with_provider(
+            Needs::All,
             |provider, io| {
                 provider.sync_breakers(io);
                 admin::HealthReport {

@@ -5,7 +5,7 @@
 use crate::prelude::*;
 
 use super::exports::wasi::config::store as exported;
-use super::state::with_ready;
+use super::state::{with_ready, Needs};
 use super::wasi::config::store as imported;
 use crate::config_provider::{ConfigError, ConfigView, PassThrough};
 
@@ -48,6 +48,7 @@ fn unloaded(message: &str) -> exported::Error {
 impl exported::Guest for Component {
     fn get(key: String) -> Result<Option<String>, exported::Error> {
         with_ready(
+            Needs::All,
             |provider, io, (mappings, reserved)| ConfigView { mappings, reserved }.get(&key, provider, io, &Imported).map_err(to_wit),
             |message| Err(unloaded(message)),
         )
@@ -55,6 +56,7 @@ impl exported::Guest for Component {
 
     fn get_all() -> Result<Vec<(String, String)>, exported::Error> {
         with_ready(
+            Needs::All,
             |provider, io, (mappings, reserved)| ConfigView { mappings, reserved }.get_all(provider, io, &Imported).map_err(to_wit),
             |message| Err(unloaded(message)),
         )

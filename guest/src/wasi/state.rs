@@ -10,7 +10,7 @@ use super::keyvalue::{BucketSlot, WasiStore};
 use super::platform::{WasiClock, WasiConfig, WasiRandom};
 use super::stderr;
 use super::transport::WasiTransport;
-use crate::config::{ConfigMapping, ReservedKeys};
+use crate::config::{ConfigMapping, LazyLoaded, LoadError, ReservedKeys, Unread};
 use crate::engine::Io;
 use crate::log::{Event, Level};
 use crate::shared::{NoStore, SharedSetup};
@@ -31,6 +31,41 @@ struct Ready {
     /// The policy's `config` section and the keys never shown (config-provider world).
     config: Vec<ConfigMapping>,
     reserved: ReservedKeys,
+    /// Environments no call has named yet (see `config::lazy`).
+    unread: Unread,
+}
+
+/// The environments an export needs loaded before it runs.
+pub(super) enum Needs<'a> {
+    #[cfg_attr(feature = "config-provider", allow(dead_code))] // its exports need every environment
+    Names(Vec<&'a str>),
+    All,
+}
+
+impl Ready {
+    /// Loads the environments in `needs` that are still unread. The first that
+    /// fails is the call's error (a bad one fails every call that names it).
+    fn load_needed(&mut self, needs: Needs<'_>) -> Result<(), String> {
+        let all;
+        let names: Vec<&str> = match needs {
+            Needs::Names(names) => names,
+            Needs::All => {
+                all = self.unread.names();
+                all.iter().map(String::as_str).collect()
+            }
+        };
+        for name in names {
+            match self.unread.load(&WasiConfig, name) {
+                None => {}
+                Some(Ok(environment)) => self.provider.add_environment(environment),
+                Some(Err(error)) => {
+                    log_config_error(&error.message);
+                    return Err(error.message);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The instance's state, and whether a configuration failure has been
@@ -58,13 +93,24 @@ fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
     }
 }
 
+/// Reads the configuration. The provider world reads each environment when a
+/// call first names it (a fresh instance per request then pays for one, not
+/// for all). The config-provider world reads all of them at once: the keys it
+/// must never pass through to the app include every environment's credentials.
+fn load_config() -> Result<LazyLoaded, LoadError> {
+    #[cfg(feature = "config-provider")]
+    return config::load_all_with_log(&WasiConfig).map(|loaded| LazyLoaded { loaded, unread: Unread::default() });
+    #[cfg(not(feature = "config-provider"))]
+    config::load_lazy(&WasiConfig)
+}
+
 /// Loads the configuration: the state to keep, or `Err` with a config store
 /// failure not to keep. A failure of either kind is logged once per instance.
 /// Not generic, and out of line: `with_state` is instantiated once per export.
 #[inline(never)]
 fn load() -> Result<State, String> {
-    match config::load_all_with_log(&WasiConfig) {
-        Ok(loaded) => {
+    match load_config() {
+        Ok(LazyLoaded { loaded, unread }) => {
             let bucket = match &loaded.shared {
                 SharedSetup::Ready { bucket, .. } => Some((bucket.clone(), BucketSlot::default())),
                 SharedSetup::Disabled | SharedSetup::NoKey { .. } => None,
@@ -77,19 +123,25 @@ fn load() -> Result<State, String> {
             let reserved = ReservedKeys::default();
             let mut provider = Provider::with_shared(loaded.environments, loaded.shared);
             provider.set_log_level(loaded.log_level);
-            Ok(State::Ready(Ready { provider, bucket, config: loaded.config, reserved }))
+            Ok(State::Ready(Ready { provider, bucket, config: loaded.config, reserved, unread }))
         }
         Err(error) => {
-            if !STATE.1.replace(true) {
-                // Level `error` whatever the policy says: the level is in the policy that failed.
-                stderr::write(vec![Event::new(Level::Error, "config_error").message(error.message.clone())]);
-            }
+            log_config_error(&error.message);
             if error.store_failure {
                 Err(error.message)
             } else {
                 Ok(State::Broken(error.message))
             }
         }
+    }
+}
+
+/// Logs a configuration failure, once per instance. Level `error` whatever the
+/// policy says: the level may be in the policy that failed.
+#[inline(never)]
+fn log_config_error(message: &str) {
+    if !STATE.1.replace(true) {
+        stderr::write(vec![Event::new(Level::Error, "config_error").message(message.to_string())]);
     }
 }
 
@@ -109,9 +161,17 @@ fn flush_log(state: &mut State) {
 
 /// Runs `f` on the provider and its I/O (`config`: the `config` section and the
 /// reserved keys), or `broken` with the configuration error.
-pub(super) fn with_ready<R>(f: impl FnOnce(&mut Provider, &mut Io<'_>, (&[ConfigMapping], &ReservedKeys)) -> R, broken: impl FnOnce(&str) -> R) -> R {
+pub(super) fn with_ready<R>(
+    needs: Needs<'_>,
+    f: impl FnOnce(&mut Provider, &mut Io<'_>, (&[ConfigMapping], &ReservedKeys)) -> R,
+    broken: impl FnOnce(&str) -> R,
+) -> R {
     with_state(|state| match state {
-        State::Ready(Ready { provider, bucket, config, reserved }) => {
+        State::Ready(ready) => {
+            if let Err(message) = ready.load_needed(needs) {
+                return broken(&message);
+            }
+            let Ready { provider, bucket, config, reserved, .. } = ready;
             let mut transport = WasiTransport::default();
             let mut no_store = NoStore;
             let mut wasi_store;
@@ -131,6 +191,6 @@ pub(super) fn with_ready<R>(f: impl FnOnce(&mut Provider, &mut Io<'_>, (&[Config
 
 /// [`with_ready`] for exports that only need the provider.
 #[cfg(not(feature = "config-provider"))]
-pub(super) fn with_provider<R>(f: impl FnOnce(&mut Provider, &mut Io<'_>) -> R, broken: impl FnOnce(&str) -> R) -> R {
-    with_ready(|provider, io, _| f(provider, io), broken)
+pub(super) fn with_provider<R>(needs: Needs<'_>, f: impl FnOnce(&mut Provider, &mut Io<'_>) -> R, broken: impl FnOnce(&str) -> R) -> R {
+    with_ready(needs, |provider, io, _| f(provider, io), broken)
 }

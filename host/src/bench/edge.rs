@@ -29,6 +29,24 @@ const NO_OP_TARGET: &str = "/no-such-route";
 /// Fresh instances per store-operation figure.
 const STORE_SAMPLES: u64 = 160;
 
+/// Environments added to the policy for the figure that shows what a fresh instance's first
+/// call pays per environment (the component reads only the one a call names).
+const MORE_ENVIRONMENTS: usize = 8;
+
+/// `config` with `n` more environments like the first one (other names, same backend).
+fn with_more_environments(config: &BTreeMap<String, String>, n: usize) -> Result<BTreeMap<String, String>> {
+    let key = edge_secrets_guest::config::POLICY_KEY;
+    let mut policy: serde_json::Value = serde_json::from_str(config.get(key).context("the bench config has no policy")?)?;
+    let environments = policy.get_mut("environments").and_then(|e| e.as_object_mut()).context("the policy has environments")?;
+    let like = environments.values().next().cloned().context("the policy has an environment")?;
+    for i in 0..n {
+        environments.insert(format!("more-{i}"), like.clone());
+    }
+    let mut config = config.clone();
+    config.insert(key.into(), policy.to_string());
+    Ok(config)
+}
+
 /// `config` with shared state on (the in-memory store in the bench: a `KeyValue` per figure).
 pub fn with_shared_state(config: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>> {
     let key = edge_secrets_guest::config::POLICY_KEY;
@@ -103,7 +121,7 @@ pub fn serve_figures(plan: &Plan, config: &BTreeMap<String, String>, env: &str, 
 pub fn store_figures(plan: &Plan, config: &BTreeMap<String, String>, hit_env: &str, miss_env: &str, name: &str, cache_dir: PathBuf, report: &mut Report) -> Result<()> {
     let config = with_shared_state(config)?;
     let kv = KeyValue::memory();
-    let runtime = Runtime::new(config, RuntimeOptions::default().cache_dir(Some(cache_dir)).keyvalue(kv.clone()))?;
+    let runtime = Runtime::new(config.clone(), RuntimeOptions::default().cache_dir(Some(cache_dir.clone())).keyvalue(kv.clone()))?;
     let hit = Request::new(hit_env, name);
     ensure!(runtime.client()?.get(&hit)?.source == Source::Backend, "the first read should fetch");
 
@@ -147,21 +165,30 @@ pub fn store_figures(plan: &Plan, config: &BTreeMap<String, String>, hit_env: &s
     let stats = per_env(stats);
 
     // A fresh instance per operation, as under Spin: its first call is a shared hit (policy
-    // load, one store read, unsealing) or an empty export call (neither).
-    let mut fresh_get = |n| {
-        timed(n, || {
-            let secret = runtime.client()?.get(&hit)?;
-            ensure!(secret.source == Source::Cache, "a fresh instance missed the shared cache");
-            Ok(())
-        })
+    // load, one store read, unsealing) or an empty export call (neither). The same hit with
+    // a policy of more environments (same store, same entry) shows what each one adds.
+    let wide = Runtime::new(with_more_environments(&config, MORE_ENVIRONMENTS)?, RuntimeOptions::default().cache_dir(Some(cache_dir)).keyvalue(kv.clone()))?;
+    let fresh_hit = |runtime: &Runtime| -> Result<()> {
+        let secret = runtime.client()?.get(&hit)?;
+        ensure!(secret.source == Source::Cache, "a fresh instance missed the shared cache");
+        Ok(())
     };
+    let mut fresh_get = |n| timed(n, || fresh_hit(&runtime));
+    let mut fresh_get_wide = |n| timed(n, || fresh_hit(&wide));
     let mut fresh_ping = |n| timed(n, || Ok(runtime.client()?.ping()?));
     let ops = plan.instance_ops();
-    let [get, ping]: [Samples; 2] =
-        interleave(plan.batches, true, &mut [Side::new(ops, &mut fresh_get), Side::new(ops, &mut fresh_ping)])?.try_into().expect("two sides");
+    let [get, ping, wide_get]: [Samples; 3] = interleave(
+        plan.batches,
+        true,
+        &mut [Side::new(ops, &mut fresh_get), Side::new(ops, &mut fresh_ping), Side::new(ops, &mut fresh_get_wide)],
+    )?
+    .try_into()
+    .expect("three sides");
     report.time("fresh instance + shared-hit get (Runtime, no HTTP)", &get, None);
     report.time("fresh instance + empty call (Runtime, no HTTP)", &ping, None);
+    report.time("  the same get, policy with 8 more environments", &wide_get, None);
     report.ratio("fresh instance: shared-hit get / empty call", ratio(&get, &ping), None);
+    report.ratio("fresh shared hit: 8 more environments / the bench's 2", ratio(&wide_get, &get), None);
 
     report.count("store ops per unsampled shared hit (fresh): reads", most(|c| c.reads), Some(1.0));
     report.count("store ops per unsampled shared hit (fresh): writes", most(|c| c.writes), Some(0.0));

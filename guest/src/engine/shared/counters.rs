@@ -194,9 +194,11 @@ impl Provider {
         };
         // What this instance counted and has not added yet (rejected shards just now included).
         self.owe(1);
-        let totals = sums
+        // In the order of `stats`: by name.
+        let totals = self
+            .order_by_name()
             .into_iter()
-            .enumerate()
+            .map(|env| (env, sums[env].clone()))
             .map(|(env, mut sum)| {
                 sum.add(&self.shared.counts.owed.get(env).cloned().unwrap_or_default());
                 unflatten(&sum.values)

@@ -117,6 +117,17 @@ struct Harness {
     store: crate::shared::MemoryStore,
 }
 
+/// The config store of a test instance: `policy` and the credentials and
+/// sealing key the test policies name.
+fn source_of(policy: &str) -> BTreeMap<String, String> {
+    let mut source = BTreeMap::new();
+    source.insert(config::POLICY_KEY.to_string(), policy.to_string());
+    source.insert("tok_a".to_string(), "token-a".to_string());
+    source.insert("tok_b".to_string(), "token-b".to_string());
+    source.insert("state_key".to_string(), "5e".repeat(32));
+    source
+}
+
 impl Harness {
     fn new(policy: &str, handler: Handler) -> Harness {
         Harness::with_source(policy, &[], handler)
@@ -124,11 +135,7 @@ impl Harness {
 
     /// [`Harness::new`] with more config keys (credentials of other methods).
     fn with_source(policy: &str, extra: &[(&str, &str)], handler: Handler) -> Harness {
-        let mut source = BTreeMap::new();
-        source.insert(config::POLICY_KEY.to_string(), policy.to_string());
-        source.insert("tok_a".to_string(), "token-a".to_string());
-        source.insert("tok_b".to_string(), "token-b".to_string());
-        source.insert("state_key".to_string(), "5e".repeat(32));
+        let mut source = source_of(policy);
         for (key, value) in extra {
             source.insert(key.to_string(), value.to_string());
         }

@@ -159,3 +159,27 @@ fn a_forged_count_shard_is_rejected_and_replaced() {
     let a = stats_totals(&mut twin(&first, ok()))[0].counters;
     assert_eq!(a.shared_hits, 1, "replaced by a valid record");
 }
+
+#[test]
+fn environments_added_out_of_name_order_keep_their_own_counts_and_report_by_name() {
+    let policy = exact_counts_policy();
+    let mut first = Harness::new(&policy, Box::new(both_backends_ok));
+    for _ in 0..2 {
+        first.get("b", "db").unwrap();
+    }
+    first.get("a", "app/db").unwrap();
+    // The component adds environments as calls name them: here `b`, then `a`.
+    let mut lazy = twin(&first, Box::new(both_backends_ok));
+    let (environments, shared) = config::load_all(&source_of(&policy)).unwrap();
+    lazy.provider = Provider::with_shared(Vec::new(), shared);
+    for env in environments.into_iter().rev() {
+        lazy.provider.add_environment(env);
+    }
+    assert_eq!(lazy.get("b", "db").unwrap().source, Source::Cache, "b's shared entry, under b's identity");
+    let now = lazy.now();
+    let names: Vec<String> = lazy.provider.stats(now).into_iter().map(|s| s.environment).collect();
+    assert_eq!(names, ["a", "b"]);
+    let [a, b] = totals(&mut lazy).try_into().expect("two environments");
+    assert_eq!((a.misses, a.hits), (1, 0), "a's totals in a's place");
+    assert_eq!((b.misses, b.hits, b.shared_hits), (2, 1, 1), "b's totals (the first instance's, and this one's shared hit)");
+}

@@ -1,0 +1,102 @@
+use alloc::collections::BTreeMap;
+use core::cell::RefCell;
+
+use super::*;
+use crate::config::parse_document;
+
+/// A config store that records the keys read and can fail one key on demand.
+struct Recording {
+    values: BTreeMap<String, String>,
+    read: RefCell<Vec<String>>,
+    failing: RefCell<Option<String>>,
+}
+
+impl Recording {
+    fn new(policy: &str, creds: &[(&str, &str)]) -> Recording {
+        let mut values = BTreeMap::from([(POLICY_KEY.to_string(), policy.to_string())]);
+        values.extend(creds.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Recording { values, read: RefCell::new(Vec::new()), failing: RefCell::new(None) }
+    }
+
+    fn took(&self) -> Vec<String> {
+        core::mem::take(&mut *self.read.borrow_mut())
+    }
+}
+
+impl ConfigSource for Recording {
+    fn get(&self, key: &str) -> Result<Option<String>, String> {
+        self.read.borrow_mut().push(key.to_string());
+        if self.failing.borrow().as_deref() == Some(key) {
+            return Err("store offline".into());
+        }
+        Ok(self.values.get(key).cloned())
+    }
+}
+
+const TWO: &str = r#"{"environments":{
+    "dev":{"backend":"vault","url":"http://127.0.0.1:8200","token_key":"dev_token"},
+    "prod":{"backend":"vault","url":"ftp://nope","token_key":"prod_token"}}}"#;
+
+#[test]
+fn environments_are_read_only_when_named_and_then_once() {
+    let source = Recording::new(TWO, &[("dev_token", "s.dev"), ("prod_token", "s.prod")]);
+    let mut lazy = load_lazy(&source).unwrap();
+    assert!(lazy.loaded.environments.is_empty());
+    assert_eq!(source.took(), [POLICY_KEY], "no credential is read before an environment is named");
+    let dev = lazy.unread.load(&source, "dev").unwrap().unwrap();
+    assert_eq!((dev.spec.name.as_str(), source.took()), ("dev", vec!["dev_token".to_string()]));
+    assert!(lazy.unread.load(&source, "dev").is_none(), "loaded once, then the provider holds it");
+    assert!(lazy.unread.load(&source, "staging").is_none(), "not in the policy: the provider says unknown");
+    assert_eq!(lazy.unread.names(), ["prod"]);
+}
+
+#[test]
+fn a_bad_environment_is_the_same_config_error_on_every_load() {
+    let source = Recording::new(TWO, &[("dev_token", "s.dev"), ("prod_token", "s.prod")]);
+    let whole = parse_document(TWO).unwrap_err();
+    assert!(whole.starts_with("environments.prod.url: "), "{whole}");
+    let mut lazy = load_lazy(&source).unwrap();
+    for _ in 0..2 {
+        let error = lazy.unread.load(&source, "prod").unwrap().unwrap_err();
+        assert_eq!((error.message.as_str(), error.store_failure), (whole.as_str(), false));
+    }
+    assert!(lazy.unread.load(&source, "dev").unwrap().is_ok(), "the other environment still loads");
+}
+
+#[test]
+fn a_config_store_failure_is_not_remembered() {
+    let source = Recording::new(TWO, &[("dev_token", "s.dev")]);
+    let mut lazy = load_lazy(&source).unwrap();
+    *source.failing.borrow_mut() = Some("dev_token".into());
+    let error = lazy.unread.load(&source, "dev").unwrap().unwrap_err();
+    assert!(error.store_failure && error.message.contains("store offline"), "{error:?}");
+    *source.failing.borrow_mut() = None;
+    assert!(lazy.unread.load(&source, "dev").unwrap().is_ok());
+}
+
+#[test]
+fn the_documents_own_settings_and_names_are_checked_at_once() {
+    for (doc, path) in [
+        (r#"{"environments":{"Bad Name":{"backend":"vault","url":"http://h","token_key":"t"}}}"#, "environments.Bad Name: "),
+        (r#"{"environments":{"a":{}},"log":{"level":"loud"}}"#, "log.level: "),
+        (r#"{"environments":{"a":{}},"extra":1}"#, "extra: "),
+        (r#"{"environments":{}}"#, "environments: "),
+        (r#"{"environments":"#, "secrets_policy: invalid JSON"),
+    ] {
+        let error = load_lazy(&Recording::new(doc, &[])).err().expect(doc);
+        assert!(error.message.starts_with(path), "{doc}: {}", error.message);
+        assert_eq!(parse_document(doc).unwrap_err(), error.message, "the same error as the whole document's");
+    }
+}
+
+#[test]
+fn a_config_section_loads_every_environment_at_once() {
+    let doc = r#"{"environments":{
+        "a":{"backend":"vault","url":"http://h","token_key":"a_token"},
+        "b":{"backend":"vault","url":"http://h","token_key":"b_token"}},
+        "config":{"db_password":{"environment":"a","name":"app/db"}}}"#;
+    let source = Recording::new(doc, &[("a_token", "s.a"), ("b_token", "s.b")]);
+    let lazy = load_lazy(&source).unwrap();
+    let names: Vec<&str> = lazy.loaded.environments.iter().map(|e| e.spec.name.as_str()).collect();
+    assert_eq!((names, lazy.loaded.config.len(), lazy.unread.names().len()), (vec!["a", "b"], 1, 0));
+}
