@@ -158,6 +158,11 @@ impl Unread {
         }
     }
 
+    /// Whether `name` failed to load for a reason that is kept.
+    pub fn is_invalid(&self, name: &str) -> bool {
+        self.environments.iter().any(|(n, p)| n == name && matches!(p, Pending::Invalid(_)))
+    }
+
     /// The names still unread (or invalid), sorted.
     pub fn names(&self) -> Vec<String> {
         self.environments.iter().map(|(name, _)| name.clone()).collect()

@@ -64,6 +64,18 @@ fn a_bad_environment_is_the_same_config_error_on_every_load() {
 }
 
 #[test]
+fn a_missing_credential_is_remembered_and_not_read_again() {
+    let source = Recording::new(TWO.replace("ftp://nope", "http://127.0.0.1:8201").as_str(), &[("dev_token", "s.dev")]);
+    let mut lazy = load_lazy(&source).unwrap();
+    source.took();
+    let error = lazy.unread.load(&source, "prod").unwrap().unwrap_err();
+    assert_eq!(error.message, "environments.prod.token_key: config key `prod_token` is not set");
+    assert_eq!((source.took(), lazy.unread.is_invalid("prod")), (vec!["prod_token".to_string()], true));
+    assert_eq!(lazy.unread.load(&source, "prod").unwrap().unwrap_err(), error);
+    assert!(source.took().is_empty(), "a kept error is answered without reading the store again");
+}
+
+#[test]
 fn a_config_store_failure_is_not_remembered() {
     let source = Recording::new(TWO, &[("dev_token", "s.dev")]);
     let mut lazy = load_lazy(&source).unwrap();

@@ -226,6 +226,7 @@ impl Provider {
     /// one when a call first names it). Its index stays the same for the
     /// provider's life: shared-state bookkeeping is kept per index.
     pub fn add_environment(&mut self, env: Environment) {
+        debug_assert!(self.find(&env.spec.name).is_none(), "an environment is added once");
         let tiers = env
             .spec
             .tiers
@@ -247,11 +248,6 @@ impl Provider {
             backend_identity: core::cell::OnceCell::new(),
             env,
         });
-    }
-
-    /// Whether the environment `name` is loaded.
-    pub fn has_environment(&self, name: &str) -> bool {
-        self.find(name).is_some()
     }
 
     /// Reads one secret.

@@ -6,7 +6,7 @@ use crate::prelude::*;
 use super::exports::edge::secrets::admin::{self, BreakerState};
 use super::exports::edge::secrets::secrets::{self, BackendFailure};
 use super::platform::WasiClock;
-use super::state::{with_provider, Needs};
+use super::state::{with_available, with_provider, Needs};
 use crate::breaker::Phase;
 use crate::engine::{stats, Clock, SecretRequest, Source};
 use crate::shared::SharedStatus;
@@ -145,9 +145,9 @@ fn histogram(h: &crate::histogram::Histogram) -> admin::LatencyHistogram {
 impl admin::Guest for Component {
     fn stats() -> Vec<admin::EnvironmentStats> {
         let now = WasiClock.wall_ms();
-        with_provider(
-            Needs::All,
-            |provider, io| {
+        // The environments that load; one that does not is in `health`'s `config-error`.
+        with_available(
+            |provider, io, _| {
                 // Reads the breakers too: one store operation for the whole report.
                 let totals = provider.shared_totals(io);
                 let counters_shared = totals.is_some();
@@ -196,13 +196,12 @@ impl admin::Guest for Component {
 
     fn health() -> admin::HealthReport {
         let now = WasiClock.wall_ms();
-        with_provider(
-            Needs::All,
-            |provider, io| {
+        with_available(
+            |provider, io, failed| {
                 provider.sync_breakers(io);
                 admin::HealthReport {
-                    ok: provider.all_closed(now),
-                    config_error: None,
+                    ok: failed.is_none() && provider.all_closed(now),
+                    config_error: failed.map(str::to_string),
                     environments: provider
                         .health(now)
                         .into_iter()

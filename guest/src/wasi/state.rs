@@ -37,34 +37,49 @@ struct Ready {
 
 /// The environments an export needs loaded before it runs.
 pub(super) enum Needs<'a> {
+    /// These; the call fails if one does not load.
     #[cfg_attr(feature = "config-provider", allow(dead_code))] // its exports need every environment
     Names(Vec<&'a str>),
+    /// Every environment; the call fails if one does not load.
+    #[cfg_attr(not(feature = "config-provider"), allow(dead_code))]
     All,
+    /// Every environment that loads (the admin reports, which say what did not).
+    #[cfg_attr(feature = "config-provider", allow(dead_code))]
+    Available,
 }
 
 impl Ready {
-    /// Loads the environments in `needs` that are still unread. The first that
-    /// fails is the call's error (a bad one fails every call that names it).
-    fn load_needed(&mut self, needs: Needs<'_>) -> Result<(), String> {
-        let all;
-        let names: Vec<&str> = match needs {
+    /// Loads the environments in `needs` that are still unread, and returns
+    /// the first failure (a bad one fails every call that needs it). Each
+    /// environment's own mistake is logged once; config store failures, which
+    /// the next call retries, once per instance.
+    fn load_needed(&mut self, needs: &Needs<'_>) -> Result<(), String> {
+        let (all, every): (Vec<String>, Vec<&str>);
+        let names: &[&str] = match needs {
             Needs::Names(names) => names,
-            Needs::All => {
+            Needs::All | Needs::Available => {
                 all = self.unread.names();
-                all.iter().map(String::as_str).collect()
+                every = all.iter().map(String::as_str).collect();
+                &every
             }
         };
+        let mut first = Ok(());
         for name in names {
+            let known_bad = self.unread.is_invalid(name);
             match self.unread.load(&WasiConfig, name) {
                 None => {}
                 Some(Ok(environment)) => self.provider.add_environment(environment),
                 Some(Err(error)) => {
-                    log_config_error(&error.message);
-                    return Err(error.message);
+                    if error.store_failure {
+                        log_config_error(&error.message);
+                    } else if !known_bad {
+                        write_config_error(&error.message);
+                    }
+                    first = first.and(Err(error.message));
                 }
             }
         }
-        Ok(())
+        first
     }
 }
 
@@ -136,13 +151,17 @@ fn load() -> Result<State, String> {
     }
 }
 
-/// Logs a configuration failure, once per instance. Level `error` whatever the
-/// policy says: the level may be in the policy that failed.
-#[inline(never)]
+/// Logs a configuration failure, once per instance.
 fn log_config_error(message: &str) {
     if !STATE.1.replace(true) {
-        stderr::write(vec![Event::new(Level::Error, "config_error").message(message.to_string())]);
+        write_config_error(message);
     }
+}
+
+/// Level `error` whatever the policy says: the level may be in the policy that failed.
+#[inline(never)]
+fn write_config_error(message: &str) {
+    stderr::write(vec![Event::new(Level::Error, "config_error").message(message.to_string())]);
 }
 
 /// One place for every export: the call, then its log events.
@@ -160,16 +179,19 @@ fn flush_log(state: &mut State) {
 }
 
 /// Runs `f` on the provider and its I/O (`config`: the `config` section and the
-/// reserved keys), or `broken` with the configuration error.
-pub(super) fn with_ready<R>(
+/// reserved keys), or `broken` with the configuration error. With
+/// [`Needs::Available`], `f` runs over the environments that loaded and gets
+/// the first error of those that did not.
+fn with_loaded<R>(
     needs: Needs<'_>,
-    f: impl FnOnce(&mut Provider, &mut Io<'_>, (&[ConfigMapping], &ReservedKeys)) -> R,
+    f: impl FnOnce(&mut Provider, &mut Io<'_>, (&[ConfigMapping], &ReservedKeys), Option<&str>) -> R,
     broken: impl FnOnce(&str) -> R,
 ) -> R {
     with_state(|state| match state {
         State::Ready(ready) => {
-            if let Err(message) = ready.load_needed(needs) {
-                return broken(&message);
+            let failed = ready.load_needed(&needs).err();
+            if let (Some(message), false) = (&failed, matches!(needs, Needs::Available)) {
+                return broken(message);
             }
             let Ready { provider, bucket, config, reserved, .. } = ready;
             let mut transport = WasiTransport::default();
@@ -183,10 +205,25 @@ pub(super) fn with_ready<R>(
                 None => &mut no_store,
             };
             let mut io = Io { clock: &mut WasiClock, random: &mut WasiRandom, transport: &mut transport, store };
-            f(provider, &mut io, (config, reserved))
+            f(provider, &mut io, (config, reserved), failed.as_deref())
         }
         State::Broken(message) => broken(message),
     })
+}
+
+/// [`with_loaded`] for exports that fail whole when an environment they need does not load.
+pub(super) fn with_ready<R>(
+    needs: Needs<'_>,
+    f: impl FnOnce(&mut Provider, &mut Io<'_>, (&[ConfigMapping], &ReservedKeys)) -> R,
+    broken: impl FnOnce(&str) -> R,
+) -> R {
+    with_loaded(needs, |provider, io, config, _| f(provider, io, config), broken)
+}
+
+/// [`with_loaded`] over every environment that loads (`health`, `stats`).
+#[cfg(not(feature = "config-provider"))]
+pub(super) fn with_available<R>(f: impl FnOnce(&mut Provider, &mut Io<'_>, Option<&str>) -> R, broken: impl FnOnce(&str) -> R) -> R {
+    with_loaded(Needs::Available, |provider, io, _, failed| f(provider, io, failed), broken)
 }
 
 /// [`with_ready`] for exports that only need the provider.

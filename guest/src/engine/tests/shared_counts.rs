@@ -176,10 +176,12 @@ fn environments_added_out_of_name_order_keep_their_own_counts_and_report_by_name
         lazy.provider.add_environment(env);
     }
     assert_eq!(lazy.get("b", "db").unwrap().source, Source::Cache, "b's shared entry, under b's identity");
+    // A memory hit: counted here, still owed to the shared totals when they are read.
+    assert_eq!(lazy.get("b", "db").unwrap().source, Source::Cache);
     let now = lazy.now();
     let names: Vec<String> = lazy.provider.stats(now).into_iter().map(|s| s.environment).collect();
     assert_eq!(names, ["a", "b"]);
     let [a, b] = totals(&mut lazy).try_into().expect("two environments");
     assert_eq!((a.misses, a.hits), (1, 0), "a's totals in a's place");
-    assert_eq!((b.misses, b.hits, b.shared_hits), (2, 1, 1), "b's totals (the first instance's, and this one's shared hit)");
+    assert_eq!((b.misses, b.hits, b.shared_hits), (2, 2, 1), "b's totals: the first instance's, this one's shared hit and owed memory hit");
 }
