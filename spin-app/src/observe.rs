@@ -18,7 +18,8 @@ use crate::reply::Reply;
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// 200 when the configuration loaded (open breakers are reported, but the app still serves
-/// the other environments), 503 when it did not.
+/// the other environments), 503 when it or one of its environments did not (the report then
+/// lists the environments that loaded).
 pub fn health(report: &HealthReport) -> Reply {
     let environments: Vec<_> = report
         .environments
