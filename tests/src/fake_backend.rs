@@ -23,6 +23,7 @@ mod aws_creds;
 mod azure;
 mod metadata;
 mod fault;
+mod form;
 mod gcp;
 mod random;
 mod server;

@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use serde_json::json;
 
-use super::{Answer, FakeBackend, Store};
+use super::{form, Answer, FakeBackend, Store};
 
 /// What the endpoints accept and hand out.
 #[derive(Default)]
@@ -39,10 +39,8 @@ pub(super) fn is_sts(method: &str, path: &str, body: &[u8]) -> bool {
 /// `AssumeRoleWithWebIdentity`.
 pub(super) fn sts(store: &mut Store, body: &[u8]) -> Answer {
     store.aws_creds.sts_calls += 1;
-    let form = String::from_utf8_lossy(body);
-    let param = |name: &str| {
-        form.split('&').find_map(|pair| pair.strip_prefix(&format!("{name}="))).map(decode)
-    };
+    let form = form::parse(&String::from_utf8_lossy(body));
+    let param = |name: &str| form.get(name).cloned();
     if param("Action").as_deref() != Some("AssumeRoleWithWebIdentity") || param("Version").as_deref() != Some("2011-06-15") {
         return xml_error(400, "InvalidAction", "Could not find operation");
     }
@@ -124,32 +122,6 @@ fn in_an_hour() -> String {
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
-}
-
-/// `%XX` and `+` decoding of a form value.
-fn decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                        continue;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl FakeBackend {

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::{Answer, FakeBackend, Store};
+use super::{form, Answer, FakeBackend, Store};
 
 /// Where the fake says its vault lives (the `id` URLs' base).
 pub const VAULT_BASE: &str = "https://fake.vault.azure.net";
@@ -85,7 +85,7 @@ fn secret(azure: &Azure, method: &str, rest: &str, query: Option<&str>, header: 
     if method != "GET" {
         return kv_error(405, "MethodNotAllowed", "The requested method is not allowed.");
     }
-    if form(query.unwrap_or("")).get("api-version").map(String::as_str) != Some("7.4") {
+    if form::parse(query.unwrap_or("")).get("api-version").map(String::as_str) != Some("7.4") {
         return kv_error(400, "BadParameter", "The specified version of the API is not supported.");
     }
     let (name, version) = match rest.split_once('/') {
@@ -130,7 +130,7 @@ fn entra(azure: &mut Azure, method: &str, tenant: &str, body: &[u8], header: imp
     if header("content-type").as_deref() != Some("application/x-www-form-urlencoded") {
         return oauth_error(400, "invalid_request", "AADSTS900144: The request body must contain the following parameter: 'grant_type'.", 900_144);
     }
-    let params = form(&String::from_utf8_lossy(body));
+    let params = form::parse(&String::from_utf8_lossy(body));
     let param = |name: &str| params.get(name).map(String::as_str);
     let Some((expected_tenant, client_id, secret, token, expires_in)) = &azure.client else {
         return oauth_error(400, "invalid_request", &format!("AADSTS90002: Tenant '{tenant}' not found."), 90_002);
@@ -162,7 +162,7 @@ fn imds(azure: &mut Azure, method: &str, query: Option<&str>, header: impl Fn(&s
     if header("metadata").as_deref() != Some("true") {
         return bad("Required metadata header not specified");
     }
-    let params = form(query.unwrap_or(""));
+    let params = form::parse(query.unwrap_or(""));
     if params.get("api-version").map(String::as_str) != Some("2018-02-01") {
         return bad("Invalid API version");
     }
@@ -181,36 +181,6 @@ fn imds(azure: &mut Azure, method: &str, query: Option<&str>, header: impl Fn(&s
             "not_before": "1506397473", "resource": "https://vault.azure.net", "token_type": "Bearer",
         }),
     )
-}
-
-/// A form or query string, percent- and `+`-decoded.
-fn form(text: &str) -> BTreeMap<String, String> {
-    text.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
-fn decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() && bytes[i + 1].is_ascii_hexdigit() && bytes[i + 2].is_ascii_hexdigit() => {
-                let hex = |b: u8| (b as char).to_digit(16).unwrap_or(0) as u8;
-                out.push(hex(bytes[i + 1]) << 4 | hex(bytes[i + 2]));
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl FakeBackend {
@@ -259,14 +229,6 @@ impl FakeBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn forms_decode_percent_and_plus() {
-        let f = form("a=1&scope=https%3A%2F%2Fvault.azure.net%2F.default&s=x+y%2Bz%25&bad=%zz");
-        assert_eq!(f["scope"], "https://vault.azure.net/.default");
-        assert_eq!(f["s"], "x y+z%");
-        assert_eq!(f["bad"], "%zz");
-    }
 
     #[test]
     fn the_challenge_is_only_on_key_vault_401s() {
