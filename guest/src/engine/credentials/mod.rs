@@ -349,11 +349,7 @@ impl Provider {
     fn shared_token(&mut self, env: usize, tier: usize, wall: u64, io: &mut Io<'_>) -> Option<Held> {
         let (id, identity) = self.token_ids(env, tier)?;
         let sealed = self.store_read(io, |store| store.get(&id))??;
-        let plain = self.shared.usable()?.key.open(&identity, &sealed).ok();
-        let Some(record) = plain.as_deref().and_then(TokenRecord::decode) else {
-            self.envs[env].counters.shared_rejected += 1;
-            return None;
-        };
+        let record = self.open_record(env, &identity, &sealed, TokenRecord::decode)?;
         let held = Held::new(SecretBytes::new(record.token), record.issued_at_ms, record.expires_at_ms, record.renewable);
         let rejected = self.envs[env].tiers[tier].auth.rejected;
         let usable = wall < held.refresh_at() && rejected != Some(sha256(&[held.token.expose()]));

@@ -67,14 +67,7 @@ impl Provider {
     /// (counted as rejected), `Ok(None)` if there is none.
     fn open_breaker(&mut self, env: usize, identity: &[u8], sealed: Option<&[u8]>) -> Result<Option<BreakerRecord>, ()> {
         let Some(sealed) = sealed else { return Ok(None) };
-        let ready = self.shared.usable();
-        match ready.and_then(|r| r.key.open(identity, sealed).ok()).and_then(|p| BreakerRecord::decode(&p)) {
-            Some(record) => Ok(Some(record)),
-            None => {
-                self.envs[env].counters.shared_rejected += 1;
-                Err(())
-            }
-        }
+        self.open_record(env, identity, sealed, BreakerRecord::decode).map(Some).ok_or(())
     }
 
     /// Makes this instance's copy of a breaker what its shared record (read

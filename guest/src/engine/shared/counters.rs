@@ -168,11 +168,7 @@ impl Provider {
     /// Opens a shard; one that does not open or decode is counted as
     /// rejected and read as empty (the next write replaces it).
     fn open_counts(&mut self, env: usize, identity: &[u8], sealed: &[u8]) -> Option<CountsRecord> {
-        let record = self.shared.usable()?.key.open(identity, sealed).ok().and_then(|plain| CountsRecord::decode(&plain));
-        if record.is_none() {
-            self.envs[env].counters.shared_rejected += 1;
-        }
-        record
+        self.open_record(env, identity, sealed, CountsRecord::decode)
     }
 
     /// The totals over every instance sharing the store, per environment in

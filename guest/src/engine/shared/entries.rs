@@ -74,13 +74,7 @@ impl Provider {
     fn shared_record(&mut self, env: usize, key: &CacheKey, io: &mut Io<'_>) -> Option<CacheRecord> {
         let (id, identity) = self.cache_ids(env, key)?;
         let (sealed, epoch) = self.read_entry(env, &id, io)?;
-        let sealed = sealed?;
-        let ready = self.shared.usable()?;
-        let record = ready.key.open(&identity, &sealed).ok().and_then(|plain| CacheRecord::decode(&plain));
-        let Some(record) = record else {
-            self.envs[env].counters.shared_rejected += 1;
-            return None;
-        };
+        let record = self.open_record(env, &identity, &sealed?, CacheRecord::decode)?;
         // Older than one this instance has seen under the same key: put back by a store
         // writer (a replay). Refused, so that the backend is asked and the record replaced.
         if record.epoch == epoch && !self.note_fetched(&id, record.fetched_at_ms) {

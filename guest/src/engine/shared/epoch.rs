@@ -30,15 +30,11 @@ impl Provider {
     fn stored_epoch(&mut self, env: usize, id: &str, value: Option<&[u8]>, io: &mut Io<'_>) -> Epoch {
         let Some(sealed) = value else { return self.checked_epoch(env, id, Epoch::INITIAL, io) };
         let identity = self.epoch_identity(env);
-        let opened = self.shared.usable().and_then(|ready| ready.key.open(&identity, sealed).ok());
-        match opened.as_deref().map(<[u8; 16]>::try_from) {
-            Some(Ok(bytes)) => self.checked_epoch(env, id, Epoch(bytes), io),
+        match self.open_record(env, &identity, sealed, |plain| <[u8; 16]>::try_from(plain).ok()) {
+            Some(bytes) => self.checked_epoch(env, id, Epoch(bytes), io),
             // Edited, made up, or written by a version before epochs were sealed: an epoch of
             // its own, so it matches no entry published before (an invalidation, at worst).
-            _ => {
-                self.envs[env].counters.shared_rejected += 1;
-                Epoch::from_stored(Some(sealed))
-            }
+            None => Epoch::from_stored(Some(sealed)),
         }
     }
 

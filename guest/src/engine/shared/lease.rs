@@ -57,12 +57,11 @@ impl Provider {
         let wall = io.clock.wall_ms();
         let mut previous_end_ms = None;
         if let Some(sealed) = &current {
-            let ready = self.shared.usable();
-            let held = ready.and_then(|r| r.key.open(&identity, sealed).ok()).and_then(|p| LeaseRecord::decode(&p));
-            match held {
+            // One that does not open is counted and taken over like an expired one.
+            match self.open_record(env, &identity, sealed, LeaseRecord::decode) {
                 Some(lease) if lease.expires_at_ms > wall => return Lease::HeldUntil(lease.expires_at_ms),
                 Some(lease) => previous_end_ms = Some(lease.expires_at_ms),
-                None => self.envs[env].counters.shared_rejected += 1,
+                None => {}
             }
         }
         let lease_ms = self.shared.ready.as_ref().map_or(0, |r| r.lease_ms);

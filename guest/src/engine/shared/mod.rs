@@ -222,6 +222,20 @@ impl Provider {
         }
     }
 
+    /// Opens `sealed` under `identity` and decodes it. A record that does not
+    /// open or decode (edited, moved, forged, or of another format) is counted
+    /// in `shared_rejected` and read as absent: the caller treats it as no
+    /// record and replaces it. `None` without counting when the store is not
+    /// in use for this call.
+    pub(in crate::engine) fn open_record<T>(&mut self, env: usize, identity: &[u8], sealed: &[u8], decode: impl FnOnce(&[u8]) -> Option<T>) -> Option<T> {
+        let plain = self.shared.usable()?.key.open(identity, sealed);
+        let record = plain.ok().and_then(|plain| decode(&plain));
+        if record.is_none() {
+            self.envs[env].counters.shared_rejected += 1;
+        }
+        record
+    }
+
     /// [`Self::store_read`] for an operation that writes (a swap or an
     /// increment included): the call's counts then go along exactly.
     pub(in crate::engine) fn store_write<R>(&mut self, io: &mut Io<'_>, op: impl FnOnce(&mut dyn SharedStore) -> Result<R, StoreError>) -> Option<R> {

@@ -23,11 +23,7 @@ impl Provider {
     pub(in crate::engine) fn shared_refusal(&mut self, env: usize, tier: usize, io: &mut Io<'_>) -> Option<Error> {
         let (id, identity) = self.refusal_ids(env, tier)?;
         let sealed = self.store_read(io, |store| store.get(&id))??;
-        let plain = self.shared.usable()?.key.open(&identity, &sealed).ok();
-        let Some(record) = plain.as_deref().and_then(RefusalRecord::decode) else {
-            self.envs[env].counters.shared_rejected += 1;
-            return None;
-        };
+        let record = self.open_record(env, &identity, &sealed, RefusalRecord::decode)?;
         let wall = io.clock.wall_ms();
         // A record from a clock far ahead must not block logins for long: only a
         // refusal within the interval either side of now counts.
