@@ -158,6 +158,11 @@ impl Unread {
         }
     }
 
+    /// Whether every environment is loaded.
+    pub fn is_empty(&self) -> bool {
+        self.environments.is_empty()
+    }
+
     /// Whether `name` failed to load for a reason that is kept.
     pub fn is_invalid(&self, name: &str) -> bool {
         self.environments.iter().any(|(n, p)| n == name && matches!(p, Pending::Invalid(_)))

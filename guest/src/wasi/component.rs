@@ -62,7 +62,7 @@ impl secrets::Guest for Component {
     fn get(request: secrets::Request) -> Result<secrets::Secret, secrets::Error> {
         let request = to_core(request);
         with_provider(
-            Needs::Names(vec![&request.environment]),
+            Needs::Names(&[&request.environment]),
             |provider, io| provider.get(&request, io).map(to_wit_secret).map_err(to_wit_error),
             |message| Err(config_error(message)),
         )
@@ -71,8 +71,9 @@ impl secrets::Guest for Component {
     fn get_many(requests: Vec<secrets::Request>) -> Vec<Result<secrets::Secret, secrets::Error>> {
         let count = requests.len();
         let requests: Vec<SecretRequest> = requests.into_iter().map(to_core).collect();
+        let environments: Vec<&str> = requests.iter().map(|r| r.environment.as_str()).collect();
         with_provider(
-            Needs::Names(requests.iter().map(|r| r.environment.as_str()).collect()),
+            Needs::Names(&environments),
             |provider, io| {
                 provider
                     .get_many(&requests, io)
@@ -86,7 +87,7 @@ impl secrets::Guest for Component {
 
     fn invalidate(environment: String, name: Option<String>) -> Result<u32, secrets::Error> {
         with_provider(
-            Needs::Names(vec![&environment]),
+            Needs::Names(&[&environment]),
             |provider, io| provider.invalidate(&environment, name.as_deref(), io).map_err(to_wit_error),
             |message| Err(config_error(message)),
         )

@@ -48,7 +48,8 @@ fn unloaded(message: &str) -> exported::Error {
 impl exported::Guest for Component {
     fn get(key: String) -> Result<Option<String>, exported::Error> {
         with_ready(
-            Needs::All,
+            // This world loads every environment with the policy (see `state::load_config`).
+            Needs::Names(&[]),
             |provider, io, (mappings, reserved)| ConfigView { mappings, reserved }.get(&key, provider, io, &Imported).map_err(to_wit),
             |message| Err(unloaded(message)),
         )
@@ -56,7 +57,8 @@ impl exported::Guest for Component {
 
     fn get_all() -> Result<Vec<(String, String)>, exported::Error> {
         with_ready(
-            Needs::All,
+            // This world loads every environment with the policy (see `state::load_config`).
+            Needs::Names(&[]),
             |provider, io, (mappings, reserved)| ConfigView { mappings, reserved }.get_all(provider, io, &Imported).map_err(to_wit),
             |message| Err(unloaded(message)),
         )

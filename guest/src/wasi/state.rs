@@ -38,11 +38,7 @@ struct Ready {
 /// The environments an export needs loaded before it runs.
 pub(super) enum Needs<'a> {
     /// These; the call fails if one does not load.
-    #[cfg_attr(feature = "config-provider", allow(dead_code))] // its exports need every environment
-    Names(Vec<&'a str>),
-    /// Every environment; the call fails if one does not load.
-    #[cfg_attr(not(feature = "config-provider"), allow(dead_code))]
-    All,
+    Names(&'a [&'a str]),
     /// Every environment that loads (the admin reports, which say what did not).
     #[cfg_attr(feature = "config-provider", allow(dead_code))]
     Available,
@@ -54,10 +50,13 @@ impl Ready {
     /// environment's own mistake is logged once; config store failures, which
     /// the next call retries, once per instance.
     fn load_needed(&mut self, needs: &Needs<'_>) -> Result<(), String> {
+        if self.unread.is_empty() {
+            return Ok(()); // the usual case after an instance's first call
+        }
         let (all, every): (Vec<String>, Vec<&str>);
         let names: &[&str] = match needs {
             Needs::Names(names) => names,
-            Needs::All | Needs::Available => {
+            Needs::Available => {
                 all = self.unread.names();
                 every = all.iter().map(String::as_str).collect();
                 &every
