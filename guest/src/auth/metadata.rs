@@ -188,10 +188,10 @@ mod tests {
             (r#"{"access_token":"ya29.a","expires_in":"3599","token_type":"Bearer"}"#, "not a whole number"),
             (r#"{"access_token":"ya29.a","expires_in":1e300,"token_type":"Bearer"}"#, "not a whole number"),
         ];
-        for (body, expected) in cases {
+        for (i, (body, expected)) in cases.into_iter().enumerate() {
             let reason = malformed_reason(&err(ok(body)));
             assert!(reason.starts_with("malformed metadata server response: "), "{reason}");
-            assert!(reason.contains(expected), "{body}: {reason}");
+            assert!(reason.contains(expected), "case {i}: {reason}");
         }
         let long = "a".repeat(MAX_TOKEN_BYTES + 1);
         let reason = malformed_reason(&err(ok(&format!(r#"{{"access_token":"{long}","expires_in":1,"token_type":"Bearer"}}"#))));
@@ -214,8 +214,8 @@ mod tests {
         for (token, token_type) in [("ya29456789", "ya29456789"), ("ya29.c.abc123def", "abc123def"), ("abc123", "xabc123y")] {
             let body = format!(r#"{{"access_token":"{token}","expires_in":60,"token_type":"{token_type}"}}"#);
             let reason = malformed_reason(&err(ok(&body)));
-            assert_eq!(reason, "malformed metadata server response: `token_type` must be `Bearer`", "{body}");
-            assert!(!reason.contains(token) && !reason.contains(token_type), "{reason}");
+            assert_eq!(reason, "malformed metadata server response: `token_type` must be `Bearer`");
+            assert!(!reason.contains(token) && !reason.contains(token_type), "the reason quotes the token");
         }
         // Nor does an answer from something that is not the metadata server.
         err(response(&resp(200, false, &format!(r#"{{"access_token":"{TOKEN}","expires_in":60,"token_type":"Bearer"}}"#))));

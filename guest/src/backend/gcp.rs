@@ -177,15 +177,18 @@ mod tests {
 
     #[test]
     fn malformed_payloads_are_backend_errors_without_content() {
-        for body in [
+        for (i, body) in [
             r#"{"name":"projects/1/secrets/db/versions/1","payload":{"data":"aHVudGVyMg=="#,
             r#"{"name":"projects/1/secrets/db/versions/1","payload":{"data":"hunter2!"}}"#,
             r#"{"name":"projects/1/secrets/db","payload":{"data":"aHVudGVyMg=="}}"#,
             r#"{"payload":{"data":"aHVudGVyMg=="}}"#,
             r#"{"name":"projects/1/secrets/db/versions/1","payload":{"data":"aHVudGVyMg==","dataCrc32c":"abc"}}"#,
-        ] {
+        ]
+        .into_iter()
+        .enumerate()
+        {
             let f = response("db", &resp(200, body)).unwrap_err();
-            assert!(!f.transient && matches!(f.error, Error::Backend { .. }), "{body}");
+            assert!(!f.transient && matches!(f.error, Error::Backend { .. }), "case {i}");
             assert!(!f.error.to_string().contains("hunter2"));
         }
     }

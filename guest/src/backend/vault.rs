@@ -170,18 +170,21 @@ mod tests {
 
     #[test]
     fn malformed_and_truncated_bodies_are_backend_errors_without_content() {
-        for body in [
+        for (i, body) in [
             r#"{"data":{"data":{"value":"hunter2"#,
             "not json hunter2",
             r#"{"data":{"data":{"value":"hunter2"}}}"#,
             r#"{"data":{"data":"hunter2","metadata":{"version":1}}}"#,
             r#"{"data":{"data":{},"metadata":{"version":"1"}}}"#,
             "",
-        ] {
+        ]
+        .into_iter()
+        .enumerate()
+        {
             let f = response("x", &resp(200, body)).unwrap_err();
-            assert!(!f.transient, "{body}");
-            assert!(matches!(f.error, Error::Backend { status: Some(200), .. }), "{body}");
-            assert!(!f.error.to_string().contains("hunter2"), "{}", f.error);
+            assert!(!f.transient, "case {i}");
+            assert!(matches!(f.error, Error::Backend { status: Some(200), .. }), "case {i}");
+            assert!(!f.error.to_string().contains("hunter2"), "case {i}: the error quotes the secret");
         }
     }
 }
