@@ -146,7 +146,7 @@ impl Provider {
             let shard = io.random.next_u64() % SHARDS;
             let Some((id, identity)) = self.count_ids(env, shard) else { return false };
             let Some((current, token)) = self.store_read(io, |store| store.watch(&id)) else { return false };
-            let mut record = current.and_then(|sealed| self.open_counts(env, &identity, &sealed)).unwrap_or_default();
+            let mut record = current.and_then(|sealed| self.open_record(env, &identity, &sealed, CountsRecord::decode)).unwrap_or_default(); // rejected: read as empty, replaced by this write
             record.add(&self.shared.counts.owed[env]);
             let nonce = super::nonce(io);
             let Some(ready) = self.shared.usable() else { return false };
@@ -163,12 +163,6 @@ impl Provider {
             }
         }
         false
-    }
-
-    /// Opens a shard; one that does not open or decode is counted as
-    /// rejected and read as empty (the next write replaces it).
-    fn open_counts(&mut self, env: usize, identity: &[u8], sealed: &[u8]) -> Option<CountsRecord> {
-        self.open_record(env, identity, sealed, CountsRecord::decode)
     }
 
     /// The totals over every instance sharing the store, per environment in
@@ -217,7 +211,7 @@ impl Provider {
         let mut sums: Vec<CountsRecord> = (0..self.envs.len()).map(|_| CountsRecord::default()).collect();
         for (i, (_, identity)) in ids.iter().enumerate() {
             let env = i / SHARDS as usize;
-            if let Some(record) = values.next().flatten().and_then(|sealed| self.open_counts(env, identity, &sealed)) {
+            if let Some(record) = values.next().flatten().and_then(|sealed| self.open_record(env, identity, &sealed, CountsRecord::decode)) {
                 sums[env].add(&record.values);
             }
         }
