@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::reader::Obj;
 use super::{
-    is_environment_name, load_environments, mapping, parse_environment, parse_log, parse_shared, policy_text, shared_setup,
+    is_environment_name, load_document, load_environments, mapping, parse_environment, parse_log, parse_shared, policy_text, shared_setup,
     ConfigSource, Environment, LoadError, Loaded, Policy, PolicyDocument, ReservedKeys, SharedSpec, POLICY_KEY,
 };
 use crate::log::Level;
@@ -103,14 +103,11 @@ pub struct LazyLoaded {
 pub fn load_lazy(source: &dyn ConfigSource) -> Result<LazyLoaded, LoadError> {
     let text = policy_text(source)?;
     let root = Root::parse(&text).map_err(LoadError::invalid)?;
-    let seal_key_key = root.shared.as_ref().map(|s| s.key_key.clone());
     if !root.config.is_empty() {
-        let document = root.into_document().map_err(LoadError::invalid)?;
-        let shared = shared_setup(source, document.shared)?;
-        let environments = load_environments(source, document.environments)?;
-        let loaded = Loaded { environments, shared, log_level: document.log_level, config: document.config, seal_key_key };
+        let loaded = load_document(source, root.into_document().map_err(LoadError::invalid)?)?;
         return Ok(LazyLoaded { loaded, unread: Unread::default() });
     }
+    let seal_key_key = root.shared.as_ref().map(|s| s.key_key.clone());
     let shared = shared_setup(source, root.shared)?;
     let unread = Unread { defaults: root.defaults, environments: root.environments.into_iter().map(|(name, v)| (name, Pending::Unread(v))).collect() };
     Ok(LazyLoaded { loaded: Loaded { environments: Vec::new(), shared, log_level: root.log_level, config: Vec::new(), seal_key_key }, unread })

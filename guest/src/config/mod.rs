@@ -179,7 +179,11 @@ impl Loaded {
 /// [`load_all`], with the rest of the policy.
 pub fn load_all_with_log(source: &dyn ConfigSource) -> Result<Loaded, LoadError> {
     let text = policy_text(source)?;
-    let document = parse_document(&text).map_err(LoadError::invalid)?;
+    load_document(source, parse_document(&text).map_err(LoadError::invalid)?)
+}
+
+/// A parsed document with its credentials and sealing key read.
+fn load_document(source: &dyn ConfigSource, document: PolicyDocument) -> Result<Loaded, LoadError> {
     let seal_key_key = document.shared.as_ref().map(|s| s.key_key.clone());
     let shared = shared_setup(source, document.shared)?;
     let environments = load_environments(source, document.environments)?;
