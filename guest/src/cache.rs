@@ -145,6 +145,11 @@ impl Cache {
 
     /// A cached not-found answer (its message), while it lasts.
     pub fn negative(&self, name: &str, version: &VersionSel, field: &str, now_ms: u64) -> Option<&str> {
+        // Every memory miss asks: without not-founds (a fresh instance's first call) the key
+        // is not built.
+        if self.negative.is_empty() {
+            return None;
+        }
         let key = CacheKey { name: name.to_string(), version: version.clone(), field: field.to_string() };
         self.negative.get(&key).filter(|(until, _)| now_ms < *until).map(|(_, message)| message.as_str())
     }

@@ -79,7 +79,7 @@ impl CallerTokens {
             if !is_environment_name(&env) {
                 return Err(format!("{CALLER_TOKENS_KEY}: environment names must match [a-z0-9][a-z0-9_-]{{0,62}}"));
             }
-            let digests = digests_of(&value, &format!("{CALLER_TOKENS_KEY}.{env}"))?;
+            let digests = digests_of(&value, Place(CALLER_TOKENS_KEY, Some(&env)))?;
             by_environment.insert(env, digests);
         }
         Ok(CallerTokens { by_environment })
@@ -104,9 +104,23 @@ impl CallerTokens {
     }
 }
 
+/// Where a setting's tokens are: the setting and, for caller tokens, the environment. Written out
+/// (`caller_tokens.dev`) only for an error: a fresh instance parses the setting on every request.
+#[derive(Clone, Copy)]
+struct Place<'a>(&'static str, Option<&'a str>);
+
+impl core::fmt::Display for Place<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.1 {
+            Some(env) => write!(f, "{}.{env}", self.0),
+            None => f.write_str(self.0),
+        }
+    }
+}
+
 /// The digests of a token or non-empty list of tokens at `place` (e.g. `caller_tokens.dev`), each
 /// checked for form and strength. Errors name the place and position, never a token.
-fn digests_of(value: &Value, place: &str) -> Result<Vec<TokenDigest>, String> {
+fn digests_of(value: &Value, place: Place<'_>) -> Result<Vec<TokenDigest>, String> {
     let tokens: Vec<&Value> = match value {
         Value::String(_) => vec![value],
         Value::Array(list) if !list.is_empty() => list.iter().collect(),
@@ -151,7 +165,7 @@ impl AdminTokens {
         } else {
             Value::String(trimmed.to_string())
         };
-        Ok(AdminTokens { digests: digests_of(&value, ADMIN_TOKENS_KEY)? })
+        Ok(AdminTokens { digests: digests_of(&value, Place(ADMIN_TOKENS_KEY, None))? })
     }
 
     /// Whether `token` is an admin token, in constant time over the digests.

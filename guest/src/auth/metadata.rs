@@ -188,7 +188,7 @@ mod tests {
             (r#"{"access_token":"ya29.a","expires_in":"3599","token_type":"Bearer"}"#, "not a whole number"),
             (r#"{"access_token":"ya29.a","expires_in":1e300,"token_type":"Bearer"}"#, "not a whole number"),
         ];
-        for (i, (body, expected)) in cases.into_iter().enumerate() {
+        for (i, &(body, expected)) in cases.iter().enumerate() {
             let reason = malformed_reason(&err(ok(body)));
             assert!(reason.starts_with("malformed metadata server response: "), "{reason}");
             assert!(reason.contains(expected), "case {i}: {reason}");

@@ -144,8 +144,7 @@ struct EnvState {
     budget: Ledger,
     counters: Counters,
     /// The primary backend and URL as shared cache entries are bound to them,
-    /// formatted on first use (`Debug` formatting took ~1 % of a fresh
-    /// instance's request when it ran on every lookup).
+    /// written on first use (see `shared::backend_identity`).
     backend_identity: core::cell::OnceCell<String>,
 }
 

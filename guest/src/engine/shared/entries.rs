@@ -3,6 +3,7 @@
 //! not-founds), and the keys and identities they are sealed under.
 
 use crate::prelude::*;
+use super::backend_identity::backend_identity;
 use super::{nonce, version_text};
 use crate::engine::{Io, Job, Provider, Reason, Secret};
 use crate::cache::{CacheKey, Cached};
@@ -39,7 +40,7 @@ impl Provider {
         }
         let state = &self.envs[env];
         let spec = &state.env.spec;
-        let backend = state.backend_identity.get_or_init(|| format!("{:?}|{:?}", spec.primary().backend, spec.primary().url));
+        let backend = state.backend_identity.get_or_init(|| backend_identity(&spec.primary().backend, &spec.primary().url));
         let version = version_text(&key.version);
         let parts: [&[u8]; 5] = [spec.name.as_bytes(), backend.as_bytes(), key.name.as_bytes(), version.as_bytes(), key.field.as_bytes()];
         let ids = (ready.key.entry_id("entry", &parts), seal::identity("entry", &parts));

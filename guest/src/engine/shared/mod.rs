@@ -60,6 +60,7 @@ use crate::shared::seal::SealKey;
 use crate::shared::{SharedSetup, SharedStatus, SharedStore, StoreError};
 use crate::validate::VersionSel;
 
+mod backend_identity;
 pub(in crate::engine) mod breaker;
 pub(in crate::engine) mod budget;
 pub(in crate::engine) mod counters;
