@@ -21,12 +21,21 @@
 //! that can be guessed makes the constant-time comparison pointless. Make them with e.g.
 //! `openssl rand -base64 32` or `openssl rand -hex 32`.
 //!
+//! An instance keeps the parsed caller tokens (digests) for [`CALLER_TOKENS_REREAD_MS`] and then
+//! reads the setting again ([`TokenCache`]): under Spin every variable read is a thread hand-off
+//! in the host (`tokio::task::block_in_place` in its environment provider; ~3.6× the cost of the
+//! app's own 404 route per request when every request read it), while a reused instance serves
+//! up to 128 requests. A token removed from the setting is refused within that second; an
+//! unreadable or broken setting fails the next read at once, never covered by older tokens.
+//!
 //! `/metrics` and the detailed `/healthz` need a token of their own, from [`ADMIN_TOKENS_KEY`]
 //! (`admin_tokens`: one token, or a JSON list of tokens), so that callers who can read secrets
 //! cannot read operational details, and nobody without a token can make the app read every
 //! counter from the store.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -178,17 +187,44 @@ impl AdminTokens {
 /// Checks the request's `Authorization` header values against `environment`'s tokens.
 /// `tokens` is only consulted once a well-formed header is present, so a missing header is a
 /// 401 even when the setting is broken.
-pub fn check<E>(
+pub fn check<T: Borrow<CallerTokens>, E>(
     authorization: &[&[u8]],
     environment: &str,
-    tokens: impl FnOnce() -> Result<CallerTokens, E>,
+    tokens: impl FnOnce() -> Result<T, E>,
 ) -> Result<Result<(), Refusal>, E> {
     let token = match bearer_token(authorization) {
         Ok(token) => token,
         Err(refusal) => return Ok(Err(refusal)),
     };
     let tokens = tokens()?;
-    Ok(if tokens.grants(environment, token) { Ok(()) } else { Err(Refusal::Forbidden) })
+    Ok(if tokens.borrow().grants(environment, token) { Ok(()) } else { Err(Refusal::Forbidden) })
+}
+
+/// How long an instance reuses the caller tokens it read (see the module docs).
+pub const CALLER_TOKENS_REREAD_MS: u64 = 1_000;
+
+/// The caller tokens an instance read last and when (monotonic ms): digests only, like
+/// [`CallerTokens`]. No `Debug`.
+#[derive(Default)]
+pub struct TokenCache {
+    held: Option<(u64, Rc<CallerTokens>)>,
+}
+
+impl TokenCache {
+    /// The tokens read less than [`CALLER_TOKENS_REREAD_MS`] before `now_ms`, or `read`'s. A
+    /// failed read empties the cache: the error is returned, and the next call reads again.
+    pub fn get<E>(&mut self, now_ms: u64, read: impl FnOnce() -> Result<CallerTokens, E>) -> Result<Rc<CallerTokens>, E> {
+        if let Some((at, tokens)) = &self.held {
+            // A clock that went backwards (it cannot, being monotonic) also reads again.
+            if now_ms >= *at && now_ms - at < CALLER_TOKENS_REREAD_MS {
+                return Ok(Rc::clone(tokens));
+            }
+        }
+        self.held = None;
+        let tokens = Rc::new(read()?);
+        self.held = Some((now_ms, Rc::clone(&tokens)));
+        Ok(tokens)
+    }
 }
 
 /// The token of the request's single `Authorization: Bearer <token>` header.
@@ -326,6 +362,43 @@ mod tests {
         for strong in [PROD, "0123456789abcdef0123456789abcdef", "Zm9vYmFyYmF6cXV4MTIzNDU2"] {
             assert!(CallerTokens::parse(&format!(r#"{{"prod": "{strong}"}}"#)).is_ok(), "{strong}");
         }
+    }
+
+    #[test]
+    fn cached_tokens_are_reused_for_a_second_then_read_again() {
+        let mut cache = TokenCache::default();
+        let reads = std::cell::Cell::new(0);
+        let read = |json: &'static str| {
+            reads.set(reads.get() + 1);
+            CallerTokens::parse(json)
+        };
+        let dev = r#"{"dev": "dev-Xq7vK2pL9mN4rT8wY3zB"}"#;
+        let rotated = r#"{"dev": "dev-Hc5jW1sD6fG0aE2uJ7kq"}"#;
+        assert!(cache.get(10_000, || read(dev)).unwrap().grants("dev", b"dev-Xq7vK2pL9mN4rT8wY3zB"));
+        // Within the second the setting is not read: the old token still works.
+        let held = cache.get(10_000 + CALLER_TOKENS_REREAD_MS - 1, || read(rotated)).unwrap();
+        assert!(held.grants("dev", b"dev-Xq7vK2pL9mN4rT8wY3zB"));
+        assert_eq!(reads.get(), 1);
+        // Then it is: the removed token is refused, the new one granted.
+        let fresh = cache.get(10_000 + CALLER_TOKENS_REREAD_MS, || read(rotated)).unwrap();
+        assert!(!fresh.grants("dev", b"dev-Xq7vK2pL9mN4rT8wY3zB") && fresh.grants("dev", b"dev-Hc5jW1sD6fG0aE2uJ7kq"));
+        assert_eq!(reads.get(), 2);
+    }
+
+    #[test]
+    fn a_failed_read_is_never_covered_by_cached_tokens() {
+        let mut cache = TokenCache::default();
+        let dev = r#"{"dev": "dev-Xq7vK2pL9mN4rT8wY3zB"}"#;
+        cache.get(0, || CallerTokens::parse(dev)).unwrap();
+        // The setting broke (or the store failed) after the tokens were read: the next read
+        // reports it, and the one after that reads again instead of reviving the old tokens.
+        let broken = cache.get(CALLER_TOKENS_REREAD_MS, || CallerTokens::parse("{")).err().unwrap();
+        assert!(broken.starts_with("caller_tokens: invalid JSON"), "{broken}");
+        let again = cache.get(CALLER_TOKENS_REREAD_MS + 1, || Err::<CallerTokens, _>("store down")).err();
+        assert_eq!(again, Some("store down"));
+        // A clock going backwards reads again too.
+        cache.get(5_000, || CallerTokens::parse(dev)).unwrap();
+        assert_eq!(cache.get(4_999, || Err::<CallerTokens, _>("read")).err(), Some("read"));
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub fn handle(request: &Incoming<'_>, settings: &dyn Settings, secrets: &mut dyn
             // An environment segment outside the grammar (escapes included) has no tokens:
             // such requests are refused like any other environment the token does not grant.
             let environment = if auth::is_environment_name(environment) { environment } else { "" };
-            match auth::check(&request.authorization, environment, || caller_tokens(settings)) {
+            match auth::check(&request.authorization, environment, || settings.caller_tokens()) {
                 Err(config) => return reply::secret_error(&config),
                 Ok(Err(refusal)) => return reply::refusal(refusal),
                 Ok(Ok(())) => {}
@@ -124,9 +124,9 @@ pub fn refusal_event(request: &Incoming<'_>, reply: &Reply) -> Option<String> {
     Some(serde_json::json!({ "event": "auth-refused", "route": route, "environment": environment, "reason": reason }).to_string())
 }
 
-/// Reads and parses `caller_tokens` (on every request: settings are the host's to change, and a
-/// broken setting is reported on every call instead of being latched).
-fn caller_tokens(settings: &dyn Settings) -> Result<CallerTokens, SecretError> {
+/// Reads and parses `caller_tokens`. A broken setting is reported on every read instead of being
+/// latched: settings are the host's to change.
+pub(crate) fn read_caller_tokens<S: Settings + ?Sized>(settings: &S) -> Result<CallerTokens, SecretError> {
     match settings.get(CALLER_TOKENS_KEY) {
         Ok(Some(json)) => CallerTokens::parse(&json).map_err(SecretError::Config),
         Ok(None) => Err(SecretError::Config(format!("{CALLER_TOKENS_KEY}: is required (JSON object from environment to tokens)"))),

@@ -208,4 +208,10 @@ pub trait Secrets {
 /// The app's own settings (`wasi:config/store`). `Err` is the store's own failure message.
 pub trait Settings {
     fn get(&self, key: &str) -> Result<Option<String>, String>;
+
+    /// The parsed `caller_tokens`: read and parsed on every call unless the implementation
+    /// keeps them (the shell does, for a second: [`crate::auth::TokenCache`]).
+    fn caller_tokens(&self) -> Result<std::rc::Rc<crate::auth::CallerTokens>, SecretError> {
+        crate::handler::read_caller_tokens(self).map(std::rc::Rc::new)
+    }
 }

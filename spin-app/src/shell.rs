@@ -8,6 +8,11 @@
 use bytes::Bytes;
 use spin_sdk::http::{FullBody, Request};
 
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Instant;
+
+use crate::auth::{CallerTokens, TokenCache};
 use crate::handler::{self, Incoming};
 use crate::model;
 use crate::reply::Reply;
@@ -63,11 +68,23 @@ fn into_response(reply: Reply) -> http::Response<FullBody<Bytes>> {
 /// `wasi:config/store`: the same store the provider reads (Spin: the app's variables).
 struct WasiConfig;
 
+thread_local! {
+    /// This instance's caller tokens (see `auth::TokenCache`), and the zero of its clock.
+    static CALLER_TOKENS: RefCell<TokenCache> = RefCell::new(TokenCache::default());
+    static STARTED: Instant = Instant::now();
+}
+
 impl model::Settings for WasiConfig {
     fn get(&self, key: &str) -> Result<Option<String>, String> {
         store::get(key).map_err(|e| match e {
             store::Error::Upstream(m) | store::Error::Io(m) => m,
         })
+    }
+
+    fn caller_tokens(&self) -> Result<Rc<CallerTokens>, model::SecretError> {
+        let now_ms = STARTED.with(|started| u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
+        // The handler runs to completion between awaits, so the borrow never overlaps another.
+        CALLER_TOKENS.with(|cache| cache.borrow_mut().get(now_ms, || handler::read_caller_tokens(self)))
     }
 }
 
