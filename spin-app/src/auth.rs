@@ -25,8 +25,9 @@
 //! reads the setting again ([`TokenCache`]): under Spin every variable read is a thread hand-off
 //! in the host (`tokio::task::block_in_place` in its environment provider; ~3.6× the cost of the
 //! app's own 404 route per request when every request read it), while a reused instance serves
-//! up to 128 requests. A token removed from the setting is refused within that second; an
-//! unreadable or broken setting fails the next read at once, never covered by older tokens.
+//! up to 128 requests. A token taken out of the setting is refused, and one added is granted,
+//! at most a second later; a re-read that fails (the setting broke, or cannot be read) fails its
+//! request, and older tokens never answer for it.
 //!
 //! `/metrics` and the detailed `/healthz` need a token of their own, from [`ADMIN_TOKENS_KEY`]
 //! (`admin_tokens`: one token, or a JSON list of tokens), so that callers who can read secrets
@@ -35,7 +36,7 @@
 
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -204,26 +205,37 @@ pub fn check<T: Borrow<CallerTokens>, E>(
 pub const CALLER_TOKENS_REREAD_MS: u64 = 1_000;
 
 /// The caller tokens an instance read last and when (monotonic ms): digests only, like
-/// [`CallerTokens`]. No `Debug`.
+/// [`CallerTokens`]. No `Debug`. (`Arc`, not `Rc`: the native baseline in the host's bench
+/// shares one across threads.)
 #[derive(Default)]
 pub struct TokenCache {
-    held: Option<(u64, Rc<CallerTokens>)>,
+    held: Option<(u64, Arc<CallerTokens>)>,
 }
 
 impl TokenCache {
-    /// The tokens read less than [`CALLER_TOKENS_REREAD_MS`] before `now_ms`, or `read`'s. A
-    /// failed read empties the cache: the error is returned, and the next call reads again.
-    pub fn get<E>(&mut self, now_ms: u64, read: impl FnOnce() -> Result<CallerTokens, E>) -> Result<Rc<CallerTokens>, E> {
-        if let Some((at, tokens)) = &self.held {
-            // A clock that went backwards (it cannot, being monotonic) also reads again.
-            if now_ms >= *at && now_ms - at < CALLER_TOKENS_REREAD_MS {
-                return Ok(Rc::clone(tokens));
-            }
-        }
+    /// The tokens read less than [`CALLER_TOKENS_REREAD_MS`] before `now_ms`, if any.
+    pub fn fresh(&self, now_ms: u64) -> Option<Arc<CallerTokens>> {
+        let (at, tokens) = self.held.as_ref()?;
+        // A clock that went backwards (it cannot, being monotonic) also reads again.
+        (now_ms >= *at && now_ms - at < CALLER_TOKENS_REREAD_MS).then(|| Arc::clone(tokens))
+    }
+
+    /// Keeps what a read at `now_ms` gave. A failed read empties the cache: the error is
+    /// returned, and the next call reads again.
+    pub fn store<E>(&mut self, now_ms: u64, read: Result<CallerTokens, E>) -> Result<Arc<CallerTokens>, E> {
         self.held = None;
-        let tokens = Rc::new(read()?);
-        self.held = Some((now_ms, Rc::clone(&tokens)));
+        let tokens = Arc::new(read?);
+        self.held = Some((now_ms, Arc::clone(&tokens)));
         Ok(tokens)
+    }
+
+    /// [`Self::fresh`], or else [`Self::store`] of `read`'s answer. (Hosts whose reads may
+    /// re-enter the caller call the two with no borrow of the cache held across the read.)
+    pub fn get<E>(&mut self, now_ms: u64, read: impl FnOnce() -> Result<CallerTokens, E>) -> Result<Arc<CallerTokens>, E> {
+        match self.fresh(now_ms) {
+            Some(tokens) => Ok(tokens),
+            None => self.store(now_ms, read()),
+        }
     }
 }
 

@@ -126,7 +126,7 @@ pub fn refusal_event(request: &Incoming<'_>, reply: &Reply) -> Option<String> {
 
 /// Reads and parses `caller_tokens`. A broken setting is reported on every read instead of being
 /// latched: settings are the host's to change.
-pub(crate) fn read_caller_tokens<S: Settings + ?Sized>(settings: &S) -> Result<CallerTokens, SecretError> {
+pub fn read_caller_tokens<S: Settings + ?Sized>(settings: &S) -> Result<CallerTokens, SecretError> {
     match settings.get(CALLER_TOKENS_KEY) {
         Ok(Some(json)) => CallerTokens::parse(&json).map_err(SecretError::Config),
         Ok(None) => Err(SecretError::Config(format!("{CALLER_TOKENS_KEY}: is required (JSON object from environment to tokens)"))),

@@ -211,7 +211,7 @@ pub trait Settings {
 
     /// The parsed `caller_tokens`: read and parsed on every call unless the implementation
     /// keeps them (the shell does, for a second: [`crate::auth::TokenCache`]).
-    fn caller_tokens(&self) -> Result<std::rc::Rc<crate::auth::CallerTokens>, SecretError> {
-        crate::handler::read_caller_tokens(self).map(std::rc::Rc::new)
+    fn caller_tokens(&self) -> Result<std::sync::Arc<crate::auth::CallerTokens>, SecretError> {
+        crate::handler::read_caller_tokens(self).map(std::sync::Arc::new)
     }
 }

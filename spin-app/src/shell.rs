@@ -9,7 +9,7 @@ use bytes::Bytes;
 use spin_sdk::http::{FullBody, Request};
 
 use std::cell::RefCell;
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::auth::{CallerTokens, TokenCache};
@@ -81,11 +81,16 @@ impl model::Settings for WasiConfig {
         })
     }
 
-    fn caller_tokens(&self) -> Result<Rc<CallerTokens>, model::SecretError> {
+    fn caller_tokens(&self) -> Result<Arc<CallerTokens>, model::SecretError> {
         let now_ms = STARTED.with(|started| u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
-        // The handler runs to completion between awaits, so the borrow never overlaps another.
-        CALLER_TOKENS.with(|cache| cache.borrow_mut().get(now_ms, || handler::read_caller_tokens(self)))
+        if let Some(tokens) = CALLER_TOKENS.with(|cache| cache.borrow().fresh(now_ms)) {
+            return Ok(tokens);
+        }
+        // No borrow across the host call: another request of this instance may run meanwhile.
+        let read = handler::read_caller_tokens(self);
+        CALLER_TOKENS.with(|cache| cache.borrow_mut().store(now_ms, read))
     }
+
 }
 
 /// The imported `edge:secrets` provider.

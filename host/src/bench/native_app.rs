@@ -8,10 +8,12 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use anyhow::{Context as _, Result};
 use bytes::Bytes;
 use edge_secrets_guest::engine::{SecretRequest, Source as CoreSource};
+use edge_secrets_spin_app::auth::{CallerTokens, TokenCache};
 use edge_secrets_spin_app::handler::{self, Incoming};
 use edge_secrets_spin_app::model::{self, HealthReport, SecretError, SecretRead, Secrets, Settings};
 use http_body_util::Full;
@@ -23,12 +25,23 @@ use super::native::{NativeCore, NativeHttp};
 
 const POLICY_KEY: &str = edge_secrets_guest::config::POLICY_KEY;
 
-/// The app's settings: the same config map the component reads.
-struct MapSettings(BTreeMap<String, String>);
+/// The app's settings: the same config map the component reads, with the caller tokens kept
+/// for a second as the app's shell keeps them (`auth::TokenCache`), so both sides do the same work.
+struct MapSettings {
+    map: BTreeMap<String, String>,
+    tokens: Mutex<TokenCache>,
+    started: Instant,
+}
 
 impl Settings for MapSettings {
     fn get(&self, key: &str) -> Result<Option<String>, String> {
-        Ok(self.0.get(key).cloned())
+        Ok(self.map.get(key).cloned())
+    }
+
+    fn caller_tokens(&self) -> Result<Arc<CallerTokens>, SecretError> {
+        let now_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        tokens.get(now_ms, || handler::read_caller_tokens(self))
     }
 }
 
@@ -81,7 +94,8 @@ pub fn start(runtime: &tokio::runtime::Runtime, mut config: BTreeMap<String, Str
     let http: &'static NativeHttp = Box::leak(Box::new(NativeHttp::new()?));
     let mut core = NativeCore::new(&config, http)?;
     core.get(&SecretRequest { environment: environment.into(), name: name.into(), ..SecretRequest::default() })?;
-    let app = Arc::new((MapSettings(config), Mutex::new(CoreSecrets(core))));
+    let settings = MapSettings { map: config, tokens: Mutex::new(TokenCache::default()), started: Instant::now() };
+    let app = Arc::new((settings, Mutex::new(CoreSecrets(core))));
     let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0"))?;
     let addr = listener.local_addr()?;
     runtime.spawn(async move {
