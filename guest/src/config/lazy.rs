@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::reader::Obj;
 use super::{
-    is_environment_name, load_document, load_environments, mapping, parse_environment, parse_log, parse_shared, policy_text, shared_setup,
+    is_environment_name, load_document, load_environment, mapping, parse_environment, parse_log, parse_shared, policy_text, shared_setup,
     ConfigSource, Environment, LoadError, Loaded, Policy, PolicyDocument, ReservedKeys, SharedSpec, POLICY_KEY,
 };
 use crate::log::Level;
@@ -137,10 +137,7 @@ impl Unread {
             Pending::Invalid(message) => return Some(Err(LoadError::invalid(message.clone()))),
             Pending::Unread(value) => value,
         };
-        let loaded = parse_environment(name, value, &self.defaults)
-            .map_err(LoadError::invalid)
-            .and_then(|spec| load_environments(source, vec![spec]))
-            .map(|mut one| one.remove(0));
+        let loaded = parse_environment(name, value, &self.defaults).map_err(LoadError::invalid).and_then(|spec| load_environment(source, spec));
         match loaded {
             Ok(environment) => {
                 self.environments.remove(i);

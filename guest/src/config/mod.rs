@@ -186,7 +186,7 @@ pub fn load_all_with_log(source: &dyn ConfigSource) -> Result<Loaded, LoadError>
 fn load_document(source: &dyn ConfigSource, document: PolicyDocument) -> Result<Loaded, LoadError> {
     let seal_key_key = document.shared.as_ref().map(|s| s.key_key.clone());
     let shared = shared_setup(source, document.shared)?;
-    let environments = load_environments(source, document.environments)?;
+    let environments = document.environments.into_iter().map(|spec| load_environment(source, spec)).collect::<Result<_, _>>()?;
     Ok(Loaded { environments, shared, log_level: document.log_level, config: document.config, seal_key_key })
 }
 
@@ -211,20 +211,16 @@ fn shared_setup(source: &dyn ConfigSource, spec: Option<SharedSpec>) -> Result<S
     })
 }
 
+/// An environment with its tiers' credentials read.
 #[inline(never)]
-fn load_environments(source: &dyn ConfigSource, specs: Vec<EnvironmentSpec>) -> Result<Vec<Environment>, LoadError> {
-    specs
-        .into_iter()
-        .map(|spec| {
-            let credentials = spec
-                .tiers
-                .iter()
-                .enumerate()
-                .map(|(i, tier)| auth::load(source, &tier_path(&spec.name, i), &tier.auth))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(Environment { spec, credentials })
-        })
-        .collect()
+fn load_environment(source: &dyn ConfigSource, spec: EnvironmentSpec) -> Result<Environment, LoadError> {
+    let credentials = spec
+        .tiers
+        .iter()
+        .enumerate()
+        .map(|(i, tier)| auth::load(source, &tier_path(&spec.name, i), &tier.auth))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Environment { spec, credentials })
 }
 
 /// The policy path of an environment's tier `i` (0: the primary).
