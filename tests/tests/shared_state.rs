@@ -161,6 +161,25 @@ fn two_runtimes_sharing_one_store_share_hits() {
     assert_eq!(cache_entries(h.runtime.keyvalue()), 2 * entries, "its own entries, beside the first host's");
 }
 
+#[test]
+fn a_fresh_instances_shared_hit_needs_no_backend_credential() {
+    let h = shared_vault();
+    assert_eq!(fresh_get(&h.runtime, "app/db").unwrap().source, Source::Backend);
+    // Another host on the same store without the backend token: the credential is read only
+    // when a read goes to the backend, so its cached reads are served.
+    let key = PolicyBuilder::token_key("prod");
+    let policy = quick_defaults().vault("prod", &h.backend.url(), "t-prod").shared(KEY).without_credential(&key);
+    let without = Runtime::new(policy.config(), test_options().keyvalue(h.runtime.keyvalue().clone())).unwrap();
+    let secret = fresh_get(&without, "app/db").unwrap();
+    assert_eq!((secret.source, secret.value.expose()), (Source::Cache, &b"pw-shared"[..]));
+    // A read that needs the backend names the missing key, and health reports it before then.
+    let missing = format!("environments.prod.token_key: config key `{key}` is not set");
+    assert_eq!(secret_error(fresh_get(&without, "app/other")), SecretError::Config(missing.clone()));
+    let health = without.client().unwrap().health().unwrap();
+    assert_eq!((health.ok, health.config_error), (false, Some(missing)));
+    assert_eq!(h.backend.request_count(), 1);
+}
+
 /// A key-value backend that is down.
 struct Down;
 

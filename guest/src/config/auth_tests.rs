@@ -31,7 +31,7 @@ fn approle_reads_its_keys_and_defaults_the_mount() {
     let envs = load(&source(&tier(APPROLE), &[("role", "r-1"), ("sid", "s-1")])).unwrap();
     let spec = &envs[0].spec.primary().auth;
     assert_eq!(spec, &AuthSpec::AppRole { role_id_key: "role".into(), secret_id_key: "sid".into(), mount: "approle".into() });
-    assert!(matches!(&envs[0].credentials[0], Credential::AppRole { role_id, secret_id } if role_id.expose() == b"r-1" && secret_id.expose() == b"s-1"));
+    assert!(matches!(envs[0].credential(0).unwrap(), Credential::AppRole { role_id, secret_id } if role_id.expose() == b"r-1" && secret_id.expose() == b"s-1"));
     let custom = tier(r#""backend":"vault","auth":{"method":"approle","role_id_key":"role","secret_id_key":"sid","mount":"edge/approle"}"#);
     let envs = load(&source(&custom, &[("role", "r"), ("sid", "s")])).unwrap();
     assert!(matches!(&envs[0].spec.primary().auth, AuthSpec::AppRole { mount, .. } if mount == "edge/approle"));
@@ -44,7 +44,7 @@ fn aws_needs_a_region_and_keys_and_checks_the_access_key_shape() {
     let creds = [("ak", "AKIAIOSFODNN7EXAMPLE"), ("sk", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"), ("st", "FwoGZXIvYXdzEXAMPLE")];
     let envs = load(&source(&tier(AWS), &creds)).unwrap();
     assert_eq!(envs[0].spec.primary().backend, BackendSpec::Aws { region: "us-east-1".into() });
-    match &envs[0].credentials[0] {
+    match envs[0].credential(0).unwrap() {
         Credential::Aws(keys) => {
             assert_eq!(keys.access_key_id, "AKIAIOSFODNN7EXAMPLE");
             assert_eq!(keys.session_token.as_deref(), Some("FwoGZXIvYXdzEXAMPLE"));
@@ -58,7 +58,7 @@ fn aws_needs_a_region_and_keys_and_checks_the_access_key_shape() {
     assert!(err.starts_with("environments.prod.auth.access_key_id_key: config key `ak` is not an AWS access key id"), "{err}");
     let no_token = tier(r#""backend":"aws","region":"eu-west-2","auth":{"method":"aws_keys","access_key_id_key":"ak","secret_access_key_key":"sk"}"#);
     let envs = load(&source(&no_token, &creds[..2])).unwrap();
-    assert!(matches!(&envs[0].credentials[0], Credential::Aws(keys) if keys.session_token.is_none()));
+    assert!(matches!(envs[0].credential(0).unwrap(), Credential::Aws(keys) if keys.session_token.is_none()));
     assert_eq!(error(r#""backend":"aws","auth":{"method":"aws_keys","access_key_id_key":"ak","secret_access_key_key":"sk"}"#), "environments.prod.region: is required for the aws backend");
     for region in ["US-EAST-1", "us-east", "us--1", "us-east-x"] {
         let fields = AWS.replace("us-east-1", region);
@@ -131,8 +131,8 @@ fn kubernetes_and_jwt_logins_read_a_role_and_a_jwt_key_and_default_their_mounts(
         envs[0].spec.primary().auth,
         AuthSpec::VaultJwt { kubernetes: true, role: "app".into(), jwt_key: "sa_token".into(), mount: "kubernetes".into() }
     );
-    assert!(matches!(&envs[0].credentials[0], Credential::VaultJwt { jwt } if jwt.expose() == JWT.as_bytes()));
-    assert_eq!(format!("{:?}", envs[0].credentials[0]), "VaultJwt(<redacted>)");
+    assert!(matches!(envs[0].credential(0).unwrap(), Credential::VaultJwt { jwt } if jwt.expose() == JWT.as_bytes()));
+    assert_eq!(format!("{:?}", *envs[0].credential(0).unwrap()), "VaultJwt(<redacted>)");
     let jwt = tier(r#""backend":"vault","auth":{"method":"jwt","role":"ci","jwt_key":"oidc","mount":"jwt/github"}"#);
     let envs = load(&source(&jwt, &[("oidc", JWT)])).unwrap();
     assert!(matches!(&envs[0].spec.primary().auth, AuthSpec::VaultJwt { kubernetes: false, mount, .. } if mount == "jwt/github"));
@@ -154,11 +154,11 @@ fn aws_web_identity_and_container_credentials_read_their_keys() {
         envs[0].spec.primary().auth,
         AuthSpec::AwsWebIdentity { role_arn: "arn:aws:iam::123456789012:role/app".into(), session_name: "edge-secrets".into(), token_key: "oidc_token".into(), sts_url: None }
     );
-    assert!(matches!(&envs[0].credentials[0], Credential::AwsWebIdentity { token } if token.expose() == JWT.as_bytes()));
+    assert!(matches!(envs[0].credential(0).unwrap(), Credential::AwsWebIdentity { token } if token.expose() == JWT.as_bytes()));
     let container = tier(r#""backend":"aws","region":"eu-west-1","auth":{"method":"aws_container","uri_key":"creds_uri","auth_token_key":"creds_token"}"#);
     let envs = load(&source(&container, &[("creds_uri", "http://169.254.170.23/v1/credentials"), ("creds_token", "pod-token")])).unwrap();
-    assert!(matches!(&envs[0].credentials[0], Credential::AwsContainer { uri, token: Some(t) } if uri.prefix == "/v1/credentials" && t.expose() == b"pod-token"));
-    assert_eq!(format!("{:?}", envs[0].credentials[0]), "AwsContainer(169.254.170.23, <redacted>)");
+    assert!(matches!(envs[0].credential(0).unwrap(), Credential::AwsContainer { uri, token: Some(t) } if uri.prefix == "/v1/credentials" && t.expose() == b"pod-token"));
+    assert_eq!(format!("{:?}", *envs[0].credential(0).unwrap()), "AwsContainer(169.254.170.23, <redacted>)");
 
     let bad_uri = load(&source(&container, &[("creds_uri", "ftp://x"), ("creds_token", "t")])).unwrap_err().message;
     assert!(bad_uri.starts_with("environments.prod.auth.uri_key: config key `creds_uri`: "), "{bad_uri}");

@@ -74,7 +74,7 @@ mod tests {
                 authority: BaseUrl::parse("https://login.microsoftonline.com").unwrap(),
             }
         );
-        assert!(matches!(&envs[0].credentials[0], Credential::AzureClientSecret(s) if s.expose() == b"Qm~8Q~SECRET"));
+        assert!(matches!(envs[0].credential(0).unwrap(), Credential::AzureClientSecret(s) if s.expose() == b"Qm~8Q~SECRET"));
         assert!(!format!("{:?}", envs[0]).contains("SECRET"));
         let err = load(&source(&tier(CLIENT), &[])).unwrap_err().message;
         assert_eq!(err, "environments.prod.auth.client_secret_key: config key `azure_secret` is not set");
@@ -98,7 +98,7 @@ mod tests {
         let user = parse_policy(&tier(r#""auth":{"method":"azure_managed_identity","url":"http://127.0.0.1:9","client_id":"abc-1"}"#)).unwrap();
         assert!(matches!(&user[0].primary().auth, AuthSpec::AzureManagedIdentity { client_id: Some(id), .. } if id == "abc-1"));
         let envs = load(&source(&tier(r#""auth":{"method":"azure_managed_identity"}"#), &[])).unwrap();
-        assert!(matches!(envs[0].credentials[0], Credential::AzureManagedIdentity));
+        assert!(matches!(*envs[0].credential(0).unwrap(), Credential::AzureManagedIdentity));
     }
 
     #[test]

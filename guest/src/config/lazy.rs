@@ -8,7 +8,9 @@
 //! the document's own settings (`defaults`, `shared`, `log`, the environment
 //! names) at once and each environment only when a call names it
 //! ([`Unread::load`]); the same checks run, so an environment that is wrong
-//! is a `config` error naming its key on every call that needs it.
+//! is a `config` error naming its key on every call that needs it. Its
+//! credentials wait longer still, for the first read that goes to a backend
+//! ([`super::Environment::read_credentials`]).
 //! [`super::parse_document`] (hosts' check before start) reads everything.
 
 use crate::prelude::*;
@@ -17,7 +19,7 @@ use serde_json::Value;
 
 use super::reader::Obj;
 use super::{
-    is_environment_name, load_document, load_environment, mapping, parse_environment, parse_log, parse_shared, policy_text, shared_setup,
+    is_environment_name, load_document, mapping, parse_environment, parse_log, parse_shared, policy_text, shared_setup,
     ConfigSource, Environment, LoadError, Loaded, Policy, PolicyDocument, ReservedKeys, SharedSpec, POLICY_KEY,
 };
 use crate::log::Level;
@@ -123,31 +125,29 @@ pub struct Unread {
 enum Pending {
     Unread(Value),
     /// Its error, returned again on every call that names it: it will not fix
-    /// itself (a config store failure is not kept; the next call tries again).
+    /// itself.
     Invalid(String),
 }
 
 impl Unread {
-    /// Loads the environment `name` from `source`: `None` when it is not one
+    /// Reads and checks the environment `name`: `None` when it is not one
     /// this holds (loaded already, or not in the policy). Loaded, it is gone
-    /// from here.
-    pub fn load(&mut self, source: &dyn ConfigSource, name: &str) -> Option<Result<Environment, LoadError>> {
+    /// from here. Its credentials are not read yet: the provider reads them
+    /// when a read first goes to a backend ([`Environment::read_credentials`]).
+    pub fn load(&mut self, name: &str) -> Option<Result<Environment, LoadError>> {
         let i = self.environments.iter().position(|(n, _)| n == name)?;
         let value = match &self.environments[i].1 {
             Pending::Invalid(message) => return Some(Err(LoadError::invalid(message.clone()))),
             Pending::Unread(value) => value,
         };
-        let loaded = parse_environment(name, value, &self.defaults).map_err(LoadError::invalid).and_then(|spec| load_environment(source, spec));
-        match loaded {
-            Ok(environment) => {
+        match parse_environment(name, value, &self.defaults) {
+            Ok(spec) => {
                 self.environments.remove(i);
-                Some(Ok(environment))
+                Some(Ok(Environment::unread(spec)))
             }
-            Err(error) => {
-                if !error.store_failure {
-                    self.environments[i].1 = Pending::Invalid(error.message.clone());
-                }
-                Some(Err(error))
+            Err(message) => {
+                self.environments[i].1 = Pending::Invalid(message.clone());
+                Some(Err(LoadError::invalid(message)))
             }
         }
     }

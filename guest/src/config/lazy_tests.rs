@@ -42,11 +42,12 @@ fn environments_are_read_only_when_named_and_then_once() {
     let source = Recording::new(TWO, &[("dev_token", "s.dev"), ("prod_token", "s.prod")]);
     let mut lazy = load_lazy(&source).unwrap();
     assert!(lazy.loaded.environments.is_empty());
-    assert_eq!(source.took(), [POLICY_KEY], "no credential is read before an environment is named");
-    let dev = lazy.unread.load(&source, "dev").unwrap().unwrap();
-    assert_eq!((dev.spec.name.as_str(), source.took()), ("dev", vec!["dev_token".to_string()]));
-    assert!(lazy.unread.load(&source, "dev").is_none(), "loaded once, then the provider holds it");
-    assert!(lazy.unread.load(&source, "staging").is_none(), "not in the policy: the provider says unknown");
+    assert_eq!(source.took(), [POLICY_KEY]);
+    let dev = lazy.unread.load("dev").unwrap().unwrap();
+    assert_eq!(dev.spec.name, "dev");
+    assert!(dev.credential(0).is_none() && source.took().is_empty(), "its credential waits for a backend read");
+    assert!(lazy.unread.load("dev").is_none(), "loaded once, then the provider holds it");
+    assert!(lazy.unread.load("staging").is_none(), "not in the policy: the provider says unknown");
     assert_eq!(lazy.unread.names(), ["prod"]);
 }
 
@@ -57,33 +58,49 @@ fn a_bad_environment_is_the_same_config_error_on_every_load() {
     assert!(whole.starts_with("environments.prod.url: "), "{whole}");
     let mut lazy = load_lazy(&source).unwrap();
     for _ in 0..2 {
-        let error = lazy.unread.load(&source, "prod").unwrap().unwrap_err();
+        let error = lazy.unread.load("prod").unwrap().unwrap_err();
         assert_eq!((error.message.as_str(), error.store_failure), (whole.as_str(), false));
     }
-    assert!(lazy.unread.load(&source, "dev").unwrap().is_ok(), "the other environment still loads");
+    assert!(lazy.unread.load("dev").unwrap().is_ok(), "the other environment still loads");
 }
 
 #[test]
 fn a_missing_credential_is_remembered_and_not_read_again() {
     let source = Recording::new(TWO.replace("ftp://nope", "http://127.0.0.1:8201").as_str(), &[("dev_token", "s.dev")]);
     let mut lazy = load_lazy(&source).unwrap();
+    let mut prod = lazy.unread.load("prod").unwrap().unwrap();
     source.took();
-    let error = lazy.unread.load(&source, "prod").unwrap().unwrap_err();
+    let error = prod.read_credentials(&source).unwrap_err();
     assert_eq!(error.message, "environments.prod.token_key: config key `prod_token` is not set");
-    assert_eq!((source.took(), lazy.unread.is_invalid("prod")), (vec!["prod_token".to_string()], true));
-    assert_eq!(lazy.unread.load(&source, "prod").unwrap().unwrap_err(), error);
+    assert_eq!(source.took(), ["prod_token"]);
+    assert_eq!(prod.read_credentials(&source).unwrap_err(), error);
     assert!(source.took().is_empty(), "a kept error is answered without reading the store again");
+    assert!(prod.credential(0).is_none());
+}
+
+#[test]
+fn credentials_are_read_once() {
+    let source = Recording::new(TWO, &[("dev_token", "s.dev")]);
+    let mut dev = load_lazy(&source).unwrap().unread.load("dev").unwrap().unwrap();
+    source.took();
+    for _ in 0..2 {
+        dev.read_credentials(&source).unwrap();
+    }
+    assert_eq!(source.took(), ["dev_token"]);
+    assert!(matches!(dev.credential(0), Some(crate::auth::Credential::Token(t)) if t.expose() == b"s.dev"));
+    assert!(dev.credential(1).is_none(), "one tier");
 }
 
 #[test]
 fn a_config_store_failure_is_not_remembered() {
     let source = Recording::new(TWO, &[("dev_token", "s.dev")]);
-    let mut lazy = load_lazy(&source).unwrap();
+    let mut dev = load_lazy(&source).unwrap().unread.load("dev").unwrap().unwrap();
     *source.failing.borrow_mut() = Some("dev_token".into());
-    let error = lazy.unread.load(&source, "dev").unwrap().unwrap_err();
+    let error = dev.read_credentials(&source).unwrap_err();
     assert!(error.store_failure && error.message.contains("store offline"), "{error:?}");
+    assert!(!format!("{dev:?}").contains("invalid"), "{dev:?}");
     *source.failing.borrow_mut() = None;
-    assert!(lazy.unread.load(&source, "dev").unwrap().is_ok());
+    assert!(dev.read_credentials(&source).is_ok());
 }
 
 #[test]

@@ -110,17 +110,82 @@ impl EnvironmentSpec {
     }
 }
 
-/// One environment, ready to use.
+/// One environment, ready to use. Its tiers' credentials are read from the
+/// config store when a read first goes to a backend
+/// ([`Environment::read_credentials`]): a cached read on a fresh instance then
+/// makes no config read for them (under Spin each read is a thread hand-off in
+/// the host, and a fresh instance per request makes every read a first one).
 pub struct Environment {
     pub spec: EnvironmentSpec,
-    /// One credential per tier, in tier order.
-    pub credentials: Vec<crate::auth::Credential>,
+    credentials: Credentials,
+}
+
+enum Credentials {
+    Unread,
+    /// One per tier, in tier order.
+    Read(Vec<crate::auth::Credential>),
+    /// The error, returned again without reading the store: a value that is
+    /// wrong will not fix itself in this instance (a store failure is not kept).
+    Invalid(String),
+}
+
+impl Environment {
+    /// The environment with its credentials not read yet.
+    pub fn unread(spec: EnvironmentSpec) -> Environment {
+        Environment { spec, credentials: Credentials::Unread }
+    }
+
+    /// Tier `tier`'s credential, once read.
+    pub fn credential(&self, tier: usize) -> Option<&crate::auth::Credential> {
+        match &self.credentials {
+            Credentials::Read(all) => all.get(tier),
+            Credentials::Unread | Credentials::Invalid(_) => None,
+        }
+    }
+
+    /// Whether reading them failed for a reason that is kept.
+    pub fn credentials_invalid(&self) -> bool {
+        matches!(self.credentials, Credentials::Invalid(_))
+    }
+
+    /// Reads every tier's credential unless they are read already: errors
+    /// name the tier's key (`environments.dev.token_key: ...`), never a value.
+    #[inline(never)]
+    pub fn read_credentials(&mut self, source: &dyn ConfigSource) -> Result<(), LoadError> {
+        match &self.credentials {
+            Credentials::Read(_) => return Ok(()),
+            Credentials::Invalid(message) => return Err(LoadError::invalid(message.clone())),
+            Credentials::Unread => {}
+        }
+        let name = &self.spec.name;
+        let read: Result<Vec<_>, LoadError> =
+            self.spec.tiers.iter().enumerate().map(|(i, tier)| auth::load(source, &tier_path(name, i), &tier.auth)).collect();
+        match read {
+            Ok(all) => {
+                self.credentials = Credentials::Read(all);
+                Ok(())
+            }
+            Err(error) => {
+                if !error.store_failure {
+                    self.credentials = Credentials::Invalid(error.message.clone());
+                }
+                Err(error)
+            }
+        }
+    }
 }
 
 impl fmt::Debug for Environment {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = f.debug_struct("Environment");
+        out.field("spec", &self.spec);
         // `Credential`'s own Debug shows the method, never the material.
-        f.debug_struct("Environment").field("spec", &self.spec).field("credentials", &self.credentials).finish()
+        match &self.credentials {
+            Credentials::Read(all) => out.field("credentials", all),
+            Credentials::Unread => out.field("credentials", &"unread"),
+            Credentials::Invalid(_) => out.field("credentials", &"invalid"),
+        };
+        out.finish()
     }
 }
 
@@ -179,14 +244,19 @@ impl Loaded {
 /// [`load_all`], with the rest of the policy.
 pub fn load_all_with_log(source: &dyn ConfigSource) -> Result<Loaded, LoadError> {
     let text = policy_text(source)?;
-    load_document(source, parse_document(&text).map_err(LoadError::invalid)?)
+    let mut loaded = load_document(source, parse_document(&text).map_err(LoadError::invalid)?)?;
+    for environment in &mut loaded.environments {
+        environment.read_credentials(source)?;
+    }
+    Ok(loaded)
 }
 
-/// A parsed document with its credentials and sealing key read.
+/// A parsed document with its sealing key read; the environments' credentials
+/// are not read yet.
 fn load_document(source: &dyn ConfigSource, document: PolicyDocument) -> Result<Loaded, LoadError> {
     let seal_key_key = document.shared.as_ref().map(|s| s.key_key.clone());
     let shared = shared_setup(source, document.shared)?;
-    let environments = document.environments.into_iter().map(|spec| load_environment(source, spec)).collect::<Result<_, _>>()?;
+    let environments = document.environments.into_iter().map(Environment::unread).collect();
     Ok(Loaded { environments, shared, log_level: document.log_level, config: document.config, seal_key_key })
 }
 
@@ -209,18 +279,6 @@ fn shared_setup(source: &dyn ConfigSource, spec: Option<SharedSpec>) -> Result<S
             SharedSetup::Ready { bucket: spec.bucket, key, lease_ms: spec.lease_ms, count_sample: spec.count_sample }
         }
     })
-}
-
-/// An environment with its tiers' credentials read.
-#[inline(never)]
-fn load_environment(source: &dyn ConfigSource, spec: EnvironmentSpec) -> Result<Environment, LoadError> {
-    let credentials = spec
-        .tiers
-        .iter()
-        .enumerate()
-        .map(|(i, tier)| auth::load(source, &tier_path(&spec.name, i), &tier.auth))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Environment { spec, credentials })
 }
 
 /// The policy path of an environment's tier `i` (0: the primary).

@@ -21,7 +21,7 @@ fn minimal_vault_environment_gets_defaults() {
     assert_eq!(env.spec.name, "prod");
     assert_eq!(env.spec.primary().backend, BackendSpec::Vault { mount: "secret".into(), namespace: None });
     assert_eq!(env.spec.policy, Policy::default());
-    assert!(matches!(&env.credentials[0], crate::auth::Credential::Token(t) if t.expose() == b"s.abc"));
+    assert!(matches!(env.credential(0).unwrap(), crate::auth::Credential::Token(t) if t.expose() == b"s.abc"));
 }
 
 #[test]

@@ -91,6 +91,9 @@ pub struct Io<'a> {
     /// The shared-state bucket; only used when the provider has shared state
     /// configured ([`crate::shared::NoStore`] otherwise).
     pub store: &'a mut dyn SharedStore,
+    /// The config store, for the credentials an environment reads on its first
+    /// backend read ([`crate::config::Environment::read_credentials`]).
+    pub config: &'a dyn crate::config::ConfigSource,
 }
 
 /// A read request, as received from a caller.

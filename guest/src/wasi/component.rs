@@ -200,9 +200,13 @@ impl admin::Guest for Component {
         with_available(
             |provider, io, failed| {
                 provider.sync_breakers(io);
+                // Reads and cached reads do not need the backends' credentials; the health
+                // check reads them, so a broken one shows before a read needs it.
+                let credentials_failed = provider.read_all_credentials(io);
+                let config_error = failed.map(str::to_string).or(credentials_failed);
                 admin::HealthReport {
-                    ok: failed.is_none() && provider.all_closed(now),
-                    config_error: failed.map(str::to_string),
+                    ok: config_error.is_none() && provider.all_closed(now),
+                    config_error,
                     environments: provider
                         .health(now)
                         .into_iter()

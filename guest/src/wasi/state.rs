@@ -65,7 +65,7 @@ impl Ready {
         let mut first = Ok(());
         for name in names {
             let known_bad = self.unread.is_invalid(name);
-            match self.unread.load(&WasiConfig, name) {
+            match self.unread.load(name) {
                 None => {}
                 Some(Ok(environment)) => self.provider.add_environment(environment),
                 Some(Err(error)) => {
@@ -203,7 +203,7 @@ fn with_loaded<R>(
                 }
                 None => &mut no_store,
             };
-            let mut io = Io { clock: &mut WasiClock, random: &mut WasiRandom, transport: &mut transport, store };
+            let mut io = Io { clock: &mut WasiClock, random: &mut WasiRandom, transport: &mut transport, store, config: &WasiConfig };
             f(provider, &mut io, (config, reserved), failed.as_deref())
         }
         State::Broken(message) => broken(message),

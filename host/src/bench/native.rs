@@ -131,6 +131,8 @@ pub struct NativeCore<'h> {
     clock: NativeClock,
     random: NativeRandom,
     transport: NativeTransport<'h>,
+    /// Its config store (the credentials are read from it at once, by `config::load`).
+    config: BTreeMap<String, String>,
 }
 
 impl<'h> NativeCore<'h> {
@@ -141,6 +143,7 @@ impl<'h> NativeCore<'h> {
             clock: NativeClock(Instant::now()),
             random: NativeRandom(0x9e37_79b9_7f4a_7c15),
             transport: NativeTransport { http, next: 0, finished: Vec::new() },
+            config: config.clone(),
         })
     }
 
@@ -151,6 +154,7 @@ impl<'h> NativeCore<'h> {
             random: &mut self.random,
             transport: &mut self.transport,
             store: &mut edge_secrets_guest::shared::NoStore,
+            config: &self.config,
         };
         // The core's errors carry names and reasons, never values.
         self.provider.get(request, &mut io).map_err(|e| anyhow!("native core: {e}"))
@@ -162,7 +166,7 @@ impl<'h> NativeCore<'h> {
 pub fn backend_request(config: &BTreeMap<String, String>, environment: &str, name: &str) -> Result<HttpRequest> {
     let environments: Vec<Environment> = config::load(config).map_err(|e| anyhow!("bench config: {}", e.message))?;
     let env = environments.iter().find(|e| e.spec.name == environment).context("bench config: environment missing")?;
-    let edge_secrets_guest::auth::Credential::Token(token) = &env.credentials[0] else {
+    let edge_secrets_guest::auth::Credential::Token(token) = env.credential(0).context("bench config: no credential read")? else {
         anyhow::bail!("bench config: the bench environment uses a static token");
     };
     backend::request(env.spec.primary(), edge_secrets_guest::auth::Presented::Token(token), name, &VersionSel::Latest, 0)

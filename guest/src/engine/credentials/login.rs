@@ -16,7 +16,10 @@ impl Provider {
     /// A new token: a login, a metadata-server fetch, or a signature.
     pub(super) fn obtain(&mut self, env: usize, tier: usize, deadline_ms: u64, io: &mut Io<'_>) -> Result<IssuedToken, Failure> {
         let spec = &self.envs[env].env.spec.tiers[tier];
-        let request = match (&spec.auth, &self.envs[env].env.credentials[tier], &spec.backend) {
+        let Some(credential) = self.envs[env].env.credential(tier) else {
+            return Err(Failure::permanent(Error::backend(None, "internal: the tier's credential was not read")));
+        };
+        let request = match (&spec.auth, credential, &spec.backend) {
             (AuthSpec::AppRole { mount, .. }, Credential::AppRole { role_id, secret_id }, crate::config::BackendSpec::Vault { namespace, .. }) => {
                 approle::login_request(&spec.url, mount, namespace.as_deref(), role_id, secret_id)
             }

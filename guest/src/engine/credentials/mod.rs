@@ -22,6 +22,7 @@ use super::shared::lease::{Held as LeaseHeld, Lease};
 use super::shared::LEASE_POLL_MS;
 
 mod login;
+mod settings;
 
 /// A token is replaced (or renewed) this long before it expires: a third of
 /// its lifetime, at most five minutes. A read never goes out with a token
@@ -101,7 +102,7 @@ impl Provider {
     /// `None` when it holds no token (see [`Provider::ensure_credential`]).
     pub(super) fn presented(&self, env: usize, tier: usize) -> Option<Presented<'_>> {
         let state = &self.envs[env];
-        match &state.env.credentials[tier] {
+        match state.env.credential(tier)? {
             Credential::Token(token) => Some(Presented::Token(token)),
             Credential::Aws(keys) => Some(Presented::Aws(keys)),
             Credential::AppRole { .. }
@@ -325,7 +326,7 @@ impl Provider {
         let ready = self.shared.usable()?;
         let state = &self.envs[env];
         let spec = &state.env.spec.tiers[tier];
-        let who = match &state.env.credentials[tier] {
+        let who = match state.env.credential(tier)? {
             Credential::AppRole { role_id, secret_id } => sha256(&[role_id.expose(), b"\0", secret_id.expose()]),
             // The role (in `place`, through the spec) and the JWT: a rotated JWT logs in anew.
             Credential::VaultJwt { jwt } => sha256(&[jwt.expose()]),
@@ -379,25 +380,34 @@ impl Provider {
     /// echoes request headers or bodies into its error page).
     pub(super) fn redact_for_tier(&self, env: usize, tier: usize, error: Error) -> Error {
         let state = &self.envs[env];
-        let mut error = match &state.env.credentials[tier] {
-            Credential::Token(token) => error.redact(token.expose()),
-            Credential::AppRole { role_id, secret_id } => error.redact(role_id.expose()).redact(secret_id.expose()),
-            Credential::VaultJwt { jwt } | Credential::AwsWebIdentity { token: jwt } => error.redact(jwt.expose()),
-            Credential::AwsContainer { token: Some(token), .. } => error.redact(token.expose()),
-            Credential::AwsContainer { token: None, .. } | Credential::AwsInstance => error,
-            Credential::Aws(keys) => {
-                let error = error.redact(keys.secret_access_key.as_bytes());
-                match &keys.session_token {
-                    Some(token) => error.redact(token.as_bytes()),
-                    None => error,
-                }
-            }
-            Credential::AzureClientSecret(secret) => error.redact(secret.expose()),
-            Credential::ServiceAccount(_) | Credential::Metadata | Credential::AzureManagedIdentity => error,
+        // Not read yet: nothing was sent with it, so nothing can echo it.
+        let mut error = match state.env.credential(tier) {
+            Some(credential) => redact_credential(credential, error),
+            None => error,
         };
         if let Some(held) = &state.tiers[tier].auth.held {
             error = error.redact(held.token.expose());
         }
         error
+    }
+}
+
+/// `error` with `credential`'s material taken out of its text.
+fn redact_credential(credential: &Credential, error: Error) -> Error {
+    match credential {
+        Credential::Token(token) => error.redact(token.expose()),
+        Credential::AppRole { role_id, secret_id } => error.redact(role_id.expose()).redact(secret_id.expose()),
+        Credential::VaultJwt { jwt } | Credential::AwsWebIdentity { token: jwt } => error.redact(jwt.expose()),
+        Credential::AwsContainer { token: Some(token), .. } => error.redact(token.expose()),
+        Credential::AwsContainer { token: None, .. } | Credential::AwsInstance => error,
+        Credential::Aws(keys) => {
+            let error = error.redact(keys.secret_access_key.as_bytes());
+            match &keys.session_token {
+                Some(token) => error.redact(token.as_bytes()),
+                None => error,
+            }
+        }
+        Credential::AzureClientSecret(secret) => error.redact(secret.expose()),
+        Credential::ServiceAccount(_) | Credential::Metadata | Credential::AzureManagedIdentity => error,
     }
 }

@@ -112,6 +112,11 @@ impl Provider {
                 existing.waiters.push((slot, job.field));
                 continue;
             }
+            // The first read that goes to a backend reads the environment's credentials.
+            if let Err(error) = self.read_credentials(job.env, io) {
+                slots[slot] = Some(Err(error));
+                continue;
+            }
             let trace = job.trace.unwrap_or_else(|| TraceParent::root(&mut *io.random));
             let env = &self.envs[job.env].env;
             pending.push(Fetch {

@@ -68,14 +68,14 @@ impl Setup {
     fn get(&mut self, key: &str) -> Result<Option<String>, ConfigError> {
         let view = ConfigView { mappings: &self.loaded.config, reserved: &self.reserved };
         let h = &mut self.h;
-        let mut io = Io { clock: &mut h.clock, random: &mut h.random, transport: &mut h.transport, store: &mut h.store };
+        let mut io = Io { clock: &mut h.clock, random: &mut h.random, transport: &mut h.transport, store: &mut h.store, config: &h.config };
         view.get(key, &mut h.provider, &mut io, &self.imported)
     }
 
     fn get_all(&mut self) -> Result<Vec<(String, String)>, ConfigError> {
         let view = ConfigView { mappings: &self.loaded.config, reserved: &self.reserved };
         let h = &mut self.h;
-        let mut io = Io { clock: &mut h.clock, random: &mut h.random, transport: &mut h.transport, store: &mut h.store };
+        let mut io = Io { clock: &mut h.clock, random: &mut h.random, transport: &mut h.transport, store: &mut h.store, config: &h.config };
         view.get_all(&mut h.provider, &mut io, &self.imported)
     }
 }

@@ -115,6 +115,32 @@ struct Harness {
     random: FixedRandom,
     transport: ScriptTransport,
     store: crate::shared::MemoryStore,
+    /// The instance's config store (credentials are read from it on a backend read).
+    config: TestConfig,
+}
+
+/// A config store that records the keys read, and can fail one key.
+struct TestConfig {
+    values: BTreeMap<String, String>,
+    read: core::cell::RefCell<Vec<String>>,
+    failing: Option<String>,
+}
+
+impl TestConfig {
+    /// The keys read since the last call.
+    fn took(&self) -> Vec<String> {
+        core::mem::take(&mut *self.read.borrow_mut())
+    }
+}
+
+impl config::ConfigSource for TestConfig {
+    fn get(&self, key: &str) -> Result<Option<String>, String> {
+        self.read.borrow_mut().push(key.to_string());
+        if self.failing.as_deref() == Some(key) {
+            return Err("config store offline".into());
+        }
+        Ok(self.values.get(key).cloned())
+    }
 }
 
 /// The config store of a test instance: `policy` and the credentials and
@@ -139,12 +165,20 @@ impl Harness {
         for (key, value) in extra {
             source.insert(key.to_string(), value.to_string());
         }
-        let (envs, shared) = config::load_all(&source).unwrap();
+        // As the component loads it: each environment with its credentials unread.
+        let config = TestConfig { values: source, read: Default::default(), failing: None };
+        let config::LazyLoaded { loaded, mut unread } = config::load_lazy(&config).unwrap();
+        let mut provider = Provider::with_shared(loaded.environments, loaded.shared);
+        for name in unread.names() {
+            provider.add_environment(unread.load(&name).unwrap().unwrap());
+        }
+        config.took();
         let time = Time::default();
         time.advance(1_000);
         Harness {
-            provider: Provider::with_shared(envs, shared),
+            provider,
             store: crate::shared::MemoryStore::default(),
+            config,
             clock: FakeClock { time: time.clone(), slept: vec![] },
             random: FixedRandom(u64::MAX),
             transport: ScriptTransport {
@@ -167,17 +201,17 @@ impl Harness {
     }
 
     fn get_req(&mut self, request: &SecretRequest) -> Result<Secret, Error> {
-        let mut io = Io { clock: &mut self.clock, random: &mut self.random, transport: &mut self.transport, store: &mut self.store };
+        let mut io = Io { clock: &mut self.clock, random: &mut self.random, transport: &mut self.transport, store: &mut self.store, config: &self.config };
         self.provider.get(request, &mut io)
     }
 
     fn get_many(&mut self, requests: &[SecretRequest]) -> Vec<Result<Secret, Error>> {
-        let mut io = Io { clock: &mut self.clock, random: &mut self.random, transport: &mut self.transport, store: &mut self.store };
+        let mut io = Io { clock: &mut self.clock, random: &mut self.random, transport: &mut self.transport, store: &mut self.store, config: &self.config };
         self.provider.get_many(requests, &mut io)
     }
 
     fn invalidate(&mut self, env: &str, name: Option<&str>) -> Result<u32, Error> {
-        let mut io = Io { clock: &mut self.clock, random: &mut self.random, transport: &mut self.transport, store: &mut self.store };
+        let mut io = Io { clock: &mut self.clock, random: &mut self.random, transport: &mut self.transport, store: &mut self.store, config: &self.config };
         self.provider.invalidate(env, name, &mut io)
     }
 
@@ -251,6 +285,7 @@ fn policy(extra: &str) -> String {
 mod azure;
 mod budget;
 mod credentials;
+mod credential_settings;
 mod failures;
 mod reads;
 mod config_view;

@@ -286,7 +286,7 @@ fn a_breaker_update_racing_another_instances_is_not_lost() {
     racer.clock.time = first.clock.time.clone();
     racer.transport.time = first.clock.time.clone();
     let mut store = RacingWriter { inner: first.store.clone(), other: Some(racer), breaker_watch: None };
-    let mut io = Io { clock: &mut first.clock, random: &mut first.random, transport: &mut first.transport, store: &mut store };
+    let mut io = Io { clock: &mut first.clock, random: &mut first.random, transport: &mut first.transport, store: &mut store, config: &first.config };
     assert!(matches!(first.provider.get(&req("a", "x", None, None), &mut io), Err(Error::Backend { .. })));
     assert!(store.other.is_none(), "the race happened");
     // Two failures, one from each instance: with a lost update the count would be 1 and closed.
@@ -303,7 +303,7 @@ fn hold_lease(store: &MemoryStore, time: &Time) {
     holder.store = store.clone();
     holder.clock.time = time.clone();
     let job = Job { env: 0, name: "app/db".into(), version: VersionSel::Latest, field: "value".into(), reason: super::super::Reason::Miss, fresher_than_wall_ms: 0, trace: None };
-    let mut io = Io { clock: &mut holder.clock, random: &mut holder.random, transport: &mut holder.transport, store: &mut holder.store };
+    let mut io = Io { clock: &mut holder.clock, random: &mut holder.random, transport: &mut holder.transport, store: &mut holder.store, config: &holder.config };
     assert!(matches!(holder.provider.lease(&job, &mut io), super::super::shared::lease::Lease::Fetch(Some(_))));
 }
 
@@ -319,7 +319,7 @@ fn while_another_instance_holds_the_lease_a_reader_waits_for_its_answer() {
     // Read 1 is the lookup before the lease; reads 2 and 3 are polls that find nothing yet,
     // the entry arrives before read 4.
     let mut store = ArrivesLater { inner: waiter.store.clone(), arriving: published, reads_left: 3 };
-    let mut io = Io { clock: &mut waiter.clock, random: &mut waiter.random, transport: &mut waiter.transport, store: &mut store };
+    let mut io = Io { clock: &mut waiter.clock, random: &mut waiter.random, transport: &mut waiter.transport, store: &mut store, config: &waiter.config };
     let secret = waiter.provider.get(&req("a", "app/db", None, None), &mut io).unwrap();
     assert_eq!((secret.value.expose(), secret.source), (&b"s3cr3t-value"[..], Source::Cache));
     assert_eq!(waiter.sent(), 0, "the waiter sent nothing: the holder's answer served it");
@@ -388,7 +388,7 @@ fn a_half_open_probe_that_never_reports_back_is_replaced_after_the_deadline() {
     first.clock.time.advance(5_000); // open_ms
     let mut vanished = twin(&first, ok());
     let wall = vanished.clock.wall_ms();
-    let mut io = Io { clock: &mut vanished.clock, random: &mut vanished.random, transport: &mut vanished.transport, store: &mut vanished.store };
+    let mut io = Io { clock: &mut vanished.clock, random: &mut vanished.random, transport: &mut vanished.transport, store: &mut vanished.store, config: &vanished.config };
     assert!(vanished.provider.with_breaker(0, 0, &mut io, |b| b.permit(wall)).is_ok(), "it took the probe");
     let mut next = twin(&first, ok());
     assert!(matches!(next.get("a", "y"), Err(Error::Unavailable { .. })), "the probe is still out");

@@ -13,7 +13,7 @@ fn totals(h: &mut Harness) -> Vec<stats::Counters> {
 }
 
 fn shared_totals(h: &mut Harness) -> Vec<super::super::shared::counters::Totals> {
-    let mut io = Io { clock: &mut h.clock, random: &mut h.random, transport: &mut h.transport, store: &mut h.store };
+    let mut io = Io { clock: &mut h.clock, random: &mut h.random, transport: &mut h.transport, store: &mut h.store, config: &h.config };
     h.provider.shared_totals(&mut io).expect("shared state is usable")
 }
 

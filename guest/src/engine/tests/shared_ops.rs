@@ -16,7 +16,7 @@ pub(super) fn fresh(of: &Harness, policy: &str, random: u64) -> Harness {
 }
 
 pub(super) fn stats_totals(h: &mut Harness) -> Vec<crate::engine::shared::counters::Totals> {
-    let mut io = Io { clock: &mut h.clock, random: &mut h.random, transport: &mut h.transport, store: &mut h.store };
+    let mut io = Io { clock: &mut h.clock, random: &mut h.random, transport: &mut h.transport, store: &mut h.store, config: &h.config };
     h.provider.shared_totals(&mut io).expect("shared state is usable")
 }
 
@@ -88,7 +88,7 @@ fn stats_is_one_read_whatever_the_number_of_counters_and_breakers() {
     assert_eq!(reader.store.writes(), writes);
     assert_eq!((totals[0].counters.misses, totals[1].counters.misses), (1, 1));
     // Health reads every breaker the same way.
-    let mut io = Io { clock: &mut reader.clock, random: &mut reader.random, transport: &mut reader.transport, store: &mut reader.store };
+    let mut io = Io { clock: &mut reader.clock, random: &mut reader.random, transport: &mut reader.transport, store: &mut reader.store, config: &reader.config };
     reader.provider.sync_breakers(&mut io);
     assert_eq!(reader.store.ops_since(before + 1), vec!["get-many"]);
 }
