@@ -112,9 +112,11 @@ impl Provider {
                 existing.waiters.push((slot, job.field));
                 continue;
             }
-            // The first read that goes to a backend reads the environment's credentials.
+            // The first read that goes to a backend reads the environment's credentials. A
+            // refresh-ahead that cannot read them keeps the fresh value it was refreshing.
             if let Err(error) = self.read_credentials(job.env, io) {
-                slots[slot] = Some(Err(error));
+                let kept = if job.reason == super::Reason::Ahead { self.still_cached(&job, io) } else { None };
+                slots[slot] = Some(kept.ok_or(error));
                 continue;
             }
             let trace = job.trace.unwrap_or_else(|| TraceParent::root(&mut *io.random));

@@ -78,3 +78,27 @@ fn the_health_check_reads_every_credential() {
     assert_eq!(fresh.provider.read_all_credentials(&mut io), None);
     assert_eq!(fresh.config.took(), ["tok_a", "tok_b"]);
 }
+
+#[test]
+fn a_refresh_ahead_that_cannot_read_the_credential_keeps_the_fresh_value() {
+    // The value came from shared state, so this instance never read the credential.
+    let ahead = r#", "cache": {"ttl_ms": 10000, "refresh_ahead_percent": 50, "refresh_interval_ms": 1000}"#;
+    let shared = super::shared::shared_policy(ahead);
+    let mut first = Harness::new(&shared, ok());
+    first.get("a", "app/db").unwrap();
+    let mut second = Harness::new(&shared, ok());
+    second.store = first.store.clone();
+    second.clock.time = first.clock.time.clone();
+    second.transport.time = first.clock.time.clone();
+    second.config.values.remove("tok_a");
+    assert_eq!(second.get("a", "app/db").unwrap().source, Source::Cache);
+    second.clock.time.advance(6_000); // past the refresh-ahead point, within the TTL
+    let secret = second.get("a", "app/db").unwrap();
+    assert_eq!((secret.source, secret.stale, secret.value.expose()), (Source::Cache, false, &b"s3cr3t-value"[..]));
+    assert_eq!(second.sent(), 0);
+    assert!(second.provider.take_log().iter().any(|e| e.event == "config_error"), "the broken setting is logged");
+    // A forced refresh asked for the backend: it gets the error.
+    let forced = SecretRequest { refresh: true, ..req("a", "app/db", None, None) };
+    second.clock.time.advance(1_000);
+    assert_eq!(second.get_req(&forced).unwrap_err(), Error::Config(MISSING.into()));
+}
