@@ -134,10 +134,10 @@ impl Unread {
     /// this holds (loaded already, or not in the policy). Loaded, it is gone
     /// from here. Its credentials are not read yet: the provider reads them
     /// when a read first goes to a backend ([`Environment::read_credentials`]).
-    pub fn load(&mut self, name: &str) -> Option<Result<Environment, LoadError>> {
+    pub fn load(&mut self, name: &str) -> Option<Result<Environment, String>> {
         let i = self.environments.iter().position(|(n, _)| n == name)?;
         let value = match &self.environments[i].1 {
-            Pending::Invalid(message) => return Some(Err(LoadError::invalid(message.clone()))),
+            Pending::Invalid(message) => return Some(Err(message.clone())),
             Pending::Unread(value) => value,
         };
         match parse_environment(name, value, &self.defaults) {
@@ -147,7 +147,7 @@ impl Unread {
             }
             Err(message) => {
                 self.environments[i].1 = Pending::Invalid(message.clone());
-                Some(Err(LoadError::invalid(message)))
+                Some(Err(message))
             }
         }
     }

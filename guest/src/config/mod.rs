@@ -143,14 +143,8 @@ impl Environment {
         }
     }
 
-    /// Whether reading them failed for a reason that is kept.
-    pub fn credentials_invalid(&self) -> bool {
-        matches!(self.credentials, Credentials::Invalid(_))
-    }
-
     /// Reads every tier's credential unless they are read already: errors
     /// name the tier's key (`environments.dev.token_key: ...`), never a value.
-    #[inline(never)]
     pub fn read_credentials(&mut self, source: &dyn ConfigSource) -> Result<(), LoadError> {
         match &self.credentials {
             Credentials::Read(_) => return Ok(()),

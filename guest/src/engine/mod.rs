@@ -149,6 +149,8 @@ struct EnvState {
     /// The primary backend and URL as shared cache entries are bound to them,
     /// written on first use (see `shared::backend_identity`).
     backend_identity: core::cell::OnceCell<String>,
+    /// Whether a failure to read its credentials was logged (once per instance).
+    credential_error_logged: bool,
 }
 
 /// One backend tier's live state.
@@ -248,6 +250,7 @@ impl Provider {
             budget: Ledger::default(),
             counters: Counters::default(),
             backend_identity: core::cell::OnceCell::new(),
+            credential_error_logged: false,
             env,
         });
     }

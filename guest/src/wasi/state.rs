@@ -47,8 +47,8 @@ pub(super) enum Needs<'a> {
 impl Ready {
     /// Loads the environments in `needs` that are still unread, and returns
     /// the first failure (a bad one fails every call that needs it). Each
-    /// environment's own mistake is logged once; config store failures, which
-    /// the next call retries, once per instance.
+    /// environment's mistake is logged once. (No config read happens here:
+    /// the policy is read already, the credentials with the first backend read.)
     fn load_needed(&mut self, needs: &Needs<'_>) -> Result<(), String> {
         if self.unread.is_empty() {
             return Ok(()); // the usual case after an instance's first call
@@ -68,13 +68,11 @@ impl Ready {
             match self.unread.load(name) {
                 None => {}
                 Some(Ok(environment)) => self.provider.add_environment(environment),
-                Some(Err(error)) => {
-                    if error.store_failure {
-                        log_config_error(&error.message);
-                    } else if !known_bad {
-                        write_config_error(&error.message);
+                Some(Err(message)) => {
+                    if !known_bad {
+                        write_config_error(&message);
                     }
-                    first = first.and(Err(error.message));
+                    first = first.and(Err(message));
                 }
             }
         }

@@ -380,7 +380,9 @@ impl Provider {
     /// echoes request headers or bodies into its error page).
     pub(super) fn redact_for_tier(&self, env: usize, tier: usize, error: Error) -> Error {
         let state = &self.envs[env];
-        // Not read yet: nothing was sent with it, so nothing can echo it.
+        // Errors to redact come from attempts, which `fetch_since` lets start only once the
+        // credentials are read; were one not, nothing was sent with it to echo.
+        debug_assert!(state.env.credential(tier).is_some(), "redacting before the credentials were read");
         let mut error = match state.env.credential(tier) {
             Some(credential) => redact_credential(credential, error),
             None => error,

@@ -11,14 +11,13 @@ use crate::log::{Event, Level};
 impl Provider {
     /// Reads environment `env`'s credentials unless they are read already. A
     /// failure is the read's `config` error (naming the key, never a value),
-    /// logged the first time this instance meets it.
+    /// logged once per instance and environment (a wrong value is kept, a config
+    /// store failure is read again by the next call: neither logs again).
     pub(in crate::engine) fn read_credentials(&mut self, env: usize, io: &mut Io<'_>) -> Result<(), Error> {
-        let environment = &mut self.envs[env].env;
-        let known_bad = environment.credentials_invalid();
-        environment.read_credentials(io.config).map_err(|error| {
-            if !known_bad {
-                let event = Event::new(Level::Error, "config_error").env(&self.envs[env].env.spec.name).message(error.message.clone());
-                self.log.push(event);
+        let state = &mut self.envs[env];
+        state.env.read_credentials(io.config).map_err(|error| {
+            if !core::mem::replace(&mut state.credential_error_logged, true) {
+                self.log.push(Event::new(Level::Error, "config_error").env(&state.env.spec.name).message(error.message.clone()));
             }
             Error::Config(error.message)
         })

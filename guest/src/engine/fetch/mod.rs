@@ -106,6 +106,8 @@ impl Provider {
         let mut slots: Slots = jobs.iter().map(|_| None).collect();
         let reads: Vec<super::fallback::Read> = jobs.iter().map(super::fallback::Read::of).collect();
         let mut pending: Vec<Fetch> = Vec::new();
+        // Environments whose credentials could not be read in this call: one config read each.
+        let mut unreadable: Vec<(usize, Error)> = Vec::new();
         for (slot, job) in jobs.into_iter().enumerate() {
             let same = |f: &&mut Fetch| f.env == job.env && f.name == job.name && f.version == job.version;
             if let Some(existing) = pending.iter_mut().find(same) {
@@ -114,7 +116,11 @@ impl Provider {
             }
             // The first read that goes to a backend reads the environment's credentials. A
             // refresh-ahead that cannot read them keeps the fresh value it was refreshing.
-            if let Err(error) = self.read_credentials(job.env, io) {
+            let read = match unreadable.iter().find(|(env, _)| *env == job.env) {
+                Some((_, error)) => Err(error.clone()),
+                None => self.read_credentials(job.env, io).inspect_err(|error| unreadable.push((job.env, error.clone()))),
+            };
+            if let Err(error) = read {
                 let kept = if job.reason == super::Reason::Ahead { self.still_cached(&job, io) } else { None };
                 slots[slot] = Some(kept.ok_or(error));
                 continue;

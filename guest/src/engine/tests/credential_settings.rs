@@ -102,3 +102,17 @@ fn a_refresh_ahead_that_cannot_read_the_credential_keeps_the_fresh_value() {
     second.clock.time.advance(1_000);
     assert_eq!(second.get_req(&forced).unwrap_err(), Error::Config(MISSING.into()));
 }
+
+#[test]
+fn a_config_store_outage_costs_a_get_many_one_read_and_the_instance_one_log_line() {
+    let mut h = Harness::new(&policy(""), Box::new(both_backends_ok));
+    h.config.failing = Some("tok_a".into());
+    for _ in 0..2 {
+        let results = h.get_many(&[req("a", "one", None, None), req("a", "two", None, None), req("a", "three", None, None)]);
+        assert!(results.iter().all(|r| matches!(r, Err(Error::Config(m)) if m.contains("config store error for `tok_a`"))), "{results:?}");
+    }
+    assert_eq!(h.config.took(), ["tok_a", "tok_a"], "one read per call: a store failure is not kept");
+    let logged = h.provider.take_log().iter().filter(|e| e.event == "config_error").count();
+    assert_eq!(logged, 1, "once per instance");
+    assert_eq!(h.sent(), 0);
+}

@@ -323,3 +323,11 @@ fn a_renewal_that_fails_transiently_keeps_the_valid_token() {
 
 #[path = "credentials_races.rs"]
 mod races;
+
+#[test]
+fn a_missing_approle_secret_id_is_a_config_error_and_no_login_is_sent() {
+    let (mut h, _) = approle(600);
+    h.config.values.remove("secret_id");
+    assert_eq!(h.get("a", "app/db").unwrap_err(), Error::Config("environments.a.auth.secret_id_key: config key `secret_id` is not set".into()));
+    assert!(paths(&h).is_empty(), "{:?}", paths(&h));
+}
