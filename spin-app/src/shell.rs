@@ -90,7 +90,6 @@ impl model::Settings for WasiConfig {
         let read = handler::read_caller_tokens(self);
         CALLER_TOKENS.with(|cache| cache.borrow_mut().store(now_ms, read))
     }
-
 }
 
 /// The imported `edge:secrets` provider.

@@ -146,7 +146,8 @@ impl Provider {
             let shard = io.random.next_u64() % SHARDS;
             let Some((id, identity)) = self.count_ids(env, shard) else { return false };
             let Some((current, token)) = self.store_read(io, |store| store.watch(&id)) else { return false };
-            let mut record = current.and_then(|sealed| self.open_record(env, &identity, &sealed, CountsRecord::decode)).unwrap_or_default(); // rejected: read as empty, replaced by this write
+            // A shard that does not open is counted rejected, read as empty and replaced by this write.
+            let mut record = current.and_then(|sealed| self.open_record(env, &identity, &sealed, CountsRecord::decode)).unwrap_or_default();
             record.add(&self.shared.counts.owed[env]);
             let nonce = super::nonce(io);
             let Some(ready) = self.shared.usable() else { return false };

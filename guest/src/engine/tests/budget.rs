@@ -85,10 +85,7 @@ fn shared_budget_policy() -> String {
 
 /// Another instance over `of`'s store and time.
 fn instance_of(of: &Harness, handler: Handler) -> Harness {
-    let mut h = Harness::new(&shared_budget_policy(), handler);
-    h.store = of.store.clone();
-    h.clock.time = of.clock.time.clone();
-    h.transport.time = of.clock.time.clone();
+    let mut h = super::shared::twin_with(of, &shared_budget_policy(), handler);
     h.random = FixedRandom(0);
     h
 }

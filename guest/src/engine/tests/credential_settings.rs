@@ -86,10 +86,7 @@ fn a_refresh_ahead_that_cannot_read_the_credential_keeps_the_fresh_value() {
     let shared = super::shared::shared_policy(ahead);
     let mut first = Harness::new(&shared, ok());
     first.get("a", "app/db").unwrap();
-    let mut second = Harness::new(&shared, ok());
-    second.store = first.store.clone();
-    second.clock.time = first.clock.time.clone();
-    second.transport.time = first.clock.time.clone();
+    let mut second = super::shared::twin_with(&first, &shared, ok());
     second.config.values.remove("tok_a");
     assert_eq!(second.get("a", "app/db").unwrap().source, Source::Cache);
     second.clock.time.advance(6_000); // past the refresh-ahead point, within the TTL

@@ -16,7 +16,12 @@ pub(super) fn instance(handler: Handler) -> Harness {
 
 /// Another instance of the same component: same store, same time.
 pub(super) fn twin(of: &Harness, handler: Handler) -> Harness {
-    let mut h = instance(handler);
+    twin_with(of, &shared_policy(""), handler)
+}
+
+/// [`twin`] with its own policy (the same shared key: the store's entries open).
+pub(super) fn twin_with(of: &Harness, policy: &str, handler: Handler) -> Harness {
+    let mut h = Harness::new(policy, handler);
     h.store = of.store.clone();
     h.clock.time = of.clock.time.clone();
     h.transport.time = of.clock.time.clone();
